@@ -1,0 +1,62 @@
+//! The management API: Cloudflare's v4 AI Gateway routes under `/client/v4`, operator routes under `/admin`, and
+//! the OpenAPI document and Swagger UI. Handlers are thin: authorise, validate, call a store, wrap the result.
+
+pub mod admin;
+pub mod envelope;
+pub mod gateway_body;
+pub mod gateways;
+pub mod openapi;
+pub mod request;
+pub mod validation;
+
+use actix_web::dev::{ServiceFactory, ServiceRequest};
+use actix_web::{HttpResponse, get, web};
+use utoipa_actix_web::{UtoipaApp, scope};
+
+use crate::db::Database;
+use crate::error::Error;
+use crate::keyring::Keyring;
+
+/// What every handler needs, shared by all actix workers.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: Database,
+    pub keyring: Keyring,
+    /// Base URL of this deployment's inference listener, as clients reach it (for `GET .../url/{provider}`).
+    pub public_inference_url: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// Registers every documented route on `app`. The server and `gatehouse openapi` both call it, so the served
+/// routes and the generated document cannot drift apart.
+pub fn register<T>(app: UtoipaApp<T>) -> UtoipaApp<T>
+where
+    T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
+{
+    app.openapi(openapi::base_document())
+        .service(scope::scope("/client/v4").configure(gateways::routes))
+        .service(scope::scope("/admin").configure(admin::routes))
+        .service(healthz)
+}
+
+/// The generated OpenAPI document.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    use utoipa_actix_web::AppExt;
+    register(actix_web::App::new().into_utoipa_app()).split_for_parts().1
+}
+
+/// Liveness of the management API process.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "The process is up")))]
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Answers any path no route matched, in the v4 envelope.
+pub async fn no_route() -> Result<HttpResponse, Error> {
+    Err(Error::NoRoute)
+}
+
+/// The app state as actix stores it.
+pub type State = web::Data<AppState>;

@@ -1,0 +1,14 @@
+//! The Gatehouse control plane: the Cloudflare v4-compatible management API over PostgreSQL or SQLite.
+//!
+//! Entry points: [`server::ControlPlaneServer`] serves the API; [`db::Database`] opens storage and runs migrations;
+//! [`keyring::Keyring`] mints and verifies tokens; [`api::openapi_document`] generates the OpenAPI document.
+
+pub mod api;
+pub mod db;
+pub mod error;
+pub mod keyring;
+pub mod schema;
+pub mod server;
+pub mod store;
+
+pub use error::Error;

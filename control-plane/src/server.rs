@@ -1,0 +1,79 @@
+//! Running the management API: bind first (so port 0 resolves and errors surface early), then serve until told to
+//! stop.
+
+use std::net::{SocketAddr, TcpListener};
+
+use actix_web::{App, web};
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, AppState, openapi::DOCUMENT_PATH};
+use crate::error::Error;
+
+/// Where Swagger UI is served (`/client/v4/docs/`).
+const DOCS_PATH: &str = "/client/v4/docs/{_:.*}";
+
+/// Settings of the management API listener.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    pub listen: SocketAddr,
+    /// actix worker threads.
+    pub workers: usize,
+}
+
+/// A bound, not yet serving management API.
+pub struct ControlPlaneServer {
+    listener: TcpListener,
+    state: AppState,
+    workers: usize,
+}
+
+impl ControlPlaneServer {
+    pub fn bind(settings: &ApiSettings, state: AppState) -> Result<Self, Error> {
+        let listener = TcpListener::bind(settings.listen)
+            .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
+        Ok(Self { listener, state, workers: settings.workers.max(1) })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// Serves on a new actix system on the calling thread until `shutdown` resolves, then stops gracefully
+    /// (in-flight requests finish).
+    pub fn run(self, shutdown: impl std::future::Future<Output = ()>) -> Result<(), Error> {
+        actix_web::rt::System::new().block_on(async move {
+            let server = self.into_server()?;
+            let handle = server.handle();
+            tokio::select! {
+                result = server => result.map_err(|e| Error::Internal(format!("management API failed: {e}"))),
+                () = shutdown => {
+                    handle.stop(true).await;
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Builds the actix server; the caller runs the returned future on an actix (or tokio) runtime and may stop it
+    /// through its handle.
+    pub fn into_server(self) -> Result<actix_web::dev::Server, Error> {
+        let state = web::Data::new(self.state);
+        // The document is generated once. Swagger UI (which also serves the document) is registered before the API
+        // routes: the `/client/v4` scope would otherwise claim its paths and answer 404.
+        let document = api::openapi_document();
+        let server = actix_web::HttpServer::new(move || {
+            let app = App::new().service(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document.clone()));
+            api::register(app.into_utoipa_app())
+                .app_data(state.clone())
+                .default_service(web::to(api::no_route))
+                .into_app()
+        })
+        .workers(self.workers)
+        .disable_signals()
+        .listen(self.listener)
+        .map_err(|e| Error::Config(format!("cannot serve the management API: {e}")))?
+        .run();
+        Ok(server)
+    }
+}

@@ -1,0 +1,18 @@
+//! Queries, one module per table group. Every query that reads or changes an account's objects takes the account id
+//! and filters on it: one account never sees another's objects.
+
+pub mod gateways;
+pub mod tokens;
+
+/// Milliseconds since the epoch, the time unit of every stored timestamp.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Whether a diesel error is a unique-constraint violation (a concurrent create of the same id).
+pub(crate) fn is_unique_violation(e: &diesel::result::Error) -> bool {
+    matches!(
+        e,
+        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _)
+    )
+}

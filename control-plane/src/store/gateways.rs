@@ -1,0 +1,161 @@
+//! Gateways: the settings document per `(account_id, id)`.
+
+use diesel::prelude::*;
+use gatehouse_shared::gateway::GatewaySettings;
+
+use crate::db::AnyConnection;
+use crate::error::Error;
+use crate::schema::gateways;
+
+/// A stored gateway.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayRecord {
+    pub account_id: String,
+    pub id: String,
+    pub internal_id: String,
+    pub is_default: bool,
+    pub settings: GatewaySettings,
+    pub created_at_ms: i64,
+    pub modified_at_ms: i64,
+}
+
+#[derive(Queryable, Insertable)]
+#[diesel(table_name = gateways)]
+struct GatewayRow {
+    account_id: String,
+    id: String,
+    internal_id: String,
+    is_default: bool,
+    settings: String,
+    created_at: i64,
+    modified_at: i64,
+}
+
+impl GatewayRow {
+    fn into_record(self) -> Result<GatewayRecord, Error> {
+        let settings = serde_json::from_str(&self.settings).map_err(|e| {
+            Error::Internal(format!("stored settings of gateway {}/{} do not parse: {e}", self.account_id, self.id))
+        })?;
+        Ok(GatewayRecord {
+            account_id: self.account_id,
+            id: self.id,
+            internal_id: self.internal_id,
+            is_default: self.is_default,
+            settings,
+            created_at_ms: self.created_at,
+            modified_at_ms: self.modified_at,
+        })
+    }
+
+    fn from_record(r: &GatewayRecord) -> Self {
+        Self {
+            account_id: r.account_id.clone(),
+            id: r.id.clone(),
+            internal_id: r.internal_id.clone(),
+            is_default: r.is_default,
+            settings: serde_json::to_string(&r.settings).expect("gateway settings always serialise"),
+            created_at: r.created_at_ms,
+            modified_at: r.modified_at_ms,
+        }
+    }
+}
+
+/// One page of a listing and the total across pages.
+#[derive(Debug)]
+pub struct GatewayPage {
+    pub items: Vec<GatewayRecord>,
+    pub total_count: i64,
+}
+
+/// Escapes `%`, `_` and `\` so that a search term matches literally inside `LIKE '%…%' ESCAPE '\'`.
+fn like_contains(term: &str) -> String {
+    let mut out = String::with_capacity(term.len() + 2);
+    out.push('%');
+    for c in term.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// Lists an account's gateways, oldest first (ties by id), so that page walks are stable.
+pub fn list(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    search: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<GatewayPage, Error> {
+    // Gateway ids are lower-case, so a lower-cased term makes the search case-insensitive on both backends.
+    let pattern = search.filter(|s| !s.is_empty()).map(|s| like_contains(&s.to_lowercase()));
+    let mut count_query = gateways::table.filter(gateways::account_id.eq(account_id)).into_boxed();
+    let mut page_query = gateways::table.filter(gateways::account_id.eq(account_id)).into_boxed();
+    if let Some(p) = &pattern {
+        count_query = count_query.filter(gateways::id.like(p.clone()).escape('\\'));
+        page_query = page_query.filter(gateways::id.like(p.clone()).escape('\\'));
+    }
+    let total_count: i64 = count_query.count().get_result(conn)?;
+    let rows: Vec<GatewayRow> = page_query
+        .order((gateways::created_at.asc(), gateways::id.asc()))
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    let items = rows.into_iter().map(GatewayRow::into_record).collect::<Result<_, _>>()?;
+    Ok(GatewayPage { items, total_count })
+}
+
+pub fn get(conn: &mut AnyConnection, account_id: &str, id: &str) -> Result<Option<GatewayRecord>, Error> {
+    let row: Option<GatewayRow> = gateways::table
+        .filter(gateways::account_id.eq(account_id))
+        .filter(gateways::id.eq(id))
+        .first(conn)
+        .optional()?;
+    row.map(GatewayRow::into_record).transpose()
+}
+
+/// Inserts a new gateway; an existing `(account_id, id)` is [`Error::AlreadyExists`], also when two creates race.
+pub fn insert(conn: &mut AnyConnection, record: &GatewayRecord) -> Result<(), Error> {
+    let result = diesel::insert_into(gateways::table).values(GatewayRow::from_record(record)).execute(conn);
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if crate::store::is_unique_violation(&e) => Err(already_exists(&record.id)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn already_exists(id: &str) -> Error {
+    Error::AlreadyExists(format!("a gateway with id '{id}' already exists"))
+}
+
+/// Replaces the settings of an existing gateway; returns false when there is none.
+pub fn update_settings(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+    settings: &GatewaySettings,
+    modified_at_ms: i64,
+) -> Result<bool, Error> {
+    let settings = serde_json::to_string(settings).expect("gateway settings always serialise");
+    let n = diesel::update(gateways::table.filter(gateways::account_id.eq(account_id)).filter(gateways::id.eq(id)))
+        .set((gateways::settings.eq(settings), gateways::modified_at.eq(modified_at_ms)))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+/// Deletes a gateway; returns false when there was none.
+pub fn delete(conn: &mut AnyConnection, account_id: &str, id: &str) -> Result<bool, Error> {
+    let n = diesel::delete(gateways::table.filter(gateways::account_id.eq(account_id)).filter(gateways::id.eq(id)))
+        .execute(conn)?;
+    Ok(n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn like_patterns_match_wildcards_literally() {
+        assert_eq!(super::like_contains("a_b%c\\"), "%a\\_b\\%c\\\\%");
+    }
+}

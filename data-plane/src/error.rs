@@ -1,0 +1,257 @@
+//! The crate's error enum, and the one place where gateway-made errors become HTTP bodies.
+//!
+//! Two kinds of failure live here and are kept apart on purpose:
+//! - [`DataPlaneError`] is what the embedding binary sees: the listener could not be bound, the settings are
+//!   unusable, the listening service died.
+//! - [`AiGatewayError`] is what a *client* sees when the gateway itself refuses or fails a request. It is a row of
+//!   the error-code table below and is rendered by [`AiGatewayError::body`], the only function that produces
+//!   Cloudflare's `AiGatewayError` JSON shape. Provider errors never pass through here: they are forwarded as the
+//!   provider sent them, which is how clients tell "gateway 401" from "provider 401".
+
+use std::borrow::Cow;
+use std::io;
+use std::net::SocketAddr;
+
+use bytes::Bytes;
+use http::StatusCode;
+use serde::Serialize;
+
+/// Everything that can go wrong while setting up or running the data plane.
+#[derive(Debug, thiserror::Error)]
+pub enum DataPlaneError {
+    #[error("invalid data-plane settings: {0}")]
+    InvalidSettings(&'static str),
+
+    #[error("cannot bind the data-plane listener to {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("cannot prepare the bound data-plane listener on {addr}")]
+    ListenerSetup {
+        addr: SocketAddr,
+        #[source]
+        source: io::Error,
+    },
+
+    /// The listening service ended (for example, it panicked) while nobody had asked the data plane to stop.
+    /// `DataPlane::run` returns this instead of idling with no listener behind the port.
+    #[error("the data-plane listening service stopped before shutdown was requested")]
+    ServiceStopped,
+}
+
+/// Internal codes of gateway-made errors (`internalCode` and `error[0].code` in the body).
+///
+/// Codes that Cloudflare AI Gateway is known to return keep Cloudflare's number and status (see the spec, §2.6),
+/// so clients written against Cloudflare branch the same way. Codes for situations Cloudflare never reports are
+/// Gatehouse's own: 2000 for "no such endpoint", and the 2900 block, which Cloudflare does not use, for conditions
+/// that only a self-hosted node has (not ready yet, internal failure).
+pub mod code {
+    /// The path is not an endpoint of the gateway at all (not `/v1/...`, `/compat/...`, or a probe).
+    /// Cloudflare has no documented code for this; 2000 sits just below its lowest known one (2001).
+    pub const NOT_FOUND: u32 = 2000;
+    /// The provider slug in `/v1/{account}/{gateway}/{provider}/...` is unknown. Cloudflare's code, used once
+    /// provider routing exists.
+    pub const INVALID_PROVIDER: u32 = 2008;
+    /// The node has not loaded its first full config yet (`/readyz`, and later every inference request).
+    pub const NOT_READY: u32 = 2900;
+    /// The downstream request could not be processed (malformed body, broken framing).
+    pub const BAD_REQUEST: u32 = 2901;
+    /// A failure inside the gateway that the request did not cause.
+    pub const INTERNAL: u32 = 2902;
+}
+
+/// One gateway-made error: the HTTP status, the internal code and the human-readable message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AiGatewayError {
+    pub status: StatusCode,
+    pub code: u32,
+    pub message: Cow<'static, str>,
+}
+
+impl AiGatewayError {
+    pub const NOT_FOUND: Self = Self::fixed(StatusCode::NOT_FOUND, code::NOT_FOUND, "Not found");
+    pub const INVALID_PROVIDER: Self = Self::fixed(
+        StatusCode::BAD_REQUEST,
+        code::INVALID_PROVIDER,
+        "Invalid provider",
+    );
+    pub const NOT_READY: Self = Self::fixed(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code::NOT_READY,
+        "Gateway node is not ready: configuration not loaded yet",
+    );
+    pub const BAD_REQUEST: Self =
+        Self::fixed(StatusCode::BAD_REQUEST, code::BAD_REQUEST, "Bad request");
+    pub const INTERNAL: Self = Self::fixed(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        code::INTERNAL,
+        "Internal gateway error",
+    );
+
+    /// A table row with a fixed message; errors whose message names request data (an alias, a limit rule) will
+    /// build their message at run time instead.
+    pub const fn fixed(status: StatusCode, code: u32, message: &'static str) -> Self {
+        Self {
+            status,
+            code,
+            message: Cow::Borrowed(message),
+        }
+    }
+
+    /// The answer for a request that failed inside pingora's own machinery rather than in our `request_filter`
+    /// (which renders its specific errors itself). `None` means the client is gone and nothing can be written.
+    pub fn for_pingora_error(error: &pingora::Error) -> Option<Self> {
+        use pingora::ErrorType::{ConnectionClosed, HTTPStatus, ReadError, WriteError};
+
+        match (error.esource(), error.etype()) {
+            (_, HTTPStatus(status)) => {
+                let status = StatusCode::from_u16(*status).ok()?;
+                let row = if status.is_client_error() {
+                    Self::BAD_REQUEST
+                } else {
+                    Self::INTERNAL
+                };
+                Some(Self { status, ..row })
+            }
+            (pingora::ErrorSource::Downstream, WriteError | ReadError | ConnectionClosed) => None,
+            (pingora::ErrorSource::Downstream, _) => Some(Self::BAD_REQUEST),
+            _ => Some(Self::INTERNAL),
+        }
+    }
+
+    /// Renders Cloudflare's `AiGatewayError` body, field for field and in Cloudflare's key order:
+    /// `{"success":false,"result":[],"messages":[],"error":[{"code":..,"message":..}],"name":"AiGatewayError",
+    /// "httpCode":..,"internalCode":..,"message":..,"description":..}`.
+    ///
+    /// This is the only renderer of gateway-made errors; every response path calls it.
+    pub fn body(&self) -> Bytes {
+        let body = WireBody {
+            success: false,
+            result: &[],
+            messages: &[],
+            error: [WireEntry {
+                code: self.code,
+                message: &self.message,
+            }],
+            name: "AiGatewayError",
+            http_code: self.status.as_u16(),
+            internal_code: self.code,
+            message: &self.message,
+            description: &self.message,
+        };
+        // Serialising a struct of strings and integers cannot fail; the fallback only keeps this function total.
+        match serde_json::to_vec(&body) {
+            Ok(json) => Bytes::from(json),
+            Err(_) => Bytes::from_static(br#"{"success":false,"name":"AiGatewayError"}"#),
+        }
+    }
+}
+
+/// The wire shape. A struct rather than `json!` so the key order matches Cloudflare's byte for byte (serde_json's
+/// map would sort the keys).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WireBody<'a> {
+    success: bool,
+    result: &'a [serde_json::Value],
+    messages: &'a [serde_json::Value],
+    error: [WireEntry<'a>; 1],
+    name: &'static str,
+    http_code: u16,
+    internal_code: u32,
+    message: &'a str,
+    description: &'a str,
+}
+
+#[derive(Serialize)]
+struct WireEntry<'a> {
+    code: u32,
+    message: &'a str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_provider_renders_exactly_like_cloudflare() {
+        let expected = r#"{"success":false,"result":[],"messages":[],"error":[{"code":2008,"message":"Invalid provider"}],"name":"AiGatewayError","httpCode":400,"internalCode":2008,"message":"Invalid provider","description":"Invalid provider"}"#;
+        assert_eq!(AiGatewayError::INVALID_PROVIDER.body(), expected.as_bytes());
+    }
+
+    #[test]
+    fn every_table_row_carries_its_status_and_code_into_the_body() {
+        for row in [
+            AiGatewayError::NOT_FOUND,
+            AiGatewayError::INVALID_PROVIDER,
+            AiGatewayError::NOT_READY,
+            AiGatewayError::BAD_REQUEST,
+            AiGatewayError::INTERNAL,
+        ] {
+            let body: serde_json::Value = serde_json::from_slice(&row.body()).expect("valid JSON");
+            assert_eq!(body["httpCode"], row.status.as_u16(), "{row:?}");
+            assert_eq!(body["internalCode"], row.code, "{row:?}");
+            assert_eq!(body["error"][0]["code"], row.code, "{row:?}");
+            assert_eq!(body["message"], &*row.message, "{row:?}");
+        }
+    }
+
+    #[test]
+    fn pingora_errors_map_to_a_status_and_code_or_to_silence() {
+        use pingora::{Error, ErrorSource, ErrorType};
+
+        let cases = [
+            (
+                ErrorType::HTTPStatus(413),
+                ErrorSource::Internal,
+                Some((413, code::BAD_REQUEST)),
+            ),
+            (
+                ErrorType::HTTPStatus(504),
+                ErrorSource::Internal,
+                Some((504, code::INTERNAL)),
+            ),
+            (
+                ErrorType::InvalidHTTPHeader,
+                ErrorSource::Downstream,
+                Some((400, code::BAD_REQUEST)),
+            ),
+            (ErrorType::ConnectionClosed, ErrorSource::Downstream, None),
+            (ErrorType::WriteError, ErrorSource::Downstream, None),
+            (
+                ErrorType::InternalError,
+                ErrorSource::Internal,
+                Some((500, code::INTERNAL)),
+            ),
+            (
+                ErrorType::ConnectTimedout,
+                ErrorSource::Upstream,
+                Some((500, code::INTERNAL)),
+            ),
+        ];
+        for (etype, source, expected) in cases {
+            let mut error = Error::new(etype.clone());
+            error.esource = source.clone();
+            let answer = AiGatewayError::for_pingora_error(&error)
+                .map(|answer| (answer.status.as_u16(), answer.code));
+            assert_eq!(answer, expected, "{etype:?} from {source:?}");
+        }
+    }
+
+    #[test]
+    fn a_message_with_quotes_is_escaped() {
+        let error = AiGatewayError {
+            status: StatusCode::BAD_REQUEST,
+            code: 2040,
+            message: Cow::Owned(r#"Provider "x" has no BYOK credential"#.to_owned()),
+        };
+        let body: serde_json::Value = serde_json::from_slice(&error.body()).expect("valid JSON");
+        assert_eq!(
+            body["description"],
+            r#"Provider "x" has no BYOK credential"#
+        );
+    }
+}

@@ -1,0 +1,139 @@
+//! The HTTP entry point: a pingora [`ProxyHttp`] whose `request_filter` answers every request itself.
+//!
+//! Why `ProxyHttp` and not a bare `ServeHttp`/`HttpServerApp`: design §3 keeps pingora for the downstream side
+//! and drives upstream exchanges with our own attempt loop over `connectors::http::Connector`. `ServeHttp` can only
+//! return one buffered `Response<Vec<u8>>`, so it cannot stream SSE. A hand-written `HttpServerApp` could, but it
+//! would have to re-implement what `HttpProxy` already does around the phases: keep-alive reuse and body draining,
+//! HTTP/2 sessions, the `logging` phase after every request (where log records and usage accounting go),
+//! `fail_to_proxy` as the single backstop renderer, and the shutdown handling of idle keep-alive connections.
+//! With `ProxyHttp`, `request_filter` is the entry point of §3: it reads the body, runs the attempt loop and
+//! streams the response downstream with `write_response_header`/`write_response_body`, then returns `Ok(true)`.
+//! pingora's own upstream phases (`upstream_peer` and after) therefore never run; this also avoids pingora's
+//! 64 KiB replay limit for bodies read in `request_filter` (stack notes §3a).
+
+mod endpoint;
+mod respond;
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::prelude::HttpPeer;
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+
+use crate::error::AiGatewayError;
+use crate::readiness::ReadinessHandle;
+use endpoint::Endpoint;
+
+const HEALTHZ_BODY: &[u8] = br#"{"status":"ok"}"#;
+const READYZ_BODY: &[u8] = br#"{"status":"ready"}"#;
+
+pub(crate) struct GatewayProxy {
+    readiness: ReadinessHandle,
+}
+
+impl GatewayProxy {
+    pub(crate) fn new(readiness: ReadinessHandle) -> Self {
+        Self { readiness }
+    }
+
+    async fn answer(&self, session: &mut Session, endpoint: Endpoint) -> pingora::Result<()> {
+        match endpoint {
+            Endpoint::Healthz => {
+                respond::json(session, StatusCode::OK, Bytes::from_static(HEALTHZ_BODY)).await
+            }
+            Endpoint::Readyz if self.readiness.is_ready() => {
+                respond::json(session, StatusCode::OK, Bytes::from_static(READYZ_BODY)).await
+            }
+            Endpoint::Readyz => respond::gateway_error(session, &AiGatewayError::NOT_READY).await,
+            Endpoint::Unknown => respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await,
+        }
+    }
+}
+
+/// Per-request state. It will hold the config snapshot, request id, route and attempt plan; every phase reads
+/// and writes request state only here.
+pub(crate) struct RequestContext {
+    started: Instant,
+}
+
+#[async_trait]
+impl ProxyHttp for GatewayProxy {
+    type CTX = RequestContext;
+
+    fn new_ctx(&self) -> RequestContext {
+        RequestContext {
+            started: Instant::now(),
+        }
+    }
+
+    async fn request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestContext,
+    ) -> pingora::Result<bool> {
+        let request = session.req_header();
+        let endpoint = endpoint::classify(&request.method, request.uri.path());
+        self.answer(session, endpoint).await?;
+        // The response is complete: pingora goes straight to `logging` and connection reuse.
+        Ok(true)
+    }
+
+    async fn upstream_peer(
+        &self,
+        _session: &mut Session,
+        _ctx: &mut RequestContext,
+    ) -> pingora::Result<Box<HttpPeer>> {
+        // Unreachable by construction: `request_filter` answers every request and returns `Ok(true)`. If that
+        // ever changes by mistake, the request fails through `fail_to_proxy` instead of reaching an upstream.
+        Err(pingora::Error::explain(
+            pingora::ErrorType::InternalError,
+            "the data plane drives upstream exchanges itself; pingora's upstream phase must not run",
+        ))
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        error: &pingora::Error,
+        _ctx: &mut RequestContext,
+    ) -> FailToProxy {
+        let Some(answer) = AiGatewayError::for_pingora_error(error) else {
+            // The client is gone; error_code 0 tells pingora that nothing was sent.
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        };
+        // A response that has started cannot be replaced; the connection is closed below instead.
+        if session.response_written().is_none()
+            && let Err(write_error) = respond::gateway_error(session, &answer).await
+        {
+            tracing::debug!(%write_error, "could not send the error response downstream");
+        }
+        FailToProxy {
+            error_code: answer.status.as_u16(),
+            // After a failure the connection state is unknown (half-read body, half-written response).
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(
+        &self,
+        session: &mut Session,
+        error: Option<&pingora::Error>,
+        ctx: &mut RequestContext,
+    ) {
+        // The log record and usage accounting of design §3 step 4 go here; for now a debug event.
+        let request = session.req_header();
+        tracing::debug!(
+            method = %request.method,
+            path = request.uri.path(),
+            status = session.response_written().map_or(0, |response| response.status.as_u16()),
+            elapsed_us = ctx.started.elapsed().as_micros() as u64,
+            error = error.map(tracing::field::display),
+            "request finished",
+        );
+    }
+}

@@ -1,0 +1,121 @@
+//! The data plane's lifecycle: bind, then run pingora on the bound listener until told to stop.
+
+mod prebound;
+mod shutdown;
+
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+
+use pingora::proxy::http_proxy;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::{RunArgs, Server};
+
+use crate::error::DataPlaneError;
+use crate::proxy::GatewayProxy;
+use crate::readiness::ReadinessHandle;
+use crate::settings::{DataPlaneSettings, whole_seconds};
+use prebound::PreboundListenerService;
+use shutdown::{ShutdownWatcher, StopReason};
+
+/// pingora names the service's worker threads after this (first 16 characters).
+const SERVICE_NAME: &str = "gatehouse-dp";
+
+/// A bound, not yet running data plane.
+#[derive(Debug)]
+pub struct DataPlane {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    settings: DataPlaneSettings,
+    readiness: ReadinessHandle,
+}
+
+impl DataPlane {
+    /// Binds the listener now, so that port 0 resolves and errors (address in use) surface before anything runs.
+    /// Connections that arrive before [`DataPlane::run`] wait in the kernel's accept queue.
+    pub fn bind(settings: DataPlaneSettings) -> Result<DataPlane, DataPlaneError> {
+        settings.validate()?;
+        let listener =
+            TcpListener::bind(settings.listen).map_err(|source| DataPlaneError::Bind {
+                addr: settings.listen,
+                source,
+            })?;
+        let setup_error = |source| DataPlaneError::ListenerSetup {
+            addr: settings.listen,
+            source,
+        };
+        let local_addr = listener.local_addr().map_err(setup_error)?;
+        // pingora's runtime drives the socket through epoll and accepts until accept() would block; on a blocking
+        // socket that last accept() would park a worker thread instead of returning.
+        listener.set_nonblocking(true).map_err(setup_error)?;
+        Ok(DataPlane {
+            listener,
+            local_addr,
+            settings,
+            readiness: ReadinessHandle::default(),
+        })
+    }
+
+    /// The address the listener is bound to, with the real port when the settings asked for port 0.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The flag behind `/readyz`. It starts not ready; the config loader sets it after its first full load.
+    pub fn readiness(&self) -> ReadinessHandle {
+        self.readiness.clone()
+    }
+
+    /// Runs pingora on the calling thread until `shutdown` resolves (or SIGTERM/SIGINT, when
+    /// `handle_os_signals` is set), then returns once pingora's runtimes have stopped.
+    ///
+    /// `shutdown` and SIGTERM stop gracefully: the listener closes, requests in flight get
+    /// `grace_period`, then the runtimes get `shutdown_timeout`. SIGINT stops at once.
+    ///
+    /// Call it from a plain thread, not from inside a tokio runtime: pingora builds its own runtimes and blocks on
+    /// one of them, which tokio forbids inside another runtime.
+    pub fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DataPlaneError> {
+        let mut server = Server::new_with_opt_and_conf(None::<Opt>, server_conf(&self.settings));
+        // The same `ServerConf` for the app as for the server: `HttpProxy` sizes its per-thread structures by it.
+        let app = http_proxy(&server.configuration, GatewayProxy::new(self.readiness));
+        let (service, service_exited) =
+            PreboundListenerService::new(SERVICE_NAME, app, self.listener, self.local_addr);
+        server.add_service(service);
+
+        let reason = Arc::new(OnceLock::new());
+        let watcher = ShutdownWatcher::new(
+            Box::pin(shutdown),
+            service_exited,
+            self.settings.handle_os_signals,
+            Arc::clone(&reason),
+        );
+        tracing::info!(listen = %self.local_addr, threads = self.settings.threads, "data plane serving");
+        // `run`, not `run_forever`: the latter ends with `process::exit`, which would skip the binary's own
+        // shutdown (flushing telemetry, stopping the control plane in standalone mode).
+        server.run(RunArgs {
+            shutdown_signal: Box::new(watcher),
+        });
+        tracing::info!("data plane stopped");
+
+        match reason.get() {
+            Some(StopReason::ServiceStopped) => Err(DataPlaneError::ServiceStopped),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn server_conf(settings: &DataPlaneSettings) -> ServerConf {
+    ServerConf {
+        threads: settings.threads,
+        // Never fork: threads started before `run` (telemetry exporters, the control plane in standalone mode)
+        // would not survive it. `false` is the default; it is spelled out because it matters.
+        daemon: false,
+        // pingora's defaults are 300 s of grace and 5 s for runtimes; ours come from the settings.
+        grace_period_seconds: Some(whole_seconds(settings.grace_period)),
+        graceful_shutdown_timeout_seconds: Some(whole_seconds(settings.shutdown_timeout)),
+        ..ServerConf::default()
+    }
+}

@@ -1,0 +1,107 @@
+//! Command-line settings. Every flag has a `GATEHOUSE_*` environment twin, so the same binary is configured by
+//! flags on a laptop and by environment in a container.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "gatehouse", version, about = "A self-hostable AI gateway, wire-compatible with Cloudflare AI Gateway")]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    /// What to run; without one, both planes run in one process (standalone).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Control plane and data plane in one process, SQLite in the data dir, in-process config bus.
+    Standalone,
+    /// The management API alone, on PostgreSQL (`--database-url`) and Redis (`--redis-url`).
+    ControlPlane,
+    /// A data-plane node alone, fed through Redis (`--redis-url`).
+    DataPlane,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document of the management API.
+    Openapi,
+    /// Manage API tokens in the same database the server uses.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Mint a token and print only the token on stdout.
+    Create {
+        /// An account the token may act on (repeatable); `*` for all accounts.
+        #[arg(long = "account", required = true)]
+        accounts: Vec<String>,
+        /// A scope: ai-gateway:read, ai-gateway:edit, ai-gateway:run or admin (repeatable).
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. `30d`, `12h`, `90s`; without it the token does not expire.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        ttl: Option<std::time::Duration>,
+        /// A note to recognise the token by in `token list`.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List tokens (never their text).
+    List,
+    /// Revoke a token by id.
+    Revoke { id: String },
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// Where standalone keeps its SQLite database, master key and state.
+    #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR", default_value = "./gatehouse-data")]
+    pub data_dir: PathBuf,
+    /// postgres://… or sqlite://PATH. Default: SQLite in the data dir (standalone and the CLI commands).
+    #[arg(long, global = true, env = "GATEHOUSE_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Redis for the config bus, log stream and shared limits (control-plane and data-plane modes).
+    #[arg(long, global = true, env = "GATEHOUSE_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Every Redis key and channel starts with this, so deployments and test runs can share one Redis.
+    #[arg(long, global = true, env = "GATEHOUSE_REDIS_PREFIX", default_value = "gatehouse:")]
+    pub redis_prefix: String,
+    /// A file holding the 32-byte master key as base64. Standalone creates `master.key` in the data dir.
+    #[arg(long, global = true, env = "GATEHOUSE_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+    /// The master key itself, base64 (environment only: a flag would show in the process list).
+    #[arg(long = "master-key", global = true, env = "GATEHOUSE_MASTER_KEY", hide_env_values = true, hide = true)]
+    pub master_key: Option<String>,
+    /// Management API listener; port 0 picks a free port.
+    #[arg(long, global = true, env = "GATEHOUSE_API_LISTEN", default_value = "127.0.0.1:8080")]
+    pub api_listen: SocketAddr,
+    /// Inference listener; port 0 picks a free port.
+    #[arg(long, global = true, env = "GATEHOUSE_PROXY_LISTEN", default_value = "127.0.0.1:8787")]
+    pub proxy_listen: SocketAddr,
+    /// The inference base URL clients use (for `GET .../url/{provider}`). Default: http:// and the bound inference
+    /// address in standalone, the `--proxy-listen` address otherwise.
+    #[arg(long, global = true, env = "GATEHOUSE_PUBLIC_INFERENCE_URL")]
+    pub public_inference_url: Option<String>,
+    /// Largest management API request body, in bytes.
+    #[arg(long, global = true, env = "GATEHOUSE_API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub api_max_body_bytes: usize,
+    /// Management API worker threads.
+    #[arg(long, global = true, env = "GATEHOUSE_API_WORKERS", default_value_t = 2)]
+    pub api_workers: usize,
+    /// Data-plane worker threads.
+    #[arg(long, global = true, env = "GATEHOUSE_PROXY_THREADS", default_value_t = 2)]
+    pub proxy_threads: usize,
+    /// Log filter in `tracing` syntax; `RUST_LOG` wins when set.
+    #[arg(long, global = true, env = "GATEHOUSE_LOG", default_value = "info")]
+    pub log: String,
+    /// Export traces over OTLP/HTTP to this endpoint (e.g. http://127.0.0.1:4318/v1/traces).
+    #[arg(long, global = true, env = "GATEHOUSE_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+}

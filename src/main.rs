@@ -1,0 +1,24 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use gatehouse::cli::Cli;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let telemetry = match gatehouse::telemetry::init(&cli.global.log, cli.global.otlp_endpoint.as_deref()) {
+        Ok(guard) => guard,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = gatehouse::execute(cli);
+    drop(telemetry);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

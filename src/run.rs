@@ -1,0 +1,116 @@
+//! The long-running modes: standalone (both planes, one process), control plane, data plane.
+
+use std::net::SocketAddr;
+
+use anyhow::Result;
+use gatehouse_control_plane::api::AppState;
+use gatehouse_control_plane::keyring::Keyring;
+use gatehouse_control_plane::server::{ApiSettings, ControlPlaneServer};
+use gatehouse_data_plane::{DataPlane, DataPlaneSettings};
+
+use crate::cli::GlobalOptions;
+use crate::setup::{self, KeyPolicy};
+use crate::tokens;
+
+/// Both planes in one process on SQLite in the data dir (or `--database-url`), with the in-process bus.
+pub fn standalone(opts: &GlobalOptions) -> Result<()> {
+    setup::ensure_data_dir(&opts.data_dir)?;
+    let master = setup::master_key(opts, KeyPolicy::CreateInDataDir)?;
+    let db = setup::open_database(opts)?;
+    let keyring = Keyring::load_or_create(&db, &master)?;
+
+    let data_plane = DataPlane::bind(data_plane_settings(opts))?;
+    let inference_addr = data_plane.local_addr();
+    let public_inference_url =
+        opts.public_inference_url.clone().unwrap_or_else(|| format!("http://{}", display_addr(inference_addr)));
+    let state = AppState { db: db.clone(), keyring: keyring.clone(), public_inference_url, max_body_bytes: opts.api_max_body_bytes };
+    let api = ControlPlaneServer::bind(&ApiSettings { listen: opts.api_listen, workers: opts.api_workers }, state)?;
+    let api_addr = api.local_addr();
+
+    // The config bus arrives with the data-plane issue; until then the node has nothing to wait for.
+    data_plane.readiness().set_ready();
+
+    tokens::print_first_admin_token(&db, &keyring, api_addr)?;
+    println!("management API listening on http://{}", display_addr(api_addr));
+    println!("inference listening on http://{}", display_addr(inference_addr));
+
+    // actix runs on its own thread and system; pingora owns the main thread and its signals. When pingora returns,
+    // the API is told to stop and finishes its in-flight requests.
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let api_thread = std::thread::Builder::new()
+        .name("management-api".into())
+        .spawn(move || api.run(async move { let _ = api_stopped.await; }))?;
+
+    // The data plane watches SIGINT/SIGTERM itself (graceful on SIGTERM, fast on SIGINT).
+    let served = data_plane.run(std::future::pending());
+    tracing::info!("shutting down");
+    let _ = stop_api.send(());
+    api_thread.join().map_err(|_| anyhow::anyhow!("management API thread panicked"))??;
+    served?;
+    Ok(())
+}
+
+/// The management API alone.
+pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
+    let master = setup::master_key(opts, KeyPolicy::MustExist)?;
+    let db = setup::open_database(opts)?;
+    let keyring = Keyring::load_or_create(&db, &master)?;
+    let public_inference_url = opts
+        .public_inference_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", display_addr(opts.proxy_listen)));
+    let state = AppState { db, keyring, public_inference_url, max_body_bytes: opts.api_max_body_bytes };
+    let api = ControlPlaneServer::bind(&ApiSettings { listen: opts.api_listen, workers: opts.api_workers }, state)?;
+    println!("management API listening on http://{}", display_addr(api.local_addr()));
+    api.run(async {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+    })?;
+    Ok(())
+}
+
+/// A data-plane node alone.
+pub fn data_plane(opts: &GlobalOptions) -> Result<()> {
+    let data_plane = DataPlane::bind(data_plane_settings(opts))?;
+    println!("inference listening on http://{}", display_addr(data_plane.local_addr()));
+    // Config through Redis arrives with the data-plane issue; readiness stays off until a config has loaded.
+    if opts.redis_url.is_none() {
+        tracing::warn!("no --redis-url: this node will not receive configuration and stays not ready");
+    }
+    data_plane.run(std::future::pending())?;
+    Ok(())
+}
+
+fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
+    let mut settings = DataPlaneSettings::new(opts.proxy_listen);
+    settings.threads = opts.proxy_threads;
+    settings
+}
+
+/// An address as a URL host: IPv6 in brackets.
+fn display_addr(addr: SocketAddr) -> String {
+    addr.to_string()
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
