@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "gatehouse", version, about = "A self-hostable AI gateway, wire-compatible with Cloudflare AI Gateway")]
+#[command(
+    name = "gatehouse",
+    version,
+    about = "A self-hostable AI gateway, wire-compatible with Cloudflare AI Gateway"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalOptions,
@@ -62,28 +66,64 @@ pub enum TokenCommand {
 #[derive(Debug, Clone, Args)]
 pub struct GlobalOptions {
     /// Where standalone keeps its SQLite database, master key and state.
-    #[arg(long, global = true, env = "GATEHOUSE_DATA_DIR", default_value = "./gatehouse-data")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DATA_DIR",
+        default_value = "./gatehouse-data"
+    )]
     pub data_dir: PathBuf,
     /// postgres://… or sqlite://PATH. Default: SQLite in the data dir (standalone and the CLI commands).
-    #[arg(long, global = true, env = "GATEHOUSE_DATABASE_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_DATABASE_URL",
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Redis for the config bus, log stream and shared limits (control-plane and data-plane modes).
-    #[arg(long, global = true, env = "GATEHOUSE_REDIS_URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_REDIS_URL",
+        hide_env_values = true
+    )]
     pub redis_url: Option<String>,
     /// Every Redis key and channel starts with this, so deployments and test runs can share one Redis.
-    #[arg(long, global = true, env = "GATEHOUSE_REDIS_PREFIX", default_value = "gatehouse:")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_REDIS_PREFIX",
+        default_value = "gatehouse:"
+    )]
     pub redis_prefix: String,
     /// A file holding the 32-byte master key as base64. Standalone creates `master.key` in the data dir.
     #[arg(long, global = true, env = "GATEHOUSE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
     /// The master key itself, base64 (environment only: a flag would show in the process list).
-    #[arg(long = "master-key", global = true, env = "GATEHOUSE_MASTER_KEY", hide_env_values = true, hide = true)]
+    #[arg(
+        long = "master-key",
+        global = true,
+        env = "GATEHOUSE_MASTER_KEY",
+        hide_env_values = true,
+        hide = true
+    )]
     pub master_key: Option<String>,
     /// Management API listener; port 0 picks a free port.
-    #[arg(long, global = true, env = "GATEHOUSE_API_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_API_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
     pub api_listen: SocketAddr,
     /// Inference listener; port 0 picks a free port.
-    #[arg(long, global = true, env = "GATEHOUSE_PROXY_LISTEN", default_value = "127.0.0.1:8787")]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_PROXY_LISTEN",
+        default_value = "127.0.0.1:8787"
+    )]
     pub proxy_listen: SocketAddr,
     /// The inference base URL clients use (for `GET .../url/{provider}`). Default: http:// and the bound inference
     /// address in standalone, the `--proxy-listen` address otherwise.
@@ -93,11 +133,25 @@ pub struct GlobalOptions {
     #[arg(long, global = true, env = "GATEHOUSE_API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub api_max_body_bytes: usize,
     /// Management API worker threads.
-    #[arg(long, global = true, env = "GATEHOUSE_API_WORKERS", default_value_t = 2)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_API_WORKERS",
+        default_value_t = 2
+    )]
     pub api_workers: usize,
     /// Data-plane worker threads.
-    #[arg(long, global = true, env = "GATEHOUSE_PROXY_THREADS", default_value_t = 2)]
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_PROXY_THREADS",
+        default_value_t = 2
+    )]
     pub proxy_threads: usize,
+    /// On SIGTERM, how long in-flight inference requests may run before the data plane stops (whole seconds;
+    /// pingora waits this long even when idle). SIGINT stops at once.
+    #[arg(long, global = true, env = "GATEHOUSE_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace_period: std::time::Duration,
     /// Log filter in `tracing` syntax; `RUST_LOG` wins when set.
     #[arg(long, global = true, env = "GATEHOUSE_LOG", default_value = "info")]
     pub log: String,

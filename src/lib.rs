@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod run;
 pub mod setup;
+pub mod signals;
 pub mod telemetry;
 pub mod tokens;
 
@@ -22,7 +23,10 @@ pub fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Openapi => {
-            println!("{}", gatehouse_control_plane::api::openapi_document().to_pretty_json()?);
+            println!(
+                "{}",
+                gatehouse_control_plane::api::openapi_document().to_pretty_json()?
+            );
             Ok(())
         }
         Command::Token { command } => tokens::run(&opts, command),

@@ -5,13 +5,14 @@ use gatehouse::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let telemetry = match gatehouse::telemetry::init(&cli.global.log, cli.global.otlp_endpoint.as_deref()) {
-        Ok(guard) => guard,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return ExitCode::from(2);
-        }
-    };
+    let telemetry =
+        match gatehouse::telemetry::init(&cli.global.log, cli.global.otlp_endpoint.as_deref()) {
+            Ok(guard) => guard,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(2);
+            }
+        };
     let result = gatehouse::execute(cli);
     drop(telemetry);
     match result {

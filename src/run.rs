@@ -10,10 +10,12 @@ use gatehouse_data_plane::{DataPlane, DataPlaneSettings};
 
 use crate::cli::GlobalOptions;
 use crate::setup::{self, KeyPolicy};
+use crate::signals::ProcessSignals;
 use crate::tokens;
 
 /// Both planes in one process on SQLite in the data dir (or `--database-url`), with the in-process bus.
 pub fn standalone(opts: &GlobalOptions) -> Result<()> {
+    let signals = ProcessSignals::install()?;
     setup::ensure_data_dir(&opts.data_dir)?;
     let master = setup::master_key(opts, KeyPolicy::CreateInDataDir)?;
     let db = setup::open_database(opts)?;
@@ -21,37 +23,62 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
 
     let data_plane = DataPlane::bind(data_plane_settings(opts))?;
     let inference_addr = data_plane.local_addr();
-    let public_inference_url =
-        opts.public_inference_url.clone().unwrap_or_else(|| format!("http://{}", display_addr(inference_addr)));
-    let state = AppState { db: db.clone(), keyring: keyring.clone(), public_inference_url, max_body_bytes: opts.api_max_body_bytes };
-    let api = ControlPlaneServer::bind(&ApiSettings { listen: opts.api_listen, workers: opts.api_workers }, state)?;
+    let public_inference_url = opts
+        .public_inference_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", display_addr(inference_addr)));
+    let state = AppState {
+        db: db.clone(),
+        keyring: keyring.clone(),
+        public_inference_url,
+        max_body_bytes: opts.api_max_body_bytes,
+    };
+    let api = ControlPlaneServer::bind(
+        &ApiSettings {
+            listen: opts.api_listen,
+            workers: opts.api_workers,
+        },
+        state,
+    )?;
     let api_addr = api.local_addr();
 
     // The config bus arrives with the data-plane issue; until then the node has nothing to wait for.
     data_plane.readiness().set_ready();
 
     tokens::print_first_admin_token(&db, &keyring, api_addr)?;
-    println!("management API listening on http://{}", display_addr(api_addr));
-    println!("inference listening on http://{}", display_addr(inference_addr));
+    println!(
+        "management API listening on http://{}",
+        display_addr(api_addr)
+    );
+    println!(
+        "inference listening on http://{}",
+        display_addr(inference_addr)
+    );
 
     // actix runs on its own thread and system; pingora owns the main thread and its signals. When pingora returns,
     // the API is told to stop and finishes its in-flight requests.
     let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
     let api_thread = std::thread::Builder::new()
         .name("management-api".into())
-        .spawn(move || api.run(async move { let _ = api_stopped.await; }))?;
+        .spawn(move || {
+            api.run(async move {
+                let _ = api_stopped.await;
+            })
+        })?;
 
-    // The data plane watches SIGINT/SIGTERM itself (graceful on SIGTERM, fast on SIGINT).
-    let served = data_plane.run(std::future::pending());
+    let served = data_plane.run_until(signals.wait());
     tracing::info!("shutting down");
     let _ = stop_api.send(());
-    api_thread.join().map_err(|_| anyhow::anyhow!("management API thread panicked"))??;
+    api_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("management API thread panicked"))??;
     served?;
     Ok(())
 }
 
 /// The management API alone.
 pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
+    let signals = ProcessSignals::install()?;
     let master = setup::master_key(opts, KeyPolicy::MustExist)?;
     let db = setup::open_database(opts)?;
     let keyring = Keyring::load_or_create(&db, &master)?;
@@ -59,11 +86,26 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
         .public_inference_url
         .clone()
         .unwrap_or_else(|| format!("http://{}", display_addr(opts.proxy_listen)));
-    let state = AppState { db, keyring, public_inference_url, max_body_bytes: opts.api_max_body_bytes };
-    let api = ControlPlaneServer::bind(&ApiSettings { listen: opts.api_listen, workers: opts.api_workers }, state)?;
-    println!("management API listening on http://{}", display_addr(api.local_addr()));
-    api.run(async {
-        shutdown_signal().await;
+    let state = AppState {
+        db,
+        keyring,
+        public_inference_url,
+        max_body_bytes: opts.api_max_body_bytes,
+    };
+    let api = ControlPlaneServer::bind(
+        &ApiSettings {
+            listen: opts.api_listen,
+            workers: opts.api_workers,
+        },
+        state,
+    )?;
+    println!(
+        "management API listening on http://{}",
+        display_addr(api.local_addr())
+    );
+    let stop = signals.wait();
+    api.run(async move {
+        stop.await;
         tracing::info!("shutting down");
     })?;
     Ok(())
@@ -71,46 +113,32 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
 
 /// A data-plane node alone.
 pub fn data_plane(opts: &GlobalOptions) -> Result<()> {
+    let signals = ProcessSignals::install()?;
     let data_plane = DataPlane::bind(data_plane_settings(opts))?;
-    println!("inference listening on http://{}", display_addr(data_plane.local_addr()));
+    println!(
+        "inference listening on http://{}",
+        display_addr(data_plane.local_addr())
+    );
     // Config through Redis arrives with the data-plane issue; readiness stays off until a config has loaded.
     if opts.redis_url.is_none() {
-        tracing::warn!("no --redis-url: this node will not receive configuration and stays not ready");
+        tracing::warn!(
+            "no --redis-url: this node will not receive configuration and stays not ready"
+        );
     }
-    data_plane.run(std::future::pending())?;
+    data_plane.run_until(signals.wait())?;
     Ok(())
 }
 
 fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     let mut settings = DataPlaneSettings::new(opts.proxy_listen);
     settings.threads = opts.proxy_threads;
+    settings.grace_period = opts.shutdown_grace_period;
+    // The binary owns signals (installed before anything is printed) and passes them on through `run_until`.
+    settings.handle_os_signals = false;
     settings
 }
 
 /// An address as a URL host: IPv6 in brackets.
 fn display_addr(addr: SocketAddr) -> String {
     addr.to_string()
-}
-
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
-            (Ok(mut int), Ok(mut term)) => {
-                tokio::select! {
-                    _ = int.recv() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

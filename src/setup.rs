@@ -37,8 +37,13 @@ pub fn master_key(opts: &GlobalOptions, policy: KeyPolicy) -> Result<MasterKey> 
         None => (opts.data_dir.join(MASTER_KEY_FILE), false),
     };
     match fs::read_to_string(&path) {
-        Ok(text) => MasterKey::from_base64(&text).with_context(|| format!("master key file {}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit && policy == KeyPolicy::CreateInDataDir => {
+        Ok(text) => MasterKey::from_base64(&text)
+            .with_context(|| format!("master key file {}", path.display())),
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && !explicit
+                && policy == KeyPolicy::CreateInDataDir =>
+        {
             ensure_data_dir(&opts.data_dir)?;
             let text = MasterKey::generate_base64();
             write_private_file(&path, &text)?;
@@ -62,7 +67,9 @@ fn write_private_file(path: &Path, contents: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut file = options.open(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     file.write_all(contents.as_bytes())?;
     file.write_all(b"\n")?;
     Ok(())
@@ -74,7 +81,10 @@ pub fn database_url(opts: &GlobalOptions) -> Result<String> {
         Some(url) => Ok(url.clone()),
         None => {
             ensure_data_dir(&opts.data_dir)?;
-            Ok(format!("sqlite://{}", opts.data_dir.join(SQLITE_FILE).display()))
+            Ok(format!(
+                "sqlite://{}",
+                opts.data_dir.join(SQLITE_FILE).display()
+            ))
         }
     }
 }
@@ -85,7 +95,11 @@ pub fn open_database(opts: &GlobalOptions) -> Result<Database> {
     let db = Database::connect(&url)?;
     let applied = db.migrate()?;
     if applied > 0 {
-        tracing::info!(backend = db.backend(), applied, "applied database migrations");
+        tracing::info!(
+            backend = db.backend(),
+            applied,
+            "applied database migrations"
+        );
     }
     Ok(db)
 }

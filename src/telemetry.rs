@@ -24,11 +24,15 @@ impl Drop for TelemetryGuard {
 /// Installs the subscriber. Call it from `main` before any runtime starts: the OTLP exporter uses a blocking HTTP
 /// client, which must not be created inside a tokio runtime.
 pub fn init(filter: &str, otlp_endpoint: Option<&str>) -> Result<TelemetryGuard> {
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(filter)).context("log filter")?;
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(filter))
+        .context("log filter")?;
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter).with(fmt);
     let Some(endpoint) = otlp_endpoint else {
-        registry.try_init().context("installing the log subscriber")?;
+        registry
+            .try_init()
+            .context("installing the log subscriber")?;
         return Ok(TelemetryGuard { provider: None });
     };
     use opentelemetry::trace::TracerProvider as _;
@@ -40,9 +44,18 @@ pub fn init(filter: &str, otlp_endpoint: Option<&str>) -> Result<TelemetryGuard>
         .context("building the OTLP exporter")?;
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
-        .with_resource(opentelemetry_sdk::Resource::builder().with_service_name("gatehouse").build())
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name("gatehouse")
+                .build(),
+        )
         .build();
     let layer = tracing_opentelemetry::layer().with_tracer(provider.tracer("gatehouse"));
-    registry.with(layer).try_init().context("installing the log subscriber")?;
-    Ok(TelemetryGuard { provider: Some(provider) })
+    registry
+        .with(layer)
+        .try_init()
+        .context("installing the log subscriber")?;
+    Ok(TelemetryGuard {
+        provider: Some(provider),
+    })
 }

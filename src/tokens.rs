@@ -13,21 +13,41 @@ use crate::setup::{self, KeyPolicy};
 
 pub fn run(opts: &GlobalOptions, command: TokenCommand) -> Result<()> {
     // The CLI may create the key and database on a fresh standalone data dir, exactly as the server would.
-    let policy = if opts.database_url.is_some() { KeyPolicy::MustExist } else { KeyPolicy::CreateInDataDir };
+    let policy = if opts.database_url.is_some() {
+        KeyPolicy::MustExist
+    } else {
+        KeyPolicy::CreateInDataDir
+    };
     let db = setup::open_database(opts)?;
     match command {
-        TokenCommand::Create { accounts, scopes, ttl, description } => {
+        TokenCommand::Create {
+            accounts,
+            scopes,
+            ttl,
+            description,
+        } => {
             let scopes = scopes
                 .iter()
                 .map(|s| Scope::parse(s).with_context(|| format!("unknown scope {s:?}; use ai-gateway:read, ai-gateway:edit, ai-gateway:run or admin")))
                 .collect::<Result<Vec<_>>>()?;
             let keyring = Keyring::load_or_create(&db, &setup::master_key(opts, policy)?)?;
-            let minted = keyring.mint(&db, TokenRequest { accounts, scopes, ttl, description })?;
+            let minted = keyring.mint(
+                &db,
+                TokenRequest {
+                    accounts,
+                    scopes,
+                    ttl,
+                    description,
+                },
+            )?;
             println!("{}", minted.token);
         }
         TokenCommand::List => {
             let tokens = db.with_conn(token_store::list_tokens)?;
-            println!("{:<38} {:<10} {:<24} {:<24} {:<50} ACCOUNTS", "ID", "STATUS", "CREATED", "EXPIRES", "SCOPES");
+            println!(
+                "{:<38} {:<10} {:<24} {:<24} {:<50} ACCOUNTS",
+                "ID", "STATUS", "CREATED", "EXPIRES", "SCOPES"
+            );
             let now = chrono::Utc::now().timestamp_millis();
             for t in tokens {
                 let status = match (t.revoked_at_ms, t.expires_at_ms) {
@@ -65,7 +85,11 @@ fn time(ms: i64) -> String {
 }
 
 /// On the first start (no token recorded yet), mints an all-powerful token and prints it once, with a curl line.
-pub fn print_first_admin_token(db: &Database, keyring: &Keyring, api_addr: SocketAddr) -> Result<()> {
+pub fn print_first_admin_token(
+    db: &Database,
+    keyring: &Keyring,
+    api_addr: SocketAddr,
+) -> Result<()> {
     if !db.with_conn(token_store::list_tokens)?.is_empty() {
         return Ok(());
     }
@@ -86,4 +110,3 @@ pub fn print_first_admin_token(db: &Database, keyring: &Keyring, api_addr: Socke
     );
     Ok(())
 }
-

@@ -43,7 +43,9 @@ where
 /// The generated OpenAPI document.
 pub fn openapi_document() -> utoipa::openapi::OpenApi {
     use utoipa_actix_web::AppExt;
-    register(actix_web::App::new().into_utoipa_app()).split_for_parts().1
+    register(actix_web::App::new().into_utoipa_app())
+        .split_for_parts()
+        .1
 }
 
 /// Liveness of the management API process.

@@ -40,7 +40,9 @@ impl DatabaseUrl {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             return Ok(Self::Postgres(url.to_owned()));
         }
-        let path = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"));
         match path {
             Some(p) if !p.is_empty() && p != ":memory:" => Ok(Self::Sqlite(p.to_owned())),
             _ => Err(Error::Config(format!(
@@ -64,8 +66,10 @@ impl DatabaseUrl {
                 let mut conn = SqliteConnection::establish(path)?;
                 // busy_timeout first: switching to WAL takes an exclusive lock, and a pool opens several
                 // connections at once.
-                conn.batch_execute("PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;")
-                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                conn.batch_execute(
+                    "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;",
+                )
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 Ok(AnyConnection::Sqlite(conn))
             }
         }
@@ -118,7 +122,9 @@ pub struct Database {
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Database").field("backend", &self.backend).finish()
+        f.debug_struct("Database")
+            .field("backend", &self.backend)
+            .finish()
     }
 }
 
@@ -144,8 +150,12 @@ impl Database {
     pub fn migrate(&self) -> Result<usize, Error> {
         self.with_conn(|conn| {
             let applied = match conn {
-                AnyConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
-                AnyConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+                AnyConnection::Postgresql(c) => c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|v| v.len()),
+                AnyConnection::Sqlite(c) => {
+                    c.run_pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len())
+                }
             };
             applied.map_err(|e| Error::Config(format!("database migration failed: {e}")))
         })
@@ -153,8 +163,14 @@ impl Database {
 
     /// Runs `f` with a pooled connection on the calling thread. For CLI commands and code already off the
     /// async workers.
-    pub fn with_conn<T>(&self, f: impl FnOnce(&mut AnyConnection) -> Result<T, Error>) -> Result<T, Error> {
-        let mut conn = self.pool.get().map_err(|e| Error::Unavailable(format!("database pool: {e}")))?;
+    pub fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut AnyConnection) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| Error::Unavailable(format!("database pool: {e}")))?;
         f(&mut conn)
     }
 
@@ -177,20 +193,44 @@ mod tests {
 
     #[test]
     fn the_backend_comes_from_the_scheme_and_anything_else_is_refused() {
-        assert!(matches!(DatabaseUrl::parse("postgres://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
-        assert!(matches!(DatabaseUrl::parse("postgresql://u@h/db"), Ok(DatabaseUrl::Postgres(_))));
-        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(), DatabaseUrl::Sqlite("/tmp/x.db".into()));
-        assert_eq!(DatabaseUrl::parse("sqlite:data/x.db").unwrap(), DatabaseUrl::Sqlite("data/x.db".into()));
-        for bad in ["host=127.0.0.1 user=x", "/tmp/x.db", "mysql://h/db", "sqlite://", "sqlite::memory:", ""] {
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            DatabaseUrl::parse("postgresql://u@h/db"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:data/x.db").unwrap(),
+            DatabaseUrl::Sqlite("data/x.db".into())
+        );
+        for bad in [
+            "host=127.0.0.1 user=x",
+            "/tmp/x.db",
+            "mysql://h/db",
+            "sqlite://",
+            "sqlite::memory:",
+            "",
+        ] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn passwords_never_reach_error_messages() {
-        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        let err = DatabaseUrl::parse("mysql://u:secret@h/db").unwrap_err().to_string();
+        let err = DatabaseUrl::parse("mysql://u:secret@h/db")
+            .unwrap_err()
+            .to_string();
         assert!(!err.contains("secret"), "{err}");
     }
 }

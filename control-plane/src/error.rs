@@ -43,7 +43,10 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(path: &[&str], message: impl Into<String>) -> Self {
-        Self { path: path.iter().map(|s| (*s).to_owned()).collect(), message: message.into() }
+        Self {
+            path: path.iter().map(|s| (*s).to_owned()).collect(),
+            message: message.into(),
+        }
     }
 }
 
@@ -118,14 +121,18 @@ impl ResponseError for Error {
         match self {
             Error::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Error::Forbidden(_) => StatusCode::FORBIDDEN,
-            Error::Validation(_) | Error::MalformedJson(_) | Error::BadParameter(_) => StatusCode::BAD_REQUEST,
+            Error::Validation(_) | Error::MalformedJson(_) | Error::BadParameter(_) => {
+                StatusCode::BAD_REQUEST
+            }
             // Cloudflare answers a duplicate gateway id with 400, not 409: the SDKs retry 409.
             Error::AlreadyExists(_) => StatusCode::BAD_REQUEST,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound(_) | Error::NoRoute => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Error::Config(_) | Error::Internal(_) | Error::Database(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Error::Config(_) | Error::Internal(_) | Error::Database(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
@@ -153,11 +160,24 @@ impl ResponseError for Error {
         let errors = match self {
             Error::Validation(fields) => fields
                 .iter()
-                .map(|f| ErrorItem { code, message: &f.message, path: Some(&f.path) })
+                .map(|f| ErrorItem {
+                    code,
+                    message: &f.message,
+                    path: Some(&f.path),
+                })
                 .collect(),
-            _ => vec![ErrorItem { code, message, path: None }],
+            _ => vec![ErrorItem {
+                code,
+                message,
+                path: None,
+            }],
         };
-        HttpResponse::build(status).json(ErrorEnvelope { success: false, errors, messages: [], result: None })
+        HttpResponse::build(status).json(ErrorEnvelope {
+            success: false,
+            errors,
+            messages: [],
+            result: None,
+        })
     }
 }
 

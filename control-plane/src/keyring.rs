@@ -11,7 +11,9 @@ use ed25519_dalek::SigningKey;
 use ed25519_dalek::pkcs8::EncodePrivateKey;
 use gatehouse_shared::crypto::MasterKey;
 use gatehouse_shared::ids::is_valid_account_id;
-use gatehouse_shared::token::{ALL_ACCOUNTS, Scope, TOKEN_ISSUER, TokenClaims, TokenVerifier, VerificationKey};
+use gatehouse_shared::token::{
+    ALL_ACCOUNTS, Scope, TOKEN_ISSUER, TokenClaims, TokenVerifier, VerificationKey,
+};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::db::Database;
@@ -49,7 +51,9 @@ pub struct Keyring {
 
 impl std::fmt::Debug for Keyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Keyring").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("Keyring")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,7 +71,9 @@ impl Keyring {
             }
             rows = db.with_conn(token_store::active_signing_keys)?;
         }
-        let newest = rows.first().ok_or_else(|| Error::Internal("no signing key after creating one".into()))?;
+        let newest = rows
+            .first()
+            .ok_or_else(|| Error::Internal("no signing key after creating one".into()))?;
         let der = master.open(&newest.sealed_private_key).map_err(|e| {
             Error::Config(format!(
                 "cannot open token signing key {}: {e}; is this the master key the database was created with?",
@@ -76,7 +82,10 @@ impl Keyring {
         })?;
         let public_keys: Vec<VerificationKey> = rows
             .iter()
-            .map(|r| VerificationKey { kid: r.kid.clone(), public_key: r.public_key.clone() })
+            .map(|r| VerificationKey {
+                kid: r.kid.clone(),
+                public_key: r.public_key.clone(),
+            })
             .collect();
         Ok(Self {
             kid: newest.kid.clone(),
@@ -101,8 +110,12 @@ impl Keyring {
         let now = now_ms();
         let expires_at_ms = match request.ttl {
             Some(ttl) => {
-                let ms = i64::try_from(ttl.as_millis()).map_err(|_| Error::BadParameter("ttl is too long".into()))?;
-                Some(now.checked_add(ms).ok_or_else(|| Error::BadParameter("ttl is too long".into()))?)
+                let ms = i64::try_from(ttl.as_millis())
+                    .map_err(|_| Error::BadParameter("ttl is too long".into()))?;
+                Some(
+                    now.checked_add(ms)
+                        .ok_or_else(|| Error::BadParameter("ttl is too long".into()))?,
+                )
             }
             None => None,
         };
@@ -134,9 +147,15 @@ impl Keyring {
 
     /// Verifies a token's signature and expiry here, then asks the database whether it was revoked.
     pub async fn authenticate(&self, db: &Database, token: &str) -> Result<TokenClaims, Error> {
-        let claims = self.verifier.verify(token).map_err(|e| Error::Unauthenticated(e.to_string()))?;
+        let claims = self
+            .verifier
+            .verify(token)
+            .map_err(|e| Error::Unauthenticated(e.to_string()))?;
         let jti = claims.jti.clone();
-        if db.run(move |c| token_store::is_revoked_or_unknown(c, &jti)).await? {
+        if db
+            .run(move |c| token_store::is_revoked_or_unknown(c, &jti))
+            .await?
+        {
             return Err(Error::Unauthenticated("the token has been revoked".into()));
         }
         Ok(claims)
@@ -145,21 +164,32 @@ impl Keyring {
 
 fn validate_request(request: &TokenRequest) -> Result<(), Error> {
     if request.accounts.is_empty() {
-        return Err(Error::BadParameter("a token needs at least one account (or '*' for all)".into()));
+        return Err(Error::BadParameter(
+            "a token needs at least one account (or '*' for all)".into(),
+        ));
     }
-    if let Some(bad) = request.accounts.iter().find(|a| a.as_str() != ALL_ACCOUNTS && !is_valid_account_id(a)) {
+    if let Some(bad) = request
+        .accounts
+        .iter()
+        .find(|a| a.as_str() != ALL_ACCOUNTS && !is_valid_account_id(a))
+    {
         return Err(Error::BadParameter(format!("invalid account id {bad:?}")));
     }
     if request.scopes.is_empty() || request.scopes.contains(&Scope::Unknown) {
         let names: Vec<_> = Scope::ALL.iter().map(|s| s.as_str()).collect();
-        return Err(Error::BadParameter(format!("a token needs at least one scope of: {}", names.join(", "))));
+        return Err(Error::BadParameter(format!(
+            "a token needs at least one scope of: {}",
+            names.join(", ")
+        )));
     }
     Ok(())
 }
 
 fn new_signing_key_row(kid: &str, master: &MasterKey) -> SigningKeyRow {
     let key = SigningKey::generate(&mut rand::rngs::OsRng);
-    let der = key.to_pkcs8_der().expect("an Ed25519 key always encodes as PKCS#8");
+    let der = key
+        .to_pkcs8_der()
+        .expect("an Ed25519 key always encodes as PKCS#8");
     SigningKeyRow {
         kid: kid.to_owned(),
         public_key: STANDARD.encode(key.verifying_key().as_bytes()),

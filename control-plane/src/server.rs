@@ -32,11 +32,17 @@ impl ControlPlaneServer {
     pub fn bind(settings: &ApiSettings, state: AppState) -> Result<Self, Error> {
         let listener = TcpListener::bind(settings.listen)
             .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
-        Ok(Self { listener, state, workers: settings.workers.max(1) })
+        Ok(Self {
+            listener,
+            state,
+            workers: settings.workers.max(1),
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// Serves on a new actix system on the calling thread until `shutdown` resolves, then stops gracefully
@@ -63,7 +69,8 @@ impl ControlPlaneServer {
         // routes: the `/client/v4` scope would otherwise claim its paths and answer 404.
         let document = api::openapi_document();
         let server = actix_web::HttpServer::new(move || {
-            let app = App::new().service(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document.clone()));
+            let app =
+                App::new().service(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document.clone()));
             api::register(app.into_utoipa_app())
                 .app_data(state.clone())
                 .default_service(web::to(api::no_route))

@@ -23,5 +23,5 @@ mod settings;
 
 pub use error::{AiGatewayError, DataPlaneError, code};
 pub use readiness::ReadinessHandle;
-pub use server::DataPlane;
+pub use server::{DataPlane, ShutdownMode};
 pub use settings::DataPlaneSettings;

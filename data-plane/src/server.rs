@@ -16,6 +16,7 @@ use crate::proxy::GatewayProxy;
 use crate::readiness::ReadinessHandle;
 use crate::settings::{DataPlaneSettings, whole_seconds};
 use prebound::PreboundListenerService;
+pub use shutdown::ShutdownMode;
 use shutdown::{ShutdownWatcher, StopReason};
 
 /// pingora names the service's worker threads after this (first 16 characters).
@@ -77,6 +78,18 @@ impl DataPlane {
     pub fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), DataPlaneError> {
+        self.run_until(async move {
+            shutdown.await;
+            ShutdownMode::Graceful
+        })
+    }
+
+    /// Like [`DataPlane::run`], but the `shutdown` future says how to stop: a binary that owns signal handling
+    /// maps SIGTERM to [`ShutdownMode::Graceful`] and SIGINT to [`ShutdownMode::Immediate`].
+    pub fn run_until(
+        self,
+        shutdown: impl Future<Output = ShutdownMode> + Send + 'static,
     ) -> Result<(), DataPlaneError> {
         let mut server = Server::new_with_opt_and_conf(None::<Opt>, server_conf(&self.settings));
         // The same `ServerConf` for the app as for the server: `HttpProxy` sizes its per-thread structures by it.

@@ -51,7 +51,9 @@ impl MasterKey {
     }
 
     pub fn from_bytes(key: &[u8; 32]) -> Self {
-        Self { cipher: Aes256Gcm::new(key.into()) }
+        Self {
+            cipher: Aes256Gcm::new(key.into()),
+        }
     }
 
     /// A fresh random key in its base64 text form, for the first standalone start.
@@ -77,8 +79,12 @@ impl MasterKey {
 
     /// Decrypts a value made by [`MasterKey::seal`]; fails if it was made with another key or altered.
     pub fn open(&self, sealed: &str) -> Result<Vec<u8>, CryptoError> {
-        let body = sealed.strip_prefix(SEALED_PREFIX).ok_or(CryptoError::SealedFormat)?;
-        let raw = STANDARD.decode(body).map_err(|_| CryptoError::SealedFormat)?;
+        let body = sealed
+            .strip_prefix(SEALED_PREFIX)
+            .ok_or(CryptoError::SealedFormat)?;
+        let raw = STANDARD
+            .decode(body)
+            .map_err(|_| CryptoError::SealedFormat)?;
         if raw.len() < NONCE_LEN + 16 {
             return Err(CryptoError::SealedFormat);
         }

@@ -14,7 +14,10 @@ pub fn is_valid_gateway_id(id: &str) -> bool {
         return false;
     }
     id.split('-').all(|run| {
-        !run.is_empty() && run.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        !run.is_empty()
+            && run
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
     })
 }
 
@@ -24,7 +27,9 @@ pub fn is_valid_gateway_id(id: &str) -> bool {
 pub fn is_valid_account_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 #[cfg(test)]
@@ -36,7 +41,18 @@ mod tests {
         for ok in ["a", "my-gateway", "gw_1", "a-b-c", "0", &"x".repeat(64)] {
             assert!(is_valid_gateway_id(ok), "{ok}");
         }
-        for bad in ["", "-a", "a-", "a--b", "My-Gateway", "a b", "a/b", "ä", &"x".repeat(65), "a.b"] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "a--b",
+            "My-Gateway",
+            "a b",
+            "a/b",
+            "ä",
+            &"x".repeat(65),
+            "a.b",
+        ] {
             assert!(!is_valid_gateway_id(bad), "{bad}");
         }
     }

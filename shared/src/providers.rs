@@ -28,8 +28,16 @@ pub struct ProviderSpec {
     pub credential: CredentialStyle,
 }
 
-const fn p(slug: &'static str, upstream_base: &'static str, credential: CredentialStyle) -> ProviderSpec {
-    ProviderSpec { slug, upstream_base, credential }
+const fn p(
+    slug: &'static str,
+    upstream_base: &'static str,
+    credential: CredentialStyle,
+) -> ProviderSpec {
+    ProviderSpec {
+        slug,
+        upstream_base,
+        credential,
+    }
 }
 
 use CredentialStyle::*;
@@ -37,12 +45,36 @@ use CredentialStyle::*;
 /// Built-in providers, in the order of spec §2.2.
 pub const PROVIDERS: &[ProviderSpec] = &[
     p("openai", "https://api.openai.com/v1", Bearer),
-    p("anthropic", "https://api.anthropic.com", Header("x-api-key")),
-    p("azure-openai", "https://{resource}.openai.azure.com/openai/deployments/{deployment}", Header("api-key")),
-    p("aws-bedrock", "https://bedrock-runtime.{region}.amazonaws.com", ClientSigned),
-    p("google-ai-studio", "https://generativelanguage.googleapis.com", Header("x-goog-api-key")),
-    p("google-vertex-ai", "https://{region}-aiplatform.googleapis.com", Bearer),
-    p("workers-ai", "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run", Bearer),
+    p(
+        "anthropic",
+        "https://api.anthropic.com",
+        Header("x-api-key"),
+    ),
+    p(
+        "azure-openai",
+        "https://{resource}.openai.azure.com/openai/deployments/{deployment}",
+        Header("api-key"),
+    ),
+    p(
+        "aws-bedrock",
+        "https://bedrock-runtime.{region}.amazonaws.com",
+        ClientSigned,
+    ),
+    p(
+        "google-ai-studio",
+        "https://generativelanguage.googleapis.com",
+        Header("x-goog-api-key"),
+    ),
+    p(
+        "google-vertex-ai",
+        "https://{region}-aiplatform.googleapis.com",
+        Bearer,
+    ),
+    p(
+        "workers-ai",
+        "https://api.cloudflare.com/client/v4/accounts/{account_id}/ai/run",
+        Bearer,
+    ),
     p("groq", "https://api.groq.com/openai/v1", Bearer),
     p("mistral", "https://api.mistral.ai", Bearer),
     p("cohere", "https://api.cohere.ai", Bearer),
@@ -50,10 +82,18 @@ pub const PROVIDERS: &[ProviderSpec] = &[
     p("deepseek", "https://api.deepseek.com", Bearer),
     p("grok", "https://api.x.ai", Bearer),
     p("cerebras", "https://api.cerebras.ai/v1", Bearer),
-    p("huggingface", "https://api-inference.huggingface.co/models", Bearer),
+    p(
+        "huggingface",
+        "https://api-inference.huggingface.co/models",
+        Bearer,
+    ),
     p("replicate", "https://api.replicate.com/v1", Token),
     p("openrouter", "https://openrouter.ai/api", Bearer),
-    p("elevenlabs", "https://api.elevenlabs.io", Header("xi-api-key")),
+    p(
+        "elevenlabs",
+        "https://api.elevenlabs.io",
+        Header("xi-api-key"),
+    ),
     p("cartesia", "https://api.cartesia.ai", Header("x-api-key")),
     p("deepgram", "https://api.deepgram.com", Token),
     p("fal", "https://fal.run", Key),
@@ -84,7 +124,9 @@ pub fn custom_slug(slug: &str) -> Option<&str> {
     let inner = slug.strip_prefix(CUSTOM_PROVIDER_PREFIX)?;
     let ok = !inner.is_empty()
         && inner.len() <= 64
-        && inner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && inner
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
         && !inner.starts_with('-')
         && !inner.ends_with('-');
     ok.then_some(inner)
@@ -104,10 +146,25 @@ mod tests {
 
     #[test]
     fn routable_slugs_cover_builtins_compat_and_custom() {
-        for ok in ["openai", "anthropic", "aws-bedrock", "compat", "custom-my-llm", "custom-a1"] {
+        for ok in [
+            "openai",
+            "anthropic",
+            "aws-bedrock",
+            "compat",
+            "custom-my-llm",
+            "custom-a1",
+        ] {
             assert!(is_routable_slug(ok), "{ok}");
         }
-        for bad in ["", "OpenAI", "custom-", "custom--x", "custom-a/b", "unknown", "custom-x-"] {
+        for bad in [
+            "",
+            "OpenAI",
+            "custom-",
+            "custom--x",
+            "custom-a/b",
+            "unknown",
+            "custom-x-",
+        ] {
             assert!(!is_routable_slug(bad), "{bad}");
         }
     }

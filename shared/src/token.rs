@@ -37,7 +37,12 @@ pub enum Scope {
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [Scope::AiGatewayRead, Scope::AiGatewayEdit, Scope::AiGatewayRun, Scope::Admin];
+    pub const ALL: [Scope; 4] = [
+        Scope::AiGatewayRead,
+        Scope::AiGatewayEdit,
+        Scope::AiGatewayRun,
+        Scope::Admin,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -79,11 +84,15 @@ pub struct TokenClaims {
 
 impl TokenClaims {
     pub fn allows_account(&self, account_id: &str) -> bool {
-        self.accounts.iter().any(|a| a == ALL_ACCOUNTS || a == account_id)
+        self.accounts
+            .iter()
+            .any(|a| a == ALL_ACCOUNTS || a == account_id)
     }
 
     pub fn has_scope(&self, wanted: Scope) -> bool {
-        self.scopes.iter().any(|&s| s == wanted || (wanted == Scope::AiGatewayRead && s == Scope::AiGatewayEdit))
+        self.scopes
+            .iter()
+            .any(|&s| s == wanted || (wanted == Scope::AiGatewayRead && s == Scope::AiGatewayEdit))
     }
 }
 
@@ -121,7 +130,9 @@ pub struct TokenVerifier {
 
 impl fmt::Debug for TokenVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TokenVerifier").field("kids", &self.keys.keys().collect::<Vec<_>>()).finish()
+        f.debug_struct("TokenVerifier")
+            .field("kids", &self.keys.keys().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -132,7 +143,9 @@ impl TokenVerifier {
         let keys = keys
             .into_iter()
             .filter_map(|k| {
-                let raw = base64::engine::general_purpose::STANDARD.decode(&k.public_key).ok()?;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(&k.public_key)
+                    .ok()?;
                 (raw.len() == 32).then(|| (k.kid.clone(), DecodingKey::from_ed_der(&raw)))
             })
             .collect();
@@ -154,15 +167,18 @@ impl TokenVerifier {
         }
         let kid = header.kid.ok_or(TokenError::Malformed)?;
         let key = self.keys.get(&kid).ok_or(TokenError::UnknownKey)?;
-        let data = jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation).map_err(|e| {
-            use jsonwebtoken::errors::ErrorKind;
-            match e.kind() {
-                ErrorKind::ExpiredSignature => TokenError::Expired,
-                ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
-                ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => TokenError::BadSignature,
-                _ => TokenError::Malformed,
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<TokenClaims>(token, key, &self.validation).map_err(|e| {
+                use jsonwebtoken::errors::ErrorKind;
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => TokenError::Expired,
+                    ErrorKind::InvalidIssuer => TokenError::WrongIssuer,
+                    ErrorKind::InvalidSignature | ErrorKind::InvalidEddsaKey => {
+                        TokenError::BadSignature
+                    }
+                    _ => TokenError::Malformed,
+                }
+            })?;
         Ok(data.claims)
     }
 }
@@ -174,6 +190,8 @@ pub fn bearer_token(header_value: &str) -> Option<&str> {
     let token = match value.split_once(' ') {
         Some((scheme, rest)) if scheme.eq_ignore_ascii_case("bearer") => rest.trim(),
         Some(_) => return None,
+        // A lone scheme name is a header with its token missing, not a token.
+        None if value.eq_ignore_ascii_case("bearer") => return None,
         None => value,
     };
     (!token.is_empty()).then_some(token)
@@ -217,7 +235,8 @@ mod tests {
 
     #[test]
     fn unknown_scopes_in_a_token_grant_nothing_instead_of_failing() {
-        let scopes: Vec<Scope> = serde_json::from_str(r#"["ai-gateway:read","future:scope"]"#).unwrap();
+        let scopes: Vec<Scope> =
+            serde_json::from_str(r#"["ai-gateway:read","future:scope"]"#).unwrap();
         assert_eq!(scopes, vec![Scope::AiGatewayRead, Scope::Unknown]);
         assert_eq!(Scope::parse("future:scope"), None);
     }

@@ -16,7 +16,9 @@ use crate::store::now_ms;
 use crate::store::tokens::{self as token_store, TokenRecord};
 
 pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(list_tokens).service(create_token).service(revoke_token);
+    cfg.service(list_tokens)
+        .service(create_token)
+        .service(revoke_token);
 }
 
 /// An issued token's record; the token text itself is shown once, at creation.
@@ -78,7 +80,9 @@ pub struct CreateTokenBody {
 async fn list_tokens(state: State, caller: Caller) -> Result<HttpResponse, Error> {
     caller.authorize_operator()?;
     let tokens = state.db.run(token_store::list_tokens).await?;
-    Ok(envelope::ok(tokens.into_iter().map(TokenInfo::from).collect::<Vec<_>>()))
+    Ok(envelope::ok(
+        tokens.into_iter().map(TokenInfo::from).collect::<Vec<_>>(),
+    ))
 }
 
 /// Mint an API token.
@@ -104,7 +108,10 @@ async fn create_token(
     let scope_names = string_list(&mut r, "scopes");
     let scopes: Vec<Scope> = scope_names.iter().filter_map(|n| Scope::parse(n)).collect();
     if scopes.len() != scope_names.len() {
-        r.error("scopes", "Expected scopes from: ai-gateway:read, ai-gateway:edit, ai-gateway:run, admin");
+        r.error(
+            "scopes",
+            "Expected scopes from: ai-gateway:read, ai-gateway:edit, ai-gateway:run, admin",
+        );
     }
     let ttl = match r.int("ttl_seconds", 1, 10 * 365 * 24 * 3600) {
         Field::Set(s) => Some(std::time::Duration::from_secs(s.unsigned_abs())),
@@ -115,19 +122,28 @@ async fn create_token(
         _ => String::new(),
     };
     r.finish()?;
-    let request = TokenRequest { accounts, scopes, ttl, description };
+    let request = TokenRequest {
+        accounts,
+        scopes,
+        ttl,
+        description,
+    };
     let (db, keyring) = (state.db.clone(), state.keyring.clone());
     let minted = tokio::task::spawn_blocking(move || keyring.mint(&db, request))
         .await
         .map_err(|e| Error::Internal(format!("token task failed: {e}")))??;
-    Ok(envelope::ok(CreatedToken { token: minted.token, info: minted.record.into() }))
+    Ok(envelope::ok(CreatedToken {
+        token: minted.token,
+        info: minted.record.into(),
+    }))
 }
 
 fn string_list(r: &mut FieldReader<'_>, name: &str) -> Vec<String> {
     match r.array(name) {
-        Field::Set(items) if !items.is_empty() && items.iter().all(|v| v.is_string()) => {
-            items.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
-        }
+        Field::Set(items) if !items.is_empty() && items.iter().all(|v| v.is_string()) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
         Field::Set(_) | Field::Null => {
             r.error(name, "Expected a non-empty array of strings");
             Vec::new()
@@ -148,7 +164,11 @@ fn string_list(r: &mut FieldReader<'_>, name: &str) -> Vec<String> {
     security(("bearer" = []))
 )]
 #[delete("/tokens/{id}")]
-async fn revoke_token(state: State, caller: Caller, path: web::Path<String>) -> Result<HttpResponse, Error> {
+async fn revoke_token(
+    state: State,
+    caller: Caller,
+    path: web::Path<String>,
+) -> Result<HttpResponse, Error> {
     caller.authorize_operator()?;
     let id = path.into_inner();
     let record = state
@@ -157,7 +177,8 @@ async fn revoke_token(state: State, caller: Caller, path: web::Path<String>) -> 
             if !token_store::revoke_token(c, &id, now_ms())? {
                 return Err(Error::NotFound(format!("token '{id}' not found")));
             }
-            token_store::get_token(c, &id)?.ok_or_else(|| Error::NotFound(format!("token '{id}' not found")))
+            token_store::get_token(c, &id)?
+                .ok_or_else(|| Error::NotFound(format!("token '{id}' not found")))
         })
         .await?;
     Ok(envelope::ok(TokenInfo::from(record)))

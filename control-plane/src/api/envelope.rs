@@ -57,7 +57,13 @@ pub struct ErrorItem {
 }
 
 pub fn ok<T: Serialize>(result: T) -> HttpResponse {
-    HttpResponse::Ok().json(Envelope { success: true, errors: vec![], messages: vec![], result, result_info: None })
+    HttpResponse::Ok().json(Envelope {
+        success: true,
+        errors: vec![],
+        messages: vec![],
+        result,
+        result_info: None,
+    })
 }
 
 pub fn ok_page<T: Serialize>(result: Vec<T>, info: ResultInfo) -> HttpResponse {

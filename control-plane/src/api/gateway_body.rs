@@ -2,7 +2,9 @@
 //! the nested policy objects, validated into a [`GatewayChanges`] that is applied to defaults (create) or to the
 //! stored settings (PUT).
 
-use gatehouse_shared::gateway::{GatewaySettings, LogManagementStrategy, RateLimitingTechnique, RetryBackoff};
+use gatehouse_shared::gateway::{
+    GatewaySettings, LogManagementStrategy, RateLimitingTechnique, RetryBackoff,
+};
 use serde_json::{Map, Value};
 
 use super::validation::{Field, FieldReader, type_name};
@@ -13,8 +15,9 @@ const MAX_TTL_SECONDS: i64 = 365 * 24 * 3600;
 /// Largest rate-limit window and count we accept.
 const MAX_RATE_VALUE: i64 = 1_000_000_000;
 const MAX_SPEND_RULES: usize = 20;
-const GUARDRAIL_CATEGORIES: &[&str] =
-    &["S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13", "P1"];
+const GUARDRAIL_CATEGORIES: &[&str] = &[
+    "S1", "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13", "P1",
+];
 
 /// A validated create or PUT body.
 #[derive(Debug)]
@@ -59,7 +62,9 @@ fn parse_enum<T: serde::de::DeserializeOwned>(f: Field<String>) -> Field<T> {
         Field::Absent => Field::Absent,
         Field::Null => Field::Null,
         // The reader already checked the value against the allowed names, which are the serde names.
-        Field::Set(s) => serde_json::from_value(Value::String(s)).map(Field::Set).unwrap_or(Field::Absent),
+        Field::Set(s) => serde_json::from_value(Value::String(s))
+            .map(Field::Set)
+            .unwrap_or(Field::Absent),
     }
 }
 
@@ -67,8 +72,11 @@ impl GatewayChanges {
     pub fn read(body: &Map<String, Value>, kind: BodyKind) -> Result<Self, Error> {
         let mut r = FieldReader::new(body);
         let id = match kind {
-            BodyKind::Create => r.required_string("id", 1, gatehouse_shared::ids::GATEWAY_ID_MAX_LEN),
-            BodyKind::Replace => match r.string("id", 1, gatehouse_shared::ids::GATEWAY_ID_MAX_LEN) {
+            BodyKind::Create => {
+                r.required_string("id", 1, gatehouse_shared::ids::GATEWAY_ID_MAX_LEN)
+            }
+            BodyKind::Replace => match r.string("id", 1, gatehouse_shared::ids::GATEWAY_ID_MAX_LEN)
+            {
                 Field::Set(s) => Some(s),
                 _ => None,
             },
@@ -84,22 +92,28 @@ impl GatewayChanges {
         let cache_invalidate_on_update = r.required_bool("cache_invalidate_on_update");
         let cache_ttl = r.required_nullable_int("cache_ttl", 0, MAX_TTL_SECONDS);
         let collect_logs = r.required_bool("collect_logs");
-        let rate_limiting_interval = r.required_nullable_int("rate_limiting_interval", 0, MAX_RATE_VALUE);
+        let rate_limiting_interval =
+            r.required_nullable_int("rate_limiting_interval", 0, MAX_RATE_VALUE);
         let rate_limiting_limit = r.required_nullable_int("rate_limiting_limit", 0, MAX_RATE_VALUE);
-        let rate_limiting_technique = parse_enum(r.enumeration("rate_limiting_technique", &["fixed", "sliding"]));
+        let rate_limiting_technique =
+            parse_enum(r.enumeration("rate_limiting_technique", &["fixed", "sliding"]));
         let authentication = r.bool("authentication");
         let log_management = r.int("log_management", 10_000, 10_000_000);
-        let log_management_strategy =
-            parse_enum(r.enumeration("log_management_strategy", &["STOP_INSERTING", "DELETE_OLDEST"]));
+        let log_management_strategy = parse_enum(r.enumeration(
+            "log_management_strategy",
+            &["STOP_INSERTING", "DELETE_OLDEST"],
+        ));
         let logpush = r.bool("logpush");
         let logpush_public_key = r.string("logpush_public_key", 16, 1024);
         let retry_max_attempts = r.int("retry_max_attempts", 1, 5);
         let retry_delay = r.int("retry_delay", 0, 5000);
-        let retry_backoff = parse_enum(r.enumeration("retry_backoff", &["constant", "linear", "exponential"]));
+        let retry_backoff =
+            parse_enum(r.enumeration("retry_backoff", &["constant", "linear", "exponential"]));
         let zdr = r.bool("zdr");
         let byok_only = r.bool("byok_only");
         let log_classification = r.bool("log_classification");
-        let workers_ai_billing_mode = r.enumeration("workers_ai_billing_mode", &["postpaid", "unified"]);
+        let workers_ai_billing_mode =
+            r.enumeration("workers_ai_billing_mode", &["postpaid", "unified"]);
         let store_id = r.string("store_id", 1, 256);
         let dlp = nested(&mut r, "dlp", validate_dlp);
         let guardrails = nested(&mut r, "guardrails", validate_guardrails);
@@ -152,13 +166,16 @@ impl GatewayChanges {
         s.collect_logs = self.collect_logs;
         s.rate_limiting_interval = self.rate_limiting_interval;
         s.rate_limiting_limit = self.rate_limiting_limit;
-        self.rate_limiting_technique.apply_to(&mut s.rate_limiting_technique);
+        self.rate_limiting_technique
+            .apply_to(&mut s.rate_limiting_technique);
         if s.rate_limiting_technique.is_none() {
             s.rate_limiting_technique = Some(RateLimitingTechnique::Fixed);
         }
-        self.authentication.apply_with_default(&mut s.authentication, false);
+        self.authentication
+            .apply_with_default(&mut s.authentication, false);
         self.log_management.apply_to(&mut s.log_management);
-        self.log_management_strategy.apply_to(&mut s.log_management_strategy);
+        self.log_management_strategy
+            .apply_to(&mut s.log_management_strategy);
         self.logpush.apply_with_default(&mut s.logpush, false);
         self.logpush_public_key.apply_to(&mut s.logpush_public_key);
         self.retry_max_attempts.apply_to(&mut s.retry_max_attempts);
@@ -166,8 +183,10 @@ impl GatewayChanges {
         self.retry_backoff.apply_to(&mut s.retry_backoff);
         self.zdr.apply_with_default(&mut s.zdr, false);
         self.byok_only.apply_with_default(&mut s.byok_only, false);
-        self.log_classification.apply_with_default(&mut s.log_classification, false);
-        self.workers_ai_billing_mode.apply_to(&mut s.workers_ai_billing_mode);
+        self.log_classification
+            .apply_with_default(&mut s.log_classification, false);
+        self.workers_ai_billing_mode
+            .apply_to(&mut s.workers_ai_billing_mode);
         self.store_id.apply_to(&mut s.store_id);
         self.dlp.apply_to(&mut s.dlp);
         self.guardrails.apply_to(&mut s.guardrails);
@@ -179,7 +198,11 @@ impl GatewayChanges {
 }
 
 /// Validates a nested policy value with `check`, which reports problems under `name`'s path.
-fn nested(r: &mut FieldReader<'_>, name: &str, check: fn(&FieldReader<'_>, &str, &Value) -> Vec<FieldError>) -> Field<Value> {
+fn nested(
+    r: &mut FieldReader<'_>,
+    name: &str,
+    check: fn(&FieldReader<'_>, &str, &Value) -> Vec<FieldError>,
+) -> Field<Value> {
     match r.raw(name) {
         Field::Absent => Field::Absent,
         Field::Null => Field::Null,
@@ -195,7 +218,11 @@ fn nested(r: &mut FieldReader<'_>, name: &str, check: fn(&FieldReader<'_>, &str,
     }
 }
 
-fn expect_object<'v>(r: &FieldReader<'_>, name: &str, v: &'v Value) -> Result<&'v Map<String, Value>, Vec<FieldError>> {
+fn expect_object<'v>(
+    r: &FieldReader<'_>,
+    name: &str,
+    v: &'v Value,
+) -> Result<&'v Map<String, Value>, Vec<FieldError>> {
     v.as_object().ok_or_else(|| {
         let mut tmp = r.nested(name, &EMPTY);
         tmp.error("", format!("Expected object, received {}", type_name(v)));
@@ -220,11 +247,16 @@ fn validate_string_array(r: &mut FieldReader<'_>, name: &str, required: bool) {
         Field::Set(items) => {
             for (i, item) in items.iter().enumerate() {
                 if !item.is_string() {
-                    r.error(name, format!("item {i}: Expected string, received {}", type_name(item)));
+                    r.error(
+                        name,
+                        format!("item {i}: Expected string, received {}", type_name(item)),
+                    );
                 }
             }
         }
-        Field::Absent | Field::Null if required => r.error(name, "Required: expected array of strings"),
+        Field::Absent | Field::Null if required => {
+            r.error(name, "Required: expected array of strings")
+        }
         _ => {}
     }
 }
@@ -245,14 +277,17 @@ fn validate_dlp(parent: &FieldReader<'_>, name: &str, v: &Value) -> Vec<FieldErr
                 Some(po) => {
                     let mut pr = r.nested(&key, po);
                     pr.required_string("id", 1, 256);
-                    if let Field::Absent = pr.enumeration("action", &["BLOCK", "FLAG"]) {
-                        if !po.contains_key("action") {
-                            pr.error("action", "Required: expected 'BLOCK' | 'FLAG'");
-                        }
+                    if let Field::Absent = pr.enumeration("action", &["BLOCK", "FLAG"])
+                        && !po.contains_key("action")
+                    {
+                        pr.error("action", "Required: expected 'BLOCK' | 'FLAG'");
                     }
                     match pr.array("check") {
                         Field::Set(checks) => {
-                            if checks.iter().any(|c| !matches!(c.as_str(), Some("REQUEST" | "RESPONSE"))) {
+                            if checks
+                                .iter()
+                                .any(|c| !matches!(c.as_str(), Some("REQUEST" | "RESPONSE")))
+                            {
                                 pr.error("check", "Expected an array of 'REQUEST' | 'RESPONSE'");
                             }
                         }
@@ -280,9 +315,15 @@ fn validate_guardrails(parent: &FieldReader<'_>, name: &str, v: &Value) -> Vec<F
             Field::Set(map) => {
                 for (category, action) in map {
                     if !GUARDRAIL_CATEGORIES.contains(&category.as_str()) {
-                        r.error(phase, format!("Unknown category '{category}': expected S1..S13 or P1"));
+                        r.error(
+                            phase,
+                            format!("Unknown category '{category}': expected S1..S13 or P1"),
+                        );
                     } else if !matches!(action.as_str(), Some("FLAG" | "BLOCK")) {
-                        r.error(phase, format!("Category '{category}': expected 'FLAG' | 'BLOCK'"));
+                        r.error(
+                            phase,
+                            format!("Category '{category}': expected 'FLAG' | 'BLOCK'"),
+                        );
                     }
                 }
             }
@@ -324,7 +365,10 @@ fn validate_otel(parent: &FieldReader<'_>, name: &str, v: &Value) -> Vec<FieldEr
             }
             None => {
                 let mut r = holder;
-                r.error(&key, format!("Expected object, received {}", type_name(item)));
+                r.error(
+                    &key,
+                    format!("Expected object, received {}", type_name(item)),
+                );
                 errors.extend(r.into_errors());
             }
         }
@@ -341,29 +385,35 @@ fn validate_spend_limits(parent: &FieldReader<'_>, name: &str, v: &Value) -> Vec
     r.bool("enabled");
     if let Field::Set(rules) = r.array("rules") {
         if rules.len() > MAX_SPEND_RULES {
-            r.error("rules", format!("At most {MAX_SPEND_RULES} rules per gateway"));
+            r.error(
+                "rules",
+                format!("At most {MAX_SPEND_RULES} rules per gateway"),
+            );
         }
         for (i, rule) in rules.iter().enumerate() {
             let key = format!("rules.{i}");
             let Some(ro) = rule.as_object() else {
-                r.error(&key, format!("Expected object, received {}", type_name(rule)));
+                r.error(
+                    &key,
+                    format!("Expected object, received {}", type_name(rule)),
+                );
                 continue;
             };
             let mut rr = r.nested(&key, ro);
             rr.string("id", 1, 64);
             rr.bool("enabled");
-            if let Field::Absent | Field::Null = rr.number("limit", 0.0, f64::MAX) {
-                if !ro.contains_key("limit") || ro["limit"].is_null() {
-                    rr.error("limit", "Required: expected number");
-                }
+            if let Field::Absent | Field::Null = rr.number("limit", 0.0, f64::MAX)
+                && ro.get("limit").is_none_or(Value::is_null)
+            {
+                rr.error("limit", "Required: expected number");
             }
             if !matches!(ro.get("limitType").and_then(Value::as_str), Some("cost")) {
                 rr.error("limitType", "Expected 'cost'");
             }
-            if let Field::Absent | Field::Null = rr.int("window", 0, i64::from(u32::MAX)) {
-                if !ro.contains_key("window") || ro["window"].is_null() {
-                    rr.error("window", "Required: expected integer");
-                }
+            if let Field::Absent | Field::Null = rr.int("window", 0, i64::from(u32::MAX))
+                && ro.get("window").is_none_or(Value::is_null)
+            {
+                rr.error("window", "Required: expected integer");
             }
             rr.enumeration("technique", &["fixed", "sliding"]);
             for dim in ["model", "provider"] {
@@ -404,7 +454,10 @@ fn validate_stripe(parent: &FieldReader<'_>, name: &str, v: &Value) -> Vec<Field
     r.required_string("authorization", 1, 4096);
     match r.array("usage_events") {
         Field::Set(events) => {
-            if events.iter().any(|e| !e.get("payload").is_some_and(Value::is_string)) {
+            if events
+                .iter()
+                .any(|e| !e.get("payload").is_some_and(Value::is_string))
+            {
                 r.error("usage_events", "Expected an array of {payload: string}");
             }
         }
@@ -432,18 +485,34 @@ mod tests {
 
     #[test]
     fn the_sdk_example_body_creates_a_gateway() {
-        let s = read(minimal(), BodyKind::Create).unwrap().into_new_settings();
+        let s = read(minimal(), BodyKind::Create)
+            .unwrap()
+            .into_new_settings();
         assert!(s.collect_logs);
         assert!(!s.authentication);
-        assert_eq!(s.rate_limiting_technique, Some(RateLimitingTechnique::Fixed));
+        assert_eq!(
+            s.rate_limiting_technique,
+            Some(RateLimitingTechnique::Fixed)
+        );
     }
 
     #[test]
     fn each_required_field_missing_is_reported_by_name() {
-        for field in ["id", "cache_invalidate_on_update", "cache_ttl", "collect_logs", "rate_limiting_interval", "rate_limiting_limit"] {
+        for field in [
+            "id",
+            "cache_invalidate_on_update",
+            "cache_ttl",
+            "collect_logs",
+            "rate_limiting_interval",
+            "rate_limiting_limit",
+        ] {
             let mut body = minimal();
             body.as_object_mut().unwrap().remove(field);
-            assert_eq!(read(body, BodyKind::Create).unwrap_err(), vec![field.to_owned()], "{field}");
+            assert_eq!(
+                read(body, BodyKind::Create).unwrap_err(),
+                vec![field.to_owned()],
+                "{field}"
+            );
         }
     }
 
@@ -459,17 +528,29 @@ mod tests {
             ("rate_limiting_technique", json!("leaky")),
             ("logpush_public_key", json!("short")),
             ("authentication", json!("yes")),
-            ("dlp", json!({"policies":[{"id":"p","action":"DROP","check":["REQUEST"],"enabled":true,"profiles":[]}]})),
-            ("guardrails", json!({"prompt":{"S99":"BLOCK"},"response":{}})),
+            (
+                "dlp",
+                json!({"policies":[{"id":"p","action":"DROP","check":["REQUEST"],"enabled":true,"profiles":[]}]}),
+            ),
+            (
+                "guardrails",
+                json!({"prompt":{"S99":"BLOCK"},"response":{}}),
+            ),
             ("otel", json!([{"url":"ftp://x","headers":{}}])),
-            ("spend_limits", json!({"rules":[{"limit":-1,"limitType":"cost","window":60}]})),
+            (
+                "spend_limits",
+                json!({"rules":[{"limit":-1,"limitType":"cost","window":60}]}),
+            ),
             ("stripe", json!({"authorization":"k"})),
         ];
         for (field, value) in cases {
             let mut body = minimal();
             body[field] = value.clone();
             let errs = read(body, BodyKind::Create).unwrap_err();
-            assert!(errs.iter().all(|p| p.starts_with(field)), "{field}={value}: {errs:?}");
+            assert!(
+                errs.iter().all(|p| p.starts_with(field)),
+                "{field}={value}: {errs:?}"
+            );
         }
     }
 
@@ -490,7 +571,9 @@ mod tests {
             "stripe": {"authorization": "sk", "usage_events": [{"payload": "{}"}]},
             "is_default": false, "account_tag": "ignored"
         });
-        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         let s = read(body, BodyKind::Create).unwrap().into_new_settings();
         assert!(s.authentication);
         assert_eq!(s.retry_backoff, Some(RetryBackoff::Exponential));
@@ -507,6 +590,9 @@ mod tests {
         let s = read(body, BodyKind::Replace).unwrap().apply_to(stored);
         assert_eq!(s.retry_delay, None);
         assert_eq!(s.retry_max_attempts, Some(3));
-        assert!(s.authentication, "omitted authentication must not silently switch off");
+        assert!(
+            s.authentication,
+            "omitted authentication must not silently switch off"
+        );
     }
 }

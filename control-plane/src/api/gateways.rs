@@ -161,7 +161,9 @@ impl From<GatewayRecord> for Gateway {
             zdr: s.zdr,
             byok_only: s.byok_only,
             log_classification: s.log_classification,
-            workers_ai_billing_mode: s.workers_ai_billing_mode.unwrap_or_else(|| "postpaid".to_owned()),
+            workers_ai_billing_mode: s
+                .workers_ai_billing_mode
+                .unwrap_or_else(|| "postpaid".to_owned()),
             store_id: s.store_id,
             dlp: s.dlp,
             guardrails: s.guardrails,
@@ -205,10 +207,26 @@ async fn list_gateways(
     let search = query_value(&pairs, "search").map(str::to_owned);
     let page = state
         .db
-        .run(move |c| store::list(c, &account_id, search.as_deref(), paging.offset(), paging.per_page))
+        .run(move |c| {
+            store::list(
+                c,
+                &account_id,
+                search.as_deref(),
+                paging.offset(),
+                paging.per_page,
+            )
+        })
         .await?;
-    let info = ResultInfo::new(paging.page, paging.per_page, page.items.len(), page.total_count);
-    Ok(envelope::ok_page(page.items.into_iter().map(Gateway::from).collect(), info))
+    let info = ResultInfo::new(
+        paging.page,
+        paging.per_page,
+        page.items.len(),
+        page.total_count,
+    );
+    Ok(envelope::ok_page(
+        page.items.into_iter().map(Gateway::from).collect(),
+        info,
+    ))
 }
 
 /// Create a gateway.
@@ -235,7 +253,10 @@ async fn create_gateway(
     caller.authorize(&account_id, Scope::AiGatewayEdit)?;
     let body = read_body(&req, payload, state.max_body_bytes).await?;
     let changes = GatewayChanges::read(&parse_object(&body)?, BodyKind::Create)?;
-    let id = changes.id.clone().ok_or_else(|| Error::Internal("create body without id".into()))?;
+    let id = changes
+        .id
+        .clone()
+        .ok_or_else(|| Error::Internal("create body without id".into()))?;
     let now = now_ms();
     let record = GatewayRecord {
         account_id,
@@ -262,14 +283,23 @@ async fn create_gateway(
     security(("bearer" = []))
 )]
 #[get("/accounts/{account_id}/ai-gateway/gateways/{id}")]
-async fn get_gateway(state: State, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, Error> {
+async fn get_gateway(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Error> {
     let (account_id, id) = path.into_inner();
     caller.authorize(&account_id, Scope::AiGatewayRead)?;
     let found = {
         let id = id.clone();
-        state.db.run(move |c| store::get(c, &account_id, &id)).await?
+        state
+            .db
+            .run(move |c| store::get(c, &account_id, &id))
+            .await?
     };
-    found.map(|g| envelope::ok(Gateway::from(g))).ok_or_else(|| not_found(&id))
+    found
+        .map(|g| envelope::ok(Gateway::from(g)))
+        .ok_or_else(|| not_found(&id))
 }
 
 /// Replace a gateway's settings.
@@ -315,7 +345,13 @@ async fn update_gateway(
                 };
                 record.settings = changes.apply_to(record.settings);
                 record.modified_at_ms = now_ms().max(record.modified_at_ms);
-                if !store::update_settings(c, &account_id, &id, &record.settings, record.modified_at_ms)? {
+                if !store::update_settings(
+                    c,
+                    &account_id,
+                    &id,
+                    &record.settings,
+                    record.modified_at_ms,
+                )? {
                     return Err(not_found(&id));
                 }
                 Ok(record)
@@ -336,7 +372,11 @@ async fn update_gateway(
     security(("bearer" = []))
 )]
 #[delete("/accounts/{account_id}/ai-gateway/gateways/{id}")]
-async fn delete_gateway(state: State, caller: Caller, path: web::Path<(String, String)>) -> Result<HttpResponse, Error> {
+async fn delete_gateway(
+    state: State,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Error> {
     let (account_id, id) = path.into_inner();
     caller.authorize(&account_id, Scope::AiGatewayEdit)?;
     let deleted = state
@@ -379,15 +419,23 @@ async fn get_gateway_url(
     let (account_id, gateway_id, provider) = path.into_inner();
     caller.authorize(&account_id, Scope::AiGatewayRead)?;
     if !is_routable_slug(&provider) {
-        return Err(Error::BadParameter(format!("unknown provider '{provider}'")));
+        return Err(Error::BadParameter(format!(
+            "unknown provider '{provider}'"
+        )));
     }
     let exists = {
         let (account_id, gateway_id) = (account_id.clone(), gateway_id.clone());
-        state.db.run(move |c| store::get(c, &account_id, &gateway_id)).await?.is_some()
+        state
+            .db
+            .run(move |c| store::get(c, &account_id, &gateway_id))
+            .await?
+            .is_some()
     };
     if !exists {
         return Err(not_found(&gateway_id));
     }
     let base = state.public_inference_url.trim_end_matches('/');
-    Ok(envelope::ok(format!("{base}/v1/{account_id}/{gateway_id}/{provider}")))
+    Ok(envelope::ok(format!(
+        "{base}/v1/{account_id}/{gateway_id}/{provider}"
+    )))
 }

@@ -19,13 +19,19 @@ impl Caller {
     /// Checks that the token may act on `account_id` with `scope`, and that the account id is well formed.
     pub fn authorize(&self, account_id: &str, scope: Scope) -> Result<(), Error> {
         if !self.0.allows_account(account_id) {
-            return Err(Error::Forbidden(format!("the token is not valid for account '{account_id}'")));
+            return Err(Error::Forbidden(format!(
+                "the token is not valid for account '{account_id}'"
+            )));
         }
         if !self.0.has_scope(scope) {
-            return Err(Error::Forbidden(format!("the token lacks the '{scope}' scope")));
+            return Err(Error::Forbidden(format!(
+                "the token lacks the '{scope}' scope"
+            )));
         }
         if !is_valid_account_id(account_id) {
-            return Err(Error::BadParameter(format!("invalid account id '{account_id}'")));
+            return Err(Error::BadParameter(format!(
+                "invalid account id '{account_id}'"
+            )));
         }
         Ok(())
     }
@@ -46,18 +52,34 @@ impl FromRequest for Caller {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<State>().cloned();
-        let header = req.headers().get(actix_web::http::header::AUTHORIZATION).map(|v| v.to_str().map(str::to_owned));
+        let header = req
+            .headers()
+            .get(actix_web::http::header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_owned));
         Box::pin(async move {
-            let state: web::Data<AppState> =
-                state.ok_or_else(|| Error::Internal("application state is not configured".into()))?;
+            let state: web::Data<AppState> = state
+                .ok_or_else(|| Error::Internal("application state is not configured".into()))?;
             let value = match header {
-                None => return Err(Error::Unauthenticated("missing 'Authorization: Bearer <token>' header".into())),
-                Some(Err(_)) => return Err(Error::Unauthenticated("the Authorization header is not valid text".into())),
+                None => {
+                    return Err(Error::Unauthenticated(
+                        "missing 'Authorization: Bearer <token>' header".into(),
+                    ));
+                }
+                Some(Err(_)) => {
+                    return Err(Error::Unauthenticated(
+                        "the Authorization header is not valid text".into(),
+                    ));
+                }
                 Some(Ok(v)) => v,
             };
-            let token = bearer_token(&value)
-                .ok_or_else(|| Error::Unauthenticated("expected 'Authorization: Bearer <token>'".into()))?;
-            state.keyring.authenticate(&state.db, token).await.map(Caller)
+            let token = bearer_token(&value).ok_or_else(|| {
+                Error::Unauthenticated("expected 'Authorization: Bearer <token>'".into())
+            })?;
+            state
+                .keyring
+                .authenticate(&state.db, token)
+                .await
+                .map(Caller)
         })
     }
 }
@@ -70,7 +92,11 @@ pub fn query_pairs(req: &HttpRequest) -> Result<Vec<(String, String)>, Error> {
 
 /// The last value of a query parameter.
 pub fn query_value<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    pairs.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// `page` and `per_page`, with their bounds.
@@ -86,13 +112,19 @@ impl Paging {
     }
 
     /// Reads `page` (≥1, default 1) and `per_page` (`min..=max`, default 20).
-    pub fn from_query(pairs: &[(String, String)], min_per_page: i64, max_per_page: i64) -> Result<Self, Error> {
+    pub fn from_query(
+        pairs: &[(String, String)],
+        min_per_page: i64,
+        max_per_page: i64,
+    ) -> Result<Self, Error> {
         let int = |name: &str, default: i64, min: i64, max: i64| -> Result<i64, Error> {
             match query_value(pairs, name) {
                 None | Some("") => Ok(default),
                 Some(v) => match v.parse::<i64>() {
                     Ok(n) if (min..=max).contains(&n) => Ok(n),
-                    _ => Err(Error::BadParameter(format!("{name} must be an integer from {min} to {max}, got '{v}'"))),
+                    _ => Err(Error::BadParameter(format!(
+                        "{name} must be an integer from {min} to {max}, got '{v}'"
+                    ))),
                 },
             }
         };
@@ -105,7 +137,11 @@ impl Paging {
 
 /// Reads the whole body, refusing more than `limit` bytes (checked against `Content-Length` first, then while
 /// reading, since a chunked body has no length).
-pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<web::Bytes, Error> {
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::Bytes, Error> {
     let declared = req
         .headers()
         .get(actix_web::http::header::CONTENT_LENGTH)
@@ -116,7 +152,8 @@ pub async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usiz
     }
     let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0));
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| Error::BadParameter(format!("reading the request body failed: {e}")))?;
+        let chunk = chunk
+            .map_err(|e| Error::BadParameter(format!("reading the request body failed: {e}")))?;
         if body.len() + chunk.len() > limit {
             return Err(Error::BodyTooLarge { limit });
         }

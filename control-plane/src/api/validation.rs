@@ -70,7 +70,11 @@ pub struct FieldReader<'a> {
 
 impl<'a> FieldReader<'a> {
     pub fn new(object: &'a Map<String, Value>) -> Self {
-        Self { object, prefix: Vec::new(), errors: Vec::new() }
+        Self {
+            object,
+            prefix: Vec::new(),
+            errors: Vec::new(),
+        }
     }
 
     fn path(&self, name: &str) -> Vec<String> {
@@ -81,7 +85,10 @@ impl<'a> FieldReader<'a> {
 
     pub fn error(&mut self, name: &str, message: impl Into<String>) {
         let path = self.path(name);
-        self.errors.push(FieldError { path, message: message.into() });
+        self.errors.push(FieldError {
+            path,
+            message: message.into(),
+        });
     }
 
     /// Records errors found by a nested reader (paths already complete).
@@ -91,11 +98,19 @@ impl<'a> FieldReader<'a> {
 
     /// A reader for a nested object at `name`, sharing the path prefix.
     pub fn nested<'b>(&self, name: &str, object: &'b Map<String, Value>) -> FieldReader<'b> {
-        FieldReader { object, prefix: self.path(name), errors: Vec::new() }
+        FieldReader {
+            object,
+            prefix: self.path(name),
+            errors: Vec::new(),
+        }
     }
 
     pub fn finish(self) -> Result<(), Error> {
-        if self.errors.is_empty() { Ok(()) } else { Err(Error::Validation(self.errors)) }
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Validation(self.errors))
+        }
     }
 
     pub fn into_errors(self) -> Vec<FieldError> {
@@ -110,21 +125,35 @@ impl<'a> FieldReader<'a> {
         }
     }
 
-    fn typed<T>(&mut self, name: &str, expected: &str, get: impl FnOnce(&'a Value) -> Option<T>) -> Field<T> {
+    fn typed<T>(
+        &mut self,
+        name: &str,
+        expected: &str,
+        get: impl FnOnce(&'a Value) -> Option<T>,
+    ) -> Field<T> {
         match self.raw(name) {
             Field::Absent => Field::Absent,
             Field::Null => Field::Null,
             Field::Set(v) => match get(v) {
                 Some(t) => Field::Set(t),
                 None => {
-                    self.error(name, format!("Expected {expected}, received {}", type_name(v)));
+                    self.error(
+                        name,
+                        format!("Expected {expected}, received {}", type_name(v)),
+                    );
                     Field::Absent
                 }
             },
         }
     }
 
-    fn require<T>(&mut self, name: &str, expected: &str, field: Field<T>, nullable: bool) -> Field<T> {
+    fn require<T>(
+        &mut self,
+        name: &str,
+        expected: &str,
+        field: Field<T>,
+        nullable: bool,
+    ) -> Field<T> {
         match field {
             Field::Absent if !self.errors.iter().any(|e| e.path == self.path(name)) => {
                 self.error(name, format!("Required: expected {expected}"));
@@ -153,12 +182,19 @@ impl<'a> FieldReader<'a> {
     /// An integer within `min..=max`. Floats with a fractional part, strings and out-of-range values are errors.
     pub fn int(&mut self, name: &str, min: i64, max: i64) -> Field<i64> {
         let f = self.typed(name, "integer", |v| match v {
-            Value::Number(n) => n.as_i64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64)),
+            Value::Number(n) => n.as_i64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15)
+                    .map(|f| f as i64)
+            }),
             _ => None,
         });
         match f {
             Field::Set(n) if n < min || n > max => {
-                self.error(name, format!("Number must be between {min} and {max}, received {n}"));
+                self.error(
+                    name,
+                    format!("Number must be between {min} and {max}, received {n}"),
+                );
                 Field::Absent
             }
             other => other,
@@ -179,7 +215,10 @@ impl<'a> FieldReader<'a> {
         let f = self.typed(name, "number", Value::as_f64);
         match f {
             Field::Set(n) if !(min..=max).contains(&n) => {
-                self.error(name, format!("Number must be between {min} and {max}, received {n}"));
+                self.error(
+                    name,
+                    format!("Number must be between {min} and {max}, received {n}"),
+                );
                 Field::Absent
             }
             other => other,
@@ -190,14 +229,22 @@ impl<'a> FieldReader<'a> {
         let f = self.typed(name, "string", |v| v.as_str().map(str::to_owned));
         match f {
             Field::Set(s) if s.chars().count() < min_len || s.chars().count() > max_len => {
-                self.error(name, format!("String must contain {min_len} to {max_len} characters"));
+                self.error(
+                    name,
+                    format!("String must contain {min_len} to {max_len} characters"),
+                );
                 Field::Absent
             }
             other => other,
         }
     }
 
-    pub fn required_string(&mut self, name: &str, min_len: usize, max_len: usize) -> Option<String> {
+    pub fn required_string(
+        &mut self,
+        name: &str,
+        min_len: usize,
+        max_len: usize,
+    ) -> Option<String> {
         let f = self.string(name, min_len, max_len);
         match self.require(name, "string", f, false) {
             Field::Set(s) => Some(s),
@@ -210,7 +257,13 @@ impl<'a> FieldReader<'a> {
         let f = self.typed(name, "string", |v| v.as_str().map(str::to_owned));
         match f {
             Field::Set(s) if !allowed.contains(&s.as_str()) => {
-                self.error(name, format!("Invalid enum value. Expected {}, received '{s}'", quoted(allowed)));
+                self.error(
+                    name,
+                    format!(
+                        "Invalid enum value. Expected {}, received '{s}'",
+                        quoted(allowed)
+                    ),
+                );
                 Field::Absent
             }
             other => other,
@@ -227,7 +280,11 @@ impl<'a> FieldReader<'a> {
 }
 
 fn quoted(allowed: &[&str]) -> String {
-    allowed.iter().map(|a| format!("'{a}'")).collect::<Vec<_>>().join(" | ")
+    allowed
+        .iter()
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 #[cfg(test)]
@@ -252,7 +309,11 @@ mod tests {
         });
         let paths: Vec<_> = errors.iter().map(|e| e.path.join(".")).collect();
         assert_eq!(paths, ["a", "b", "c", "missing"]);
-        assert!(errors[0].message.contains("Expected boolean, received string"));
+        assert!(
+            errors[0]
+                .message
+                .contains("Expected boolean, received string")
+        );
         assert!(errors[1].message.contains("between 0 and 10"));
         assert!(errors[3].message.starts_with("Required"));
     }

@@ -34,7 +34,10 @@ struct GatewayRow {
 impl GatewayRow {
     fn into_record(self) -> Result<GatewayRecord, Error> {
         let settings = serde_json::from_str(&self.settings).map_err(|e| {
-            Error::Internal(format!("stored settings of gateway {}/{} do not parse: {e}", self.account_id, self.id))
+            Error::Internal(format!(
+                "stored settings of gateway {}/{} do not parse: {e}",
+                self.account_id, self.id
+            ))
         })?;
         Ok(GatewayRecord {
             account_id: self.account_id,
@@ -53,7 +56,8 @@ impl GatewayRow {
             id: r.id.clone(),
             internal_id: r.internal_id.clone(),
             is_default: r.is_default,
-            settings: serde_json::to_string(&r.settings).expect("gateway settings always serialise"),
+            settings: serde_json::to_string(&r.settings)
+                .expect("gateway settings always serialise"),
             created_at: r.created_at_ms,
             modified_at: r.modified_at_ms,
         }
@@ -90,9 +94,15 @@ pub fn list(
     limit: i64,
 ) -> Result<GatewayPage, Error> {
     // Gateway ids are lower-case, so a lower-cased term makes the search case-insensitive on both backends.
-    let pattern = search.filter(|s| !s.is_empty()).map(|s| like_contains(&s.to_lowercase()));
-    let mut count_query = gateways::table.filter(gateways::account_id.eq(account_id)).into_boxed();
-    let mut page_query = gateways::table.filter(gateways::account_id.eq(account_id)).into_boxed();
+    let pattern = search
+        .filter(|s| !s.is_empty())
+        .map(|s| like_contains(&s.to_lowercase()));
+    let mut count_query = gateways::table
+        .filter(gateways::account_id.eq(account_id))
+        .into_boxed();
+    let mut page_query = gateways::table
+        .filter(gateways::account_id.eq(account_id))
+        .into_boxed();
     if let Some(p) = &pattern {
         count_query = count_query.filter(gateways::id.like(p.clone()).escape('\\'));
         page_query = page_query.filter(gateways::id.like(p.clone()).escape('\\'));
@@ -103,11 +113,18 @@ pub fn list(
         .offset(offset)
         .limit(limit)
         .load(conn)?;
-    let items = rows.into_iter().map(GatewayRow::into_record).collect::<Result<_, _>>()?;
+    let items = rows
+        .into_iter()
+        .map(GatewayRow::into_record)
+        .collect::<Result<_, _>>()?;
     Ok(GatewayPage { items, total_count })
 }
 
-pub fn get(conn: &mut AnyConnection, account_id: &str, id: &str) -> Result<Option<GatewayRecord>, Error> {
+pub fn get(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+) -> Result<Option<GatewayRecord>, Error> {
     let row: Option<GatewayRow> = gateways::table
         .filter(gateways::account_id.eq(account_id))
         .filter(gateways::id.eq(id))
@@ -118,7 +135,9 @@ pub fn get(conn: &mut AnyConnection, account_id: &str, id: &str) -> Result<Optio
 
 /// Inserts a new gateway; an existing `(account_id, id)` is [`Error::AlreadyExists`], also when two creates race.
 pub fn insert(conn: &mut AnyConnection, record: &GatewayRecord) -> Result<(), Error> {
-    let result = diesel::insert_into(gateways::table).values(GatewayRow::from_record(record)).execute(conn);
+    let result = diesel::insert_into(gateways::table)
+        .values(GatewayRow::from_record(record))
+        .execute(conn);
     match result {
         Ok(_) => Ok(()),
         Err(e) if crate::store::is_unique_violation(&e) => Err(already_exists(&record.id)),
@@ -139,16 +158,27 @@ pub fn update_settings(
     modified_at_ms: i64,
 ) -> Result<bool, Error> {
     let settings = serde_json::to_string(settings).expect("gateway settings always serialise");
-    let n = diesel::update(gateways::table.filter(gateways::account_id.eq(account_id)).filter(gateways::id.eq(id)))
-        .set((gateways::settings.eq(settings), gateways::modified_at.eq(modified_at_ms)))
-        .execute(conn)?;
+    let n = diesel::update(
+        gateways::table
+            .filter(gateways::account_id.eq(account_id))
+            .filter(gateways::id.eq(id)),
+    )
+    .set((
+        gateways::settings.eq(settings),
+        gateways::modified_at.eq(modified_at_ms),
+    ))
+    .execute(conn)?;
     Ok(n > 0)
 }
 
 /// Deletes a gateway; returns false when there was none.
 pub fn delete(conn: &mut AnyConnection, account_id: &str, id: &str) -> Result<bool, Error> {
-    let n = diesel::delete(gateways::table.filter(gateways::account_id.eq(account_id)).filter(gateways::id.eq(id)))
-        .execute(conn)?;
+    let n = diesel::delete(
+        gateways::table
+            .filter(gateways::account_id.eq(account_id))
+            .filter(gateways::id.eq(id)),
+    )
+    .execute(conn)?;
     Ok(n > 0)
 }
 

@@ -29,7 +29,9 @@ pub fn active_signing_keys(conn: &mut AnyConnection) -> Result<Vec<SigningKeyRow
 }
 
 pub fn insert_signing_key(conn: &mut AnyConnection, row: &SigningKeyRow) -> Result<(), Error> {
-    diesel::insert_into(signing_keys::table).values(row.clone()).execute(conn)?;
+    diesel::insert_into(signing_keys::table)
+        .values(row.clone())
+        .execute(conn)?;
     Ok(())
 }
 
@@ -59,7 +61,9 @@ struct TokenRow {
 
 impl TokenRow {
     fn into_record(self) -> Result<TokenRecord, Error> {
-        let bad = |e: serde_json::Error| Error::Internal(format!("stored token {} does not parse: {e}", self.id));
+        let bad = |e: serde_json::Error| {
+            Error::Internal(format!("stored token {} does not parse: {e}", self.id))
+        };
         Ok(TokenRecord {
             accounts: serde_json::from_str(&self.accounts).map_err(bad)?,
             scopes: serde_json::from_str(&self.scopes).map_err(bad)?,
@@ -82,28 +86,41 @@ pub fn insert_token(conn: &mut AnyConnection, record: &TokenRecord) -> Result<()
         expires_at: record.expires_at_ms,
         revoked_at: record.revoked_at_ms,
     };
-    diesel::insert_into(api_tokens::table).values(row).execute(conn)?;
+    diesel::insert_into(api_tokens::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
 pub fn list_tokens(conn: &mut AnyConnection) -> Result<Vec<TokenRecord>, Error> {
-    let rows: Vec<TokenRow> =
-        api_tokens::table.order((api_tokens::created_at.asc(), api_tokens::id.asc())).load(conn)?;
+    let rows: Vec<TokenRow> = api_tokens::table
+        .order((api_tokens::created_at.asc(), api_tokens::id.asc()))
+        .load(conn)?;
     rows.into_iter().map(TokenRow::into_record).collect()
 }
 
 pub fn get_token(conn: &mut AnyConnection, id: &str) -> Result<Option<TokenRecord>, Error> {
-    let row: Option<TokenRow> = api_tokens::table.filter(api_tokens::id.eq(id)).first(conn).optional()?;
+    let row: Option<TokenRow> = api_tokens::table
+        .filter(api_tokens::id.eq(id))
+        .first(conn)
+        .optional()?;
     row.map(TokenRow::into_record).transpose()
 }
 
 /// Marks a token revoked; returns false when no such token exists. Revoking twice keeps the first time.
 pub fn revoke_token(conn: &mut AnyConnection, id: &str, at_ms: i64) -> Result<bool, Error> {
-    let exists = diesel::select(diesel::dsl::exists(api_tokens::table.filter(api_tokens::id.eq(id)))).get_result(conn)?;
+    let exists = diesel::select(diesel::dsl::exists(
+        api_tokens::table.filter(api_tokens::id.eq(id)),
+    ))
+    .get_result(conn)?;
     if exists {
-        diesel::update(api_tokens::table.filter(api_tokens::id.eq(id)).filter(api_tokens::revoked_at.is_null()))
-            .set(api_tokens::revoked_at.eq(Some(at_ms)))
-            .execute(conn)?;
+        diesel::update(
+            api_tokens::table
+                .filter(api_tokens::id.eq(id))
+                .filter(api_tokens::revoked_at.is_null()),
+        )
+        .set(api_tokens::revoked_at.eq(Some(at_ms)))
+        .execute(conn)?;
     }
     Ok(exists)
 }
@@ -111,7 +128,10 @@ pub fn revoke_token(conn: &mut AnyConnection, id: &str, at_ms: i64) -> Result<bo
 /// Whether the token id is unknown to this deployment or revoked. Unknown counts as revoked: a signature from our
 /// key over an id we never recorded means the database was reset or the key leaked.
 pub fn is_revoked_or_unknown(conn: &mut AnyConnection, id: &str) -> Result<bool, Error> {
-    let revoked_at: Option<Option<i64>> =
-        api_tokens::table.filter(api_tokens::id.eq(id)).select(api_tokens::revoked_at).first(conn).optional()?;
+    let revoked_at: Option<Option<i64>> = api_tokens::table
+        .filter(api_tokens::id.eq(id))
+        .select(api_tokens::revoked_at)
+        .first(conn)
+        .optional()?;
     Ok(!matches!(revoked_at, Some(None)))
 }

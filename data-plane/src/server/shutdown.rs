@@ -14,12 +14,21 @@ use pingora::server::{ShutdownSignal, ShutdownSignalWatch};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 
-pub(crate) type ShutdownFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+pub(crate) type ShutdownFuture = Pin<Box<dyn Future<Output = ShutdownMode> + Send + 'static>>;
+
+/// How a requested stop proceeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownMode {
+    /// Stop accepting and let requests in flight finish within the grace period (SIGTERM's meaning).
+    Graceful,
+    /// Stop at once (SIGINT's meaning: an operator's Ctrl-C).
+    Immediate,
+}
 
 /// Why the data plane stopped; `DataPlane::run` turns it into its result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StopReason {
-    Requested,
+    Requested(ShutdownMode),
     Sigterm,
     Sigint,
     ServiceStopped,
@@ -29,9 +38,13 @@ impl StopReason {
     fn signal(self) -> ShutdownSignal {
         match self {
             // Graceful: stop accepting, let requests in flight finish within the grace period.
-            Self::Requested | Self::Sigterm => ShutdownSignal::GracefulTerminate,
+            Self::Requested(ShutdownMode::Graceful) | Self::Sigterm => {
+                ShutdownSignal::GracefulTerminate
+            }
             // An operator's Ctrl-C means now, and a dead listener has nothing to drain.
-            Self::Sigint | Self::ServiceStopped => ShutdownSignal::FastShutdown,
+            Self::Requested(ShutdownMode::Immediate) | Self::Sigint | Self::ServiceStopped => {
+                ShutdownSignal::FastShutdown
+            }
         }
     }
 }
@@ -67,7 +80,7 @@ impl ShutdownSignalWatch for ShutdownWatcher {
         let requested = take(&self.requested);
         let service_exited = take(&self.service_exited);
         let reason = tokio::select! {
-            () = resolve_or_wait_forever(requested) => StopReason::Requested,
+            mode = resolve_or_wait_forever(requested) => StopReason::Requested(mode),
             () = os_signal(SignalKind::terminate(), self.handle_os_signals) => StopReason::Sigterm,
             () = os_signal(SignalKind::interrupt(), self.handle_os_signals) => StopReason::Sigint,
             () = service_exit(service_exited) => StopReason::ServiceStopped,
@@ -88,7 +101,7 @@ fn take<T>(slot: &Mutex<Option<T>>) -> Option<T> {
     slot.lock().unwrap_or_else(PoisonError::into_inner).take()
 }
 
-async fn resolve_or_wait_forever(future: Option<ShutdownFuture>) {
+async fn resolve_or_wait_forever(future: Option<ShutdownFuture>) -> ShutdownMode {
     match future {
         Some(future) => future.await,
         None => std::future::pending().await,

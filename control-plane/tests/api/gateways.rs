@@ -1,0 +1,265 @@
+//! Gateway CRUD, the URL endpoint and account isolation.
+
+use serde_json::{Value, json};
+
+use crate::on_both_backends;
+use crate::support::{TestApp, assert_error, minimal_gateway};
+
+on_both_backends!(
+    a_gateway_goes_through_create_get_update_and_delete,
+    created_gateways_carry_every_response_field,
+    the_full_terraform_body_is_accepted_on_create_and_returned,
+    put_keeps_omitted_optional_fields_and_resets_explicit_nulls,
+    put_tolerates_the_same_id_in_the_body_and_refuses_another,
+    a_duplicate_id_is_400_with_code_5403,
+    unknown_gateways_are_404_on_every_route,
+    the_url_endpoint_returns_the_data_plane_url_of_a_provider,
+    one_account_never_sees_another_accounts_gateways,
+    the_same_gateway_id_may_exist_in_two_accounts,
+);
+
+async fn a_gateway_goes_through_create_get_update_and_delete(app: TestApp) {
+    let created = app.create_gateway("acme", "my-gateway").await;
+    assert_eq!(created["id"], "my-gateway");
+    assert_eq!(created["cache_ttl"], 0);
+
+    let (status, got) = app.get(&app.gw_url("acme", "/gateways/my-gateway")).await;
+    assert_eq!(status, 200);
+    assert_eq!(got["success"], true);
+    assert_eq!(got["errors"], json!([]));
+    assert_eq!(got["result"], created);
+
+    let mut update = minimal_gateway("my-gateway");
+    update["cache_ttl"] = json!(300);
+    update["collect_logs"] = json!(false);
+    update["authentication"] = json!(true);
+    update["retry_max_attempts"] = json!(3);
+    let (status, updated) = app
+        .put(&app.gw_url("acme", "/gateways/my-gateway"), &update)
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let updated = &updated["result"];
+    assert_eq!(updated["cache_ttl"], 300);
+    assert_eq!(updated["collect_logs"], false);
+    assert_eq!(updated["authentication"], true);
+    assert_eq!(updated["retry_max_attempts"], 3);
+    assert_eq!(updated["created_at"], created["created_at"]);
+    assert_eq!(updated["internal_id"], created["internal_id"]);
+
+    let (_, got) = app.get(&app.gw_url("acme", "/gateways/my-gateway")).await;
+    assert_eq!(&got["result"], updated);
+
+    let (status, deleted) = app
+        .delete(&app.gw_url("acme", "/gateways/my-gateway"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        &deleted["result"], updated,
+        "delete returns the deleted gateway"
+    );
+    let (status, body) = app.get(&app.gw_url("acme", "/gateways/my-gateway")).await;
+    assert_error(status, &body, 404, 7003);
+}
+
+async fn created_gateways_carry_every_response_field(app: TestApp) {
+    let g = app.create_gateway("acme", "fields").await;
+    for field in [
+        "id",
+        "account_id",
+        "account_tag",
+        "internal_id",
+        "is_default",
+        "created_at",
+        "modified_at",
+        "cache_invalidate_on_update",
+        "cache_ttl",
+        "collect_logs",
+        "rate_limiting_interval",
+        "rate_limiting_limit",
+        "rate_limiting_technique",
+        "authentication",
+        "log_management",
+        "log_management_strategy",
+        "logpush",
+        "logpush_public_key",
+        "retry_max_attempts",
+        "retry_delay",
+        "retry_backoff",
+        "zdr",
+        "workers_ai_billing_mode",
+        "store_id",
+        "dlp",
+        "guardrails",
+        "otel",
+        "spend_limits",
+        "stripe",
+    ] {
+        assert!(g.get(field).is_some(), "missing {field} in {g}");
+    }
+    assert_eq!(g["account_id"], "acme");
+    assert_eq!(g["account_tag"], "acme");
+    assert_eq!(g["is_default"], false);
+    assert_eq!(g["rate_limiting_technique"], "fixed");
+    assert_eq!(g["workers_ai_billing_mode"], "postpaid");
+    assert!(uuid::Uuid::parse_str(g["internal_id"].as_str().unwrap()).is_ok());
+    let created =
+        chrono::DateTime::parse_from_rfc3339(g["created_at"].as_str().unwrap()).expect("RFC 3339");
+    assert!((chrono::Utc::now() - created.to_utc()).num_seconds().abs() < 60);
+}
+
+fn terraform_body(id: &str) -> Value {
+    json!({
+        "id": id, "cache_invalidate_on_update": false, "cache_ttl": 3600, "collect_logs": true,
+        "rate_limiting_interval": 60, "rate_limiting_limit": 100, "rate_limiting_technique": "sliding",
+        "authentication": true, "log_management": 100000, "log_management_strategy": "DELETE_OLDEST",
+        "logpush": true, "logpush_public_key": "-----BEGIN PUBLIC KEY-----\nMIIBIjANBgkq\n-----END PUBLIC KEY-----",
+        "retry_max_attempts": 5, "retry_delay": 1000, "retry_backoff": "linear", "zdr": true,
+        "workers_ai_billing_mode": "postpaid", "store_id": "store-1", "byok_only": true,
+        "dlp": {"enabled": true, "policies": [{"id": "p1", "action": "BLOCK", "check": ["REQUEST", "RESPONSE"],
+                "enabled": true, "profiles": ["prof-1"]}]},
+        "guardrails": {"prompt": {"S1": "BLOCK", "P1": "FLAG"}, "response": {"S10": "FLAG"}},
+        "otel": [{"url": "https://collector.example/v1/traces", "headers": {"x-team": "ml"}, "content_type": "protobuf"}],
+        "spend_limits": {"enabled": true, "rules": [{"id": "6fb25042", "enabled": true, "limit": 12.5,
+                "limitType": "cost", "window": 86400, "technique": "fixed",
+                "provider": {"mode": "filter", "values": ["openai"]},
+                "metadata": {"team": {"mode": "partition"}}}]},
+        "stripe": {"authorization": "sk_test", "usage_events": [{"payload": "{\"a\":1}"}]}
+    })
+}
+
+async fn the_full_terraform_body_is_accepted_on_create_and_returned(app: TestApp) {
+    let body = terraform_body("tf");
+    let (status, created) = app.post(&app.gw_url("acme", "/gateways"), &body).await;
+    assert_eq!(status, 200, "{created}");
+    let created = &created["result"];
+    for (key, value) in body.as_object().unwrap() {
+        assert_eq!(&created[key], value, "field {key}");
+    }
+}
+
+async fn put_keeps_omitted_optional_fields_and_resets_explicit_nulls(app: TestApp) {
+    let (status, _) = app
+        .post(&app.gw_url("acme", "/gateways"), &terraform_body("keep"))
+        .await;
+    assert_eq!(status, 200);
+    let mut update = minimal_gateway("keep");
+    update.as_object_mut().unwrap().remove("id");
+    update["retry_delay"] = Value::Null;
+    update["dlp"] = Value::Null;
+    let (status, updated) = app
+        .put(&app.gw_url("acme", "/gateways/keep"), &update)
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    let updated = &updated["result"];
+    assert_eq!(
+        updated["authentication"], true,
+        "an omitted authentication flag must not switch off"
+    );
+    assert_eq!(updated["retry_max_attempts"], 5);
+    assert_eq!(updated["retry_delay"], Value::Null);
+    assert_eq!(updated["dlp"], Value::Null);
+    assert!(updated["guardrails"].is_object());
+    assert_eq!(updated["cache_ttl"], 0, "required fields are replaced");
+}
+
+async fn put_tolerates_the_same_id_in_the_body_and_refuses_another(app: TestApp) {
+    app.create_gateway("acme", "same").await;
+    let (status, body) = app
+        .put(
+            &app.gw_url("acme", "/gateways/same"),
+            &minimal_gateway("same"),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = app
+        .put(
+            &app.gw_url("acme", "/gateways/same"),
+            &minimal_gateway("other"),
+        )
+        .await;
+    assert_error(status, &body, 400, 7001);
+    assert_eq!(body["errors"][0]["path"], json!(["id"]));
+}
+
+async fn a_duplicate_id_is_400_with_code_5403(app: TestApp) {
+    app.create_gateway("acme", "dup").await;
+    let (status, body) = app
+        .post(&app.gw_url("acme", "/gateways"), &minimal_gateway("dup"))
+        .await;
+    assert_error(status, &body, 400, 5403);
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already exists")
+    );
+}
+
+async fn unknown_gateways_are_404_on_every_route(app: TestApp) {
+    let url = app.gw_url("acme", "/gateways/nope");
+    let (s, b) = app.get(&url).await;
+    assert_error(s, &b, 404, 7003);
+    let (s, b) = app.put(&url, &minimal_gateway("nope")).await;
+    assert_error(s, &b, 404, 7003);
+    let (s, b) = app.delete(&url).await;
+    assert_error(s, &b, 404, 7003);
+    let (s, b) = app
+        .get(&app.gw_url("acme", "/gateways/nope/url/openai"))
+        .await;
+    assert_error(s, &b, 404, 7003);
+}
+
+async fn the_url_endpoint_returns_the_data_plane_url_of_a_provider(app: TestApp) {
+    app.create_gateway("acme", "gw").await;
+    for provider in [
+        "openai",
+        "anthropic",
+        "workers-ai",
+        "custom-my-llm",
+        "compat",
+    ] {
+        let (status, body) = app
+            .get(&app.gw_url("acme", &format!("/gateways/gw/url/{provider}")))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["result"],
+            format!("http://gateway.test:8787/v1/acme/gw/{provider}")
+        );
+    }
+    let (s, b) = app
+        .get(&app.gw_url("acme", "/gateways/gw/url/not-a-provider"))
+        .await;
+    assert_error(s, &b, 400, 7002);
+}
+
+async fn one_account_never_sees_another_accounts_gateways(app: TestApp) {
+    app.create_gateway("acme", "secret").await;
+    let (status, list) = app.get(&app.gw_url("globex", "/gateways")).await;
+    assert_eq!(status, 200);
+    assert_eq!(list["result"], json!([]));
+    assert_eq!(list["result_info"]["total_count"], 0);
+    let url = app.gw_url("globex", "/gateways/secret");
+    let (s, b) = app.get(&url).await;
+    assert_error(s, &b, 404, 7003);
+    let (s, b) = app.put(&url, &minimal_gateway("secret")).await;
+    assert_error(s, &b, 404, 7003);
+    let (s, b) = app.delete(&url).await;
+    assert_error(s, &b, 404, 7003);
+    let (s, _) = app.get(&app.gw_url("acme", "/gateways/secret")).await;
+    assert_eq!(s, 200, "the other account's calls changed nothing");
+}
+
+async fn the_same_gateway_id_may_exist_in_two_accounts(app: TestApp) {
+    let a = app.create_gateway("acme", "shared-name").await;
+    let b = app.create_gateway("globex", "shared-name").await;
+    assert_ne!(a["internal_id"], b["internal_id"]);
+    let (status, _) = app
+        .delete(&app.gw_url("acme", "/gateways/shared-name"))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .get(&app.gw_url("globex", "/gateways/shared-name"))
+        .await;
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the management API: one test binary, modules per area. Each test starts a real server on
+//! port 0 over a fresh database, and runs against SQLite and PostgreSQL.
+
+mod support;
+
+mod admin;
+mod auth;
+mod gateways;
+mod openapi;
+mod pagination;
+mod validation;

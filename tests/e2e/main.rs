@@ -1,0 +1,8 @@
+//! End-to-end tests of the real `gatehouse` binary: started as a process on port 0, driven over HTTP and its CLI.
+
+mod support;
+
+mod cli;
+mod sdk;
+mod split;
+mod standalone;
