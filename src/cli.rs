@@ -148,6 +148,19 @@ pub struct GlobalOptions {
         default_value_t = 2
     )]
     pub proxy_threads: usize,
+    /// Replace a provider's upstream base, e.g. `openai=http://127.0.0.1:9000/v1` (repeatable). The environment
+    /// twin takes a comma-separated list.
+    #[arg(long = "provider-base-url", global = true, env = "GATEHOUSE_PROVIDER_BASE_URLS", value_delimiter = ',', value_parser = parse_base_url_override)]
+    pub provider_base_urls: Vec<(String, String)>,
+    /// Largest inference request body, in bytes (413 beyond it).
+    #[arg(long, global = true, env = "GATEHOUSE_PROXY_MAX_BODY_BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub proxy_max_body_bytes: usize,
+    /// How long to wait for an upstream connection.
+    #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_CONNECT_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub upstream_connect_timeout: std::time::Duration,
+    /// How long to wait for an upstream's response header when the request sets no `cf-aig-request-timeout`.
+    #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT", default_value = "600s", value_parser = humantime::parse_duration)]
+    pub upstream_response_timeout: std::time::Duration,
     /// On SIGTERM, how long in-flight inference requests may run before the data plane stops (whole seconds;
     /// pingora waits this long even when idle). SIGINT stops at once.
     #[arg(long, global = true, env = "GATEHOUSE_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -158,4 +171,23 @@ pub struct GlobalOptions {
     /// Export traces over OTLP/HTTP to this endpoint (e.g. http://127.0.0.1:4318/v1/traces).
     #[arg(long, global = true, env = "GATEHOUSE_OTLP_ENDPOINT")]
     pub otlp_endpoint: Option<String>,
+}
+
+/// Parses `slug=url` for `--provider-base-url`.
+fn parse_base_url_override(text: &str) -> Result<(String, String), String> {
+    let (slug, url) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected SLUG=URL, got {text:?}"))?;
+    let (slug, url) = (slug.trim(), url.trim());
+    if !gatehouse_shared::providers::is_routable_slug(slug)
+        || slug == gatehouse_shared::providers::COMPAT_PROVIDER
+    {
+        return Err(format!("unknown provider {slug:?}"));
+    }
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(format!(
+            "the base URL of {slug} must start with http:// or https://"
+        ));
+    }
+    Ok((slug.to_owned(), url.trim_end_matches('/').to_owned()))
 }

@@ -21,7 +21,9 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
     let db = setup::open_database(opts)?;
     let keyring = Keyring::load_or_create(&db, &master)?;
 
-    let data_plane = DataPlane::bind(data_plane_settings(opts))?;
+    let mut dp_settings = data_plane_settings(opts);
+    dp_settings.master_key = Some(master.clone());
+    let data_plane = DataPlane::bind(dp_settings)?;
     let inference_addr = data_plane.local_addr();
     let public_inference_url = opts
         .public_inference_url
@@ -133,6 +135,10 @@ fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     let mut settings = DataPlaneSettings::new(opts.proxy_listen);
     settings.threads = opts.proxy_threads;
     settings.grace_period = opts.shutdown_grace_period;
+    settings.provider_base_urls = opts.provider_base_urls.clone();
+    settings.max_body_bytes = opts.proxy_max_body_bytes;
+    settings.upstream_connect_timeout = opts.upstream_connect_timeout;
+    settings.upstream_response_timeout = opts.upstream_response_timeout;
     // The binary owns signals (installed before anything is printed) and passes them on through `run_until`.
     settings.handle_os_signals = false;
     settings

@@ -20,6 +20,7 @@ mod proxy;
 mod readiness;
 mod server;
 mod settings;
+pub mod snapshot;
 
 pub use error::{AiGatewayError, DataPlaneError, code};
 pub use readiness::ReadinessHandle;

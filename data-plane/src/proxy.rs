@@ -14,6 +14,7 @@
 mod endpoint;
 mod respond;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
@@ -24,6 +25,8 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::error::AiGatewayError;
 use crate::readiness::ReadinessHandle;
+use crate::settings::DataPlaneSettings;
+use crate::snapshot::ConfigStore;
 use endpoint::Endpoint;
 
 const HEALTHZ_BODY: &[u8] = br#"{"status":"ok"}"#;
@@ -31,11 +34,17 @@ const READYZ_BODY: &[u8] = br#"{"status":"ready"}"#;
 
 pub(crate) struct GatewayProxy {
     readiness: ReadinessHandle,
+    /// The node's configuration; each request loads one snapshot from it at its start.
+    config: Arc<ConfigStore>,
 }
 
 impl GatewayProxy {
-    pub(crate) fn new(readiness: ReadinessHandle) -> Self {
-        Self { readiness }
+    pub(crate) fn new(
+        readiness: ReadinessHandle,
+        config: Arc<ConfigStore>,
+        _settings: &DataPlaneSettings,
+    ) -> Self {
+        Self { readiness, config }
     }
 
     async fn answer(&self, session: &mut Session, endpoint: Endpoint) -> pingora::Result<()> {

@@ -15,6 +15,7 @@ use crate::error::DataPlaneError;
 use crate::proxy::GatewayProxy;
 use crate::readiness::ReadinessHandle;
 use crate::settings::{DataPlaneSettings, whole_seconds};
+use crate::snapshot::ConfigStore;
 use prebound::PreboundListenerService;
 pub use shutdown::ShutdownMode;
 use shutdown::{ShutdownWatcher, StopReason};
@@ -29,6 +30,7 @@ pub struct DataPlane {
     local_addr: SocketAddr,
     settings: DataPlaneSettings,
     readiness: ReadinessHandle,
+    config: Arc<ConfigStore>,
 }
 
 impl DataPlane {
@@ -49,17 +51,24 @@ impl DataPlane {
         // pingora's runtime drives the socket through epoll and accepts until accept() would block; on a blocking
         // socket that last accept() would park a worker thread instead of returning.
         listener.set_nonblocking(true).map_err(setup_error)?;
+        let config = Arc::new(ConfigStore::new(settings.master_key.clone()));
         Ok(DataPlane {
             listener,
             local_addr,
             settings,
             readiness: ReadinessHandle::default(),
+            config,
         })
     }
 
     /// The address the listener is bound to, with the real port when the settings asked for port 0.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The node's configuration. The config sync applies documents to it; every request loads one snapshot from it.
+    pub fn config_store(&self) -> Arc<ConfigStore> {
+        Arc::clone(&self.config)
     }
 
     /// The flag behind `/readyz`. It starts not ready; the config loader sets it after its first full load.
@@ -93,7 +102,10 @@ impl DataPlane {
     ) -> Result<(), DataPlaneError> {
         let mut server = Server::new_with_opt_and_conf(None::<Opt>, server_conf(&self.settings));
         // The same `ServerConf` for the app as for the server: `HttpProxy` sizes its per-thread structures by it.
-        let app = http_proxy(&server.configuration, GatewayProxy::new(self.readiness));
+        let app = http_proxy(
+            &server.configuration,
+            GatewayProxy::new(self.readiness, Arc::clone(&self.config), &self.settings),
+        );
         let (service, service_exited) =
             PreboundListenerService::new(SERVICE_NAME, app, self.listener, self.local_addr);
         server.add_service(service);

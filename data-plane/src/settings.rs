@@ -6,7 +6,7 @@ use std::time::Duration;
 use crate::error::DataPlaneError;
 
 /// How the data plane listens and shuts down.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct DataPlaneSettings {
     /// Where to accept client traffic. Port 0 asks the OS for a free port; `DataPlane::local_addr` tells which.
     pub listen: SocketAddr,
@@ -24,12 +24,26 @@ pub struct DataPlaneSettings {
     /// that owns signal handling (for example, to stop both planes in order) turns this off and resolves the
     /// `shutdown` future instead.
     pub handle_os_signals: bool,
+    /// Opens provider secrets in config documents. A node without it serves only gateways without stored keys.
+    pub master_key: Option<gatehouse_shared::crypto::MasterKey>,
+    /// Operator overrides of built-in upstream bases (`slug` → base URL), so a self-hosted OpenAI-compatible
+    /// server or a test mock can stand in for any provider.
+    pub provider_base_urls: Vec<(String, String)>,
+    /// Largest request body read from a client; larger is 413.
+    pub max_body_bytes: usize,
+    /// How long to wait for an upstream TCP (and TLS) connection.
+    pub upstream_connect_timeout: Duration,
+    /// How long to wait for an upstream's response header when the request sets no timeout of its own.
+    pub upstream_response_timeout: Duration,
 }
 
 impl DataPlaneSettings {
     pub const DEFAULT_THREADS: usize = 2;
     pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
+    pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+    pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+    pub const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(600);
 
     /// Settings with the defaults for everything but the address.
     pub fn new(listen: SocketAddr) -> Self {
@@ -39,6 +53,11 @@ impl DataPlaneSettings {
             grace_period: Self::DEFAULT_GRACE_PERIOD,
             shutdown_timeout: Self::DEFAULT_SHUTDOWN_TIMEOUT,
             handle_os_signals: true,
+            master_key: None,
+            provider_base_urls: Vec::new(),
+            max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            upstream_connect_timeout: Self::DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
+            upstream_response_timeout: Self::DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
         }
     }
 

@@ -1,0 +1,385 @@
+//! The node's configuration: one immutable [`ConfigSnapshot`], swapped atomically when a document is applied.
+//!
+//! Applying a document means: check its version (never go backwards), compile it into the runtime form the request
+//! path uses (secrets opened, token verifier built), and publish a new snapshot with one pointer swap. A request
+//! loads the snapshot once at its start and uses it to the end. A document that fails to compile is reported and
+//! the previous one stays in service.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use gatehouse_shared::config::{DeploymentDocument, GatewayConfigDocument, GatewayKey};
+use gatehouse_shared::crypto::MasterKey;
+use gatehouse_shared::gateway::GatewaySettings;
+use gatehouse_shared::token::TokenVerifier;
+
+/// Why a document was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    #[error("provider config {id} ({provider}/{alias}): {reason}")]
+    ProviderSecret {
+        id: String,
+        provider: String,
+        alias: String,
+        reason: String,
+    },
+    #[error("custom provider {slug}: {reason}")]
+    CustomProvider { slug: String, reason: String },
+    #[error("document is invalid: {0}")]
+    Invalid(String),
+}
+
+/// What applying a document did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The snapshot now serves this version.
+    Updated,
+    /// The node already has this version or a newer one; nothing changed.
+    Stale,
+}
+
+/// A provider key, opened. `Debug` never prints the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProviderSecret {
+    pub id: String,
+    pub alias: String,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for ProviderSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderSecret")
+            .field("id", &self.id)
+            .field("alias", &self.alias)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The stored keys of one provider on one gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProviderKeys {
+    /// The key marked `default_config` (or aliased `default`), used without `cf-aig-byok-alias`.
+    pub default: Option<ProviderSecret>,
+    pub by_alias: HashMap<String, ProviderSecret>,
+}
+
+/// A custom provider, ready to route to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomUpstream {
+    pub slug: String,
+    /// The base URL without a trailing slash.
+    pub base_url: String,
+}
+
+/// One gateway, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledGateway {
+    pub key: GatewayKey,
+    pub version: i64,
+    /// The content hash of the document that built this, for status reports and logs.
+    pub hash: String,
+    pub internal_id: String,
+    pub is_default: bool,
+    pub settings: GatewaySettings,
+    /// Provider slug → its stored keys.
+    pub provider_keys: HashMap<String, ProviderKeys>,
+    /// Custom provider slug (without `custom-`) → upstream.
+    pub custom_providers: HashMap<String, CustomUpstream>,
+}
+
+/// Token verification for the whole deployment, compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledDeployment {
+    pub version: i64,
+    pub hash: String,
+    pub verifier: TokenVerifier,
+    pub revoked_tokens: HashSet<String>,
+}
+
+/// Everything a node serves from, at one moment.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSnapshot {
+    /// account id → gateway id → gateway, so a request looks up with two `&str` and no allocation.
+    gateways: HashMap<String, HashMap<String, Arc<CompiledGateway>>>,
+    /// Versions of deletions, so a late, older document cannot bring a deleted gateway back.
+    tombstones: HashMap<GatewayKey, i64>,
+    pub deployment: Option<Arc<CompiledDeployment>>,
+}
+
+impl ConfigSnapshot {
+    pub fn gateway(&self, account_id: &str, gateway_id: &str) -> Option<&Arc<CompiledGateway>> {
+        self.gateways.get(account_id)?.get(gateway_id)
+    }
+
+    /// Every gateway's key and version, for status reports and resync comparisons.
+    pub fn gateway_versions(&self) -> HashMap<GatewayKey, i64> {
+        self.gateways
+            .values()
+            .flat_map(|m| m.values())
+            .map(|g| (g.key.clone(), g.version))
+            .collect()
+    }
+
+    /// The version a key is known at: applied, or deleted at.
+    pub fn known_version(&self, key: &GatewayKey) -> Option<i64> {
+        self.gateway(&key.account_id, &key.gateway_id)
+            .map(|g| g.version)
+            .or_else(|| self.tombstones.get(key).copied())
+    }
+}
+
+/// The node's current snapshot and the key to open secrets with.
+pub struct ConfigStore {
+    current: ArcSwap<ConfigSnapshot>,
+    master_key: Option<MasterKey>,
+}
+
+impl std::fmt::Debug for ConfigStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigStore").finish_non_exhaustive()
+    }
+}
+
+impl ConfigStore {
+    /// `master_key` opens provider secrets; a node without one serves only gateways that have no stored keys.
+    pub fn new(master_key: Option<MasterKey>) -> Self {
+        Self {
+            current: ArcSwap::from_pointee(ConfigSnapshot::default()),
+            master_key,
+        }
+    }
+
+    /// The snapshot to serve one request from. Lock-free.
+    pub fn load(&self) -> Arc<ConfigSnapshot> {
+        self.current.load_full()
+    }
+
+    /// Compiles and applies a gateway document unless the node already has that version or newer (or deleted the
+    /// gateway at a newer version). On error the previous document stays in service.
+    pub fn apply_gateway(
+        &self,
+        doc: &GatewayConfigDocument,
+        hash: &str,
+    ) -> Result<Applied, CompileError> {
+        if self
+            .load()
+            .known_version(&doc.key)
+            .is_some_and(|v| v >= doc.version)
+        {
+            return Ok(Applied::Stale);
+        }
+        let compiled = Arc::new(compile_gateway(doc, hash, self.master_key.as_ref())?);
+        let mut applied = Applied::Stale;
+        // Documents are applied by one sync task, but rcu keeps a concurrent applier correct too.
+        self.current.rcu(|old| {
+            if old
+                .known_version(&compiled.key)
+                .is_some_and(|v| v >= compiled.version)
+            {
+                applied = Applied::Stale;
+                return Arc::clone(old);
+            }
+            let mut next = ConfigSnapshot::clone(old);
+            next.tombstones.remove(&compiled.key);
+            next.gateways
+                .entry(compiled.key.account_id.clone())
+                .or_default()
+                .insert(compiled.key.gateway_id.clone(), Arc::clone(&compiled));
+            applied = Applied::Updated;
+            Arc::new(next)
+        });
+        Ok(applied)
+    }
+
+    /// Removes a gateway deleted at `version`; an older delete than what the node serves is ignored.
+    pub fn remove_gateway(&self, key: &GatewayKey, version: i64) -> Applied {
+        let mut applied = Applied::Stale;
+        self.current.rcu(|old| {
+            if old.known_version(key).is_some_and(|v| v >= version) {
+                applied = Applied::Stale;
+                return Arc::clone(old);
+            }
+            let mut next = ConfigSnapshot::clone(old);
+            if let Some(account) = next.gateways.get_mut(&key.account_id) {
+                account.remove(&key.gateway_id);
+                if account.is_empty() {
+                    next.gateways.remove(&key.account_id);
+                }
+            }
+            next.tombstones.insert(key.clone(), version);
+            applied = Applied::Updated;
+            Arc::new(next)
+        });
+        applied
+    }
+
+    /// Applies the deployment document unless the node has that version or newer.
+    pub fn apply_deployment(&self, doc: &DeploymentDocument, hash: &str) -> Applied {
+        let compiled = Arc::new(CompiledDeployment {
+            version: doc.version,
+            hash: hash.to_owned(),
+            verifier: TokenVerifier::new(&doc.verification_keys),
+            revoked_tokens: doc.revoked_tokens.iter().cloned().collect(),
+        });
+        let mut applied = Applied::Stale;
+        self.current.rcu(|old| {
+            if old
+                .deployment
+                .as_ref()
+                .is_some_and(|d| d.version >= compiled.version)
+            {
+                applied = Applied::Stale;
+                return Arc::clone(old);
+            }
+            let mut next = ConfigSnapshot::clone(old);
+            next.deployment = Some(Arc::clone(&compiled));
+            applied = Applied::Updated;
+            Arc::new(next)
+        });
+        applied
+    }
+}
+
+fn compile_gateway(
+    doc: &GatewayConfigDocument,
+    hash: &str,
+    master_key: Option<&MasterKey>,
+) -> Result<CompiledGateway, CompileError> {
+    let mut provider_keys: HashMap<String, ProviderKeys> = HashMap::new();
+    for entry in &doc.provider_configs {
+        let fail = |reason: String| CompileError::ProviderSecret {
+            id: entry.id.clone(),
+            provider: entry.provider_slug.clone(),
+            alias: entry.alias.clone(),
+            reason,
+        };
+        let key =
+            master_key.ok_or_else(|| fail("this node has no master key to open it".into()))?;
+        let opened = key
+            .open(&entry.sealed_secret)
+            .map_err(|e| fail(e.to_string()))?;
+        let secret =
+            String::from_utf8(opened).map_err(|_| fail("the secret is not UTF-8 text".into()))?;
+        let secret = ProviderSecret {
+            id: entry.id.clone(),
+            alias: entry.alias.clone(),
+            secret,
+        };
+        let keys = provider_keys
+            .entry(entry.provider_slug.clone())
+            .or_default();
+        if entry.default_config || (entry.alias == "default" && keys.default.is_none()) {
+            keys.default = Some(secret.clone());
+        }
+        keys.by_alias.insert(entry.alias.clone(), secret);
+    }
+    let mut custom_providers = HashMap::new();
+    for cp in doc.custom_providers.iter().filter(|cp| cp.enable) {
+        let base = cp.base_url.trim_end_matches('/');
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            return Err(CompileError::CustomProvider {
+                slug: cp.slug.clone(),
+                reason: "base_url is not http(s)".into(),
+            });
+        }
+        custom_providers.insert(
+            cp.slug.clone(),
+            CustomUpstream {
+                slug: cp.slug.clone(),
+                base_url: base.to_owned(),
+            },
+        );
+    }
+    Ok(CompiledGateway {
+        key: doc.key.clone(),
+        version: doc.version,
+        hash: hash.to_owned(),
+        internal_id: doc.internal_id.clone(),
+        is_default: doc.is_default,
+        settings: doc.settings.clone(),
+        provider_keys,
+        custom_providers,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_shared::config::ProviderConfigEntry;
+
+    fn doc(version: i64) -> GatewayConfigDocument {
+        GatewayConfigDocument {
+            schema: 1,
+            key: GatewayKey::new("acme", "gw"),
+            version,
+            internal_id: "i".into(),
+            is_default: false,
+            settings: GatewaySettings::for_default_gateway(),
+            provider_configs: vec![],
+            custom_providers: vec![],
+        }
+    }
+
+    #[test]
+    fn versions_never_go_backwards_and_deletes_are_remembered() {
+        let store = ConfigStore::new(None);
+        assert_eq!(
+            store.apply_gateway(&doc(5), "h5").unwrap(),
+            Applied::Updated
+        );
+        assert_eq!(store.apply_gateway(&doc(4), "h4").unwrap(), Applied::Stale);
+        assert_eq!(store.apply_gateway(&doc(5), "h5").unwrap(), Applied::Stale);
+        assert_eq!(store.load().gateway("acme", "gw").unwrap().hash, "h5");
+        assert_eq!(
+            store.remove_gateway(&GatewayKey::new("acme", "gw"), 6),
+            Applied::Updated
+        );
+        assert!(store.load().gateway("acme", "gw").is_none());
+        assert_eq!(
+            store.apply_gateway(&doc(5), "late").unwrap(),
+            Applied::Stale,
+            "a late document stays dead"
+        );
+        assert_eq!(
+            store.apply_gateway(&doc(7), "h7").unwrap(),
+            Applied::Updated,
+            "a newer create comes back"
+        );
+    }
+
+    #[test]
+    fn a_document_whose_secret_does_not_open_keeps_the_previous_one() {
+        let key = MasterKey::from_bytes(&[3; 32]);
+        let store = ConfigStore::new(Some(key.clone()));
+        let mut good = doc(1);
+        good.provider_configs.push(ProviderConfigEntry {
+            id: "pc".into(),
+            provider_slug: "openai".into(),
+            alias: "default".into(),
+            default_config: true,
+            sealed_secret: key.seal(b"sk-live"),
+            rate_limit: None,
+            rate_limit_period: None,
+        });
+        store.apply_gateway(&good, "h1").unwrap();
+        let mut bad = good.clone();
+        bad.version = 2;
+        bad.provider_configs[0].sealed_secret = MasterKey::from_bytes(&[4; 32]).seal(b"x");
+        assert!(matches!(
+            store.apply_gateway(&bad, "h2"),
+            Err(CompileError::ProviderSecret { .. })
+        ));
+        let snapshot = store.load();
+        let gw = snapshot.gateway("acme", "gw").unwrap();
+        assert_eq!(gw.version, 1);
+        assert_eq!(
+            gw.provider_keys["openai"].default.as_ref().unwrap().secret,
+            "sk-live"
+        );
+        assert!(
+            !format!("{gw:?}").contains("sk-live"),
+            "secrets never reach Debug output"
+        );
+    }
+}
