@@ -97,6 +97,21 @@ pub struct GlobalOptions {
         default_value = "gatehouse:"
     )]
     pub redis_prefix: String,
+    /// How this data-plane node appears in `GET /admin/nodes`. Default: the host name and a random suffix.
+    #[arg(long, global = true, env = "GATEHOUSE_NODE_ID")]
+    pub node_id: Option<String>,
+    /// How often a data-plane node re-reads the whole config index (the most a lost announcement can delay a
+    /// change).
+    #[arg(long, global = true, env = "GATEHOUSE_CONFIG_RESYNC_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub config_resync_interval: std::time::Duration,
+    /// How often the control plane compares every gateway's published document with the database and republishes
+    /// what differs.
+    #[arg(long, global = true, env = "GATEHOUSE_RECONCILE_INTERVAL", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub reconcile_interval: std::time::Duration,
+    /// How often the control plane compares the published deployment document (token keys and revocations) with
+    /// the database: the delay before a `gatehouse token revoke` reaches the nodes.
+    #[arg(long, global = true, env = "GATEHOUSE_DEPLOYMENT_RECONCILE_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub deployment_reconcile_interval: std::time::Duration,
     /// A file holding the 32-byte master key as base64. Standalone creates `master.key` in the data dir.
     #[arg(long, global = true, env = "GATEHOUSE_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -132,6 +147,9 @@ pub struct GlobalOptions {
     /// Largest management API request body, in bytes.
     #[arg(long, global = true, env = "GATEHOUSE_API_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub api_max_body_bytes: usize,
+    /// Allow `http://` base URLs for custom providers (Cloudflare requires `https://`).
+    #[arg(long, global = true, env = "GATEHOUSE_ALLOW_HTTP_CUSTOM_PROVIDERS")]
+    pub allow_http_custom_providers: bool,
     /// Management API worker threads.
     #[arg(
         long,
@@ -161,6 +179,9 @@ pub struct GlobalOptions {
     /// How long to wait for an upstream's response header when the request sets no `cf-aig-request-timeout`.
     #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_RESPONSE_TIMEOUT", default_value = "600s", value_parser = humantime::parse_duration)]
     pub upstream_response_timeout: std::time::Duration,
+    /// A PEM bundle of CA certificates for upstream TLS, used instead of the system roots (private CAs).
+    #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_CA_FILE")]
+    pub upstream_ca_file: Option<PathBuf>,
     /// On SIGTERM, how long in-flight inference requests may run before the data plane stops (whole seconds;
     /// pingora waits this long even when idle). SIGINT stops at once.
     #[arg(long, global = true, env = "GATEHOUSE_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]

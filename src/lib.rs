@@ -1,5 +1,6 @@
 //! The `gatehouse` binary's library: settings, start-up and the CLI commands. `main.rs` only parses and dispatches.
 
+pub mod bus;
 pub mod cli;
 pub mod run;
 pub mod setup;

@@ -1,13 +1,17 @@
 //! The long-running modes: standalone (both planes, one process), control plane, data plane.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use anyhow::Result;
+use gatehouse_bus::{ConfigBus, MemoryBus};
 use gatehouse_control_plane::api::AppState;
 use gatehouse_control_plane::keyring::Keyring;
+use gatehouse_control_plane::propagation::{self, ConfigPublisher};
 use gatehouse_control_plane::server::{ApiSettings, ControlPlaneServer};
 use gatehouse_data_plane::{DataPlane, DataPlaneSettings};
 
+use crate::bus;
 use crate::cli::GlobalOptions;
 use crate::setup::{self, KeyPolicy};
 use crate::signals::ProcessSignals;
@@ -20,10 +24,14 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
     let master = setup::master_key(opts, KeyPolicy::CreateInDataDir)?;
     let db = setup::open_database(opts)?;
     let keyring = Keyring::load_or_create(&db, &master)?;
+    let bus_runtime = bus::runtime()?;
+    let config_bus: Arc<dyn ConfigBus> = Arc::new(MemoryBus::new());
+    let publisher = ConfigPublisher::new(db.clone(), Arc::clone(&config_bus));
 
     let mut dp_settings = data_plane_settings(opts);
     dp_settings.master_key = Some(master.clone());
-    let data_plane = DataPlane::bind(dp_settings)?;
+    let data_plane = DataPlane::bind(dp_settings)?
+        .with_config_bus(Arc::clone(&config_bus), bus::sync_settings(opts));
     let inference_addr = data_plane.local_addr();
     let public_inference_url = opts
         .public_inference_url
@@ -34,6 +42,9 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
         keyring: keyring.clone(),
         public_inference_url,
         max_body_bytes: opts.api_max_body_bytes,
+        master_key: master.clone(),
+        allow_http_custom_providers: opts.allow_http_custom_providers,
+        publisher: publisher.clone(),
     };
     let api = ControlPlaneServer::bind(
         &ApiSettings {
@@ -43,9 +54,12 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
         state,
     )?;
     let api_addr = api.local_addr();
-
-    // The config bus arrives with the data-plane issue; until then the node has nothing to wait for.
-    data_plane.readiness().set_ready();
+    // The reconciler publishes everything at start; the node becomes ready after loading it.
+    let propagation = propagation::spawn_background(
+        &publisher,
+        bus::reconciler_settings(opts),
+        bus_runtime.handle(),
+    );
 
     tokens::print_first_admin_token(&db, &keyring, api_addr)?;
     println!(
@@ -74,6 +88,7 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
     api_thread
         .join()
         .map_err(|_| anyhow::anyhow!("management API thread panicked"))??;
+    bus_runtime.block_on(propagation.stop());
     served?;
     Ok(())
 }
@@ -84,6 +99,9 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
     let master = setup::master_key(opts, KeyPolicy::MustExist)?;
     let db = setup::open_database(opts)?;
     let keyring = Keyring::load_or_create(&db, &master)?;
+    let bus_runtime = bus::runtime()?;
+    let config_bus = bus::redis(opts, "control-plane", bus_runtime.handle())?;
+    let publisher = ConfigPublisher::new(db.clone(), config_bus);
     let public_inference_url = opts
         .public_inference_url
         .clone()
@@ -93,6 +111,9 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
         keyring,
         public_inference_url,
         max_body_bytes: opts.api_max_body_bytes,
+        master_key: master.clone(),
+        allow_http_custom_providers: opts.allow_http_custom_providers,
+        publisher: publisher.clone(),
     };
     let api = ControlPlaneServer::bind(
         &ApiSettings {
@@ -101,32 +122,38 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
         },
         state,
     )?;
+    let propagation = propagation::spawn_background(
+        &publisher,
+        bus::reconciler_settings(opts),
+        bus_runtime.handle(),
+    );
     println!(
         "management API listening on http://{}",
         display_addr(api.local_addr())
     );
     let stop = signals.wait();
-    api.run(async move {
+    let served = api.run(async move {
         stop.await;
         tracing::info!("shutting down");
-    })?;
+    });
+    bus_runtime.block_on(propagation.stop());
+    served?;
     Ok(())
 }
 
 /// A data-plane node alone.
 pub fn data_plane(opts: &GlobalOptions) -> Result<()> {
     let signals = ProcessSignals::install()?;
-    let data_plane = DataPlane::bind(data_plane_settings(opts))?;
+    let bus_runtime = bus::runtime()?;
+    let config_bus = bus::redis(opts, "data-plane", bus_runtime.handle())?;
+    let mut settings = data_plane_settings(opts);
+    settings.master_key = bus::data_plane_master_key(opts)?;
+    let data_plane =
+        DataPlane::bind(settings)?.with_config_bus(config_bus, bus::sync_settings(opts));
     println!(
         "inference listening on http://{}",
         display_addr(data_plane.local_addr())
     );
-    // Config through Redis arrives with the data-plane issue; readiness stays off until a config has loaded.
-    if opts.redis_url.is_none() {
-        tracing::warn!(
-            "no --redis-url: this node will not receive configuration and stays not ready"
-        );
-    }
     data_plane.run_until(signals.wait())?;
     Ok(())
 }
@@ -139,6 +166,7 @@ fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     settings.max_body_bytes = opts.proxy_max_body_bytes;
     settings.upstream_connect_timeout = opts.upstream_connect_timeout;
     settings.upstream_response_timeout = opts.upstream_response_timeout;
+    settings.upstream_ca_file = opts.upstream_ca_file.clone();
     // The binary owns signals (installed before anything is printed) and passes them on through `run_until`.
     settings.handle_os_signals = false;
     settings

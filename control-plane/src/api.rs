@@ -2,10 +2,12 @@
 //! the OpenAPI document and Swagger UI. Handlers are thin: authorise, validate, call a store, wrap the result.
 
 pub mod admin;
+pub mod custom_providers;
 pub mod envelope;
 pub mod gateway_body;
 pub mod gateways;
 pub mod openapi;
+pub mod provider_configs;
 pub mod request;
 pub mod validation;
 
@@ -26,6 +28,13 @@ pub struct AppState {
     pub public_inference_url: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Seals provider secrets before they are stored.
+    pub master_key: gatehouse_shared::crypto::MasterKey,
+    /// Whether custom providers may use `http://` base URLs (Cloudflare requires `https://`; a self-hosted
+    /// deployment may front plain-HTTP servers on its own network).
+    pub allow_http_custom_providers: bool,
+    /// Publishes config documents to the data plane after every committed change.
+    pub publisher: crate::propagation::ConfigPublisher,
 }
 
 /// Registers every documented route on `app`. The server and `gatehouse openapi` both call it, so the served
@@ -35,7 +44,12 @@ where
     T: ServiceFactory<ServiceRequest, Config = (), Error = actix_web::Error, InitError = ()>,
 {
     app.openapi(openapi::base_document())
-        .service(scope::scope("/client/v4").configure(gateways::routes))
+        .service(
+            scope::scope("/client/v4")
+                .configure(gateways::routes)
+                .configure(provider_configs::routes)
+                .configure(custom_providers::routes),
+        )
         .service(scope::scope("/admin").configure(admin::routes))
         .service(healthz)
 }

@@ -80,6 +80,9 @@ pub enum Error {
     Internal(String),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
+    /// The config bus (Redis) failed; publishing is retried by the reconciler, reads answer 503.
+    #[error("config bus error: {0}")]
+    Bus(#[from] gatehouse_bus::BusError),
 }
 
 #[derive(Serialize)]
@@ -110,7 +113,7 @@ impl Error {
             Error::NoRoute => codes::NO_ROUTE,
             Error::MethodNotAllowed => codes::METHOD_NOT_ALLOWED,
             Error::AlreadyExists(_) => codes::ALREADY_EXISTS,
-            Error::Unavailable(_) => codes::UNAVAILABLE,
+            Error::Unavailable(_) | Error::Bus(_) => codes::UNAVAILABLE,
             Error::Config(_) | Error::Internal(_) | Error::Database(_) => codes::INTERNAL,
         }
     }
@@ -129,7 +132,7 @@ impl ResponseError for Error {
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::NotFound(_) | Error::NoRoute => StatusCode::NOT_FOUND,
             Error::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Bus(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Config(_) | Error::Internal(_) | Error::Database(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -147,7 +150,7 @@ impl ResponseError for Error {
                 generic = "internal error".to_owned();
                 &generic
             }
-            Error::Unavailable(_) => {
+            Error::Unavailable(_) | Error::Bus(_) => {
                 tracing::warn!(error = %self, "dependency unavailable");
                 generic = "service temporarily unavailable".to_owned();
                 &generic

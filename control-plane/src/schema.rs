@@ -34,3 +34,49 @@ diesel::table! {
         revoked_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    provider_configs (id) {
+        id -> Text,
+        account_id -> Text,
+        gateway_id -> Text,
+        provider_slug -> Text,
+        alias -> Text,
+        default_config -> Bool,
+        sealed_secret -> Text,
+        secret_id -> Text,
+        secret_preview -> Text,
+        rate_limit -> Nullable<Double>,
+        rate_limit_period -> Nullable<Double>,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    custom_providers (id) {
+        id -> Text,
+        account_id -> Text,
+        slug -> Text,
+        name -> Text,
+        base_url -> Text,
+        enable -> Bool,
+        beta -> Bool,
+        description -> Nullable<Text>,
+        link -> Nullable<Text>,
+        curl_example -> Nullable<Text>,
+        js_example -> Nullable<Text>,
+        headers -> Nullable<Text>,
+        position -> Nullable<Double>,
+        logo -> Text,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    config_version_counter (id) {
+        id -> Text,
+        value -> BigInt,
+    }
+}

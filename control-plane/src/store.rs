@@ -1,7 +1,10 @@
 //! Queries, one module per table group. Every query that reads or changes an account's objects takes the account id
 //! and filters on it: one account never sees another's objects.
 
+pub mod config_versions;
+pub mod custom_providers;
 pub mod gateways;
+pub mod provider_configs;
 pub mod tokens;
 
 /// Milliseconds since the epoch, the time unit of every stored timestamp.

@@ -36,6 +36,10 @@ pub enum DataPlaneError {
         source: io::Error,
     },
 
+    /// An operator provider override is unusable (unknown slug, not an http(s) URL).
+    #[error("provider base URL override: {0}")]
+    Upstreams(String),
+
     /// The listening service ended (for example, it panicked) while nobody had asked the data plane to stop.
     /// `DataPlane::run` returns this instead of idling with no listener behind the port.
     #[error("the data-plane listening service stopped before shutdown was requested")]
@@ -55,12 +59,23 @@ pub mod code {
     /// The provider slug in `/v1/{account}/{gateway}/{provider}/...` is unknown. Cloudflare's code, used once
     /// provider routing exists.
     pub const INVALID_PROVIDER: u32 = 2008;
+    /// The gateway named in the path does not exist (Cloudflare's code and status: 400).
+    pub const GATEWAY_NOT_FOUND: u32 = 2001;
+    /// The provider could not be reached or failed before answering (Cloudflare: "Failed to get response from
+    /// provider"). Gatehouse answers 502 for connection failures and 504 when the provider does not answer in time.
+    pub const PROVIDER_FAILED: u32 = 2005;
+    /// Missing or invalid `cf-aig-authorization` on a gateway with `authentication: true`.
+    pub const UNAUTHORIZED: u32 = 2009;
+    /// `cf-aig-byok-alias` names no stored key of that provider.
+    pub const BYOK_ALIAS_NOT_FOUND: u32 = 2040;
     /// The node has not loaded its first full config yet (`/readyz`, and later every inference request).
     pub const NOT_READY: u32 = 2900;
     /// The downstream request could not be processed (malformed body, broken framing).
     pub const BAD_REQUEST: u32 = 2901;
     /// A failure inside the gateway that the request did not cause.
     pub const INTERNAL: u32 = 2902;
+    /// The request body is larger than the node's cap (`--proxy-max-body-bytes`).
+    pub const BODY_TOO_LARGE: u32 = 2903;
 }
 
 /// One gateway-made error: the HTTP status, the internal code and the human-readable message.
@@ -85,6 +100,28 @@ impl AiGatewayError {
     );
     pub const BAD_REQUEST: Self =
         Self::fixed(StatusCode::BAD_REQUEST, code::BAD_REQUEST, "Bad request");
+    pub const GATEWAY_NOT_FOUND: Self = Self::fixed(
+        StatusCode::BAD_REQUEST,
+        code::GATEWAY_NOT_FOUND,
+        "Gateway does not exist",
+    );
+    pub const UNAUTHORIZED: Self =
+        Self::fixed(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, "Unauthorized");
+    pub const PROVIDER_UNREACHABLE: Self = Self::fixed(
+        StatusCode::BAD_GATEWAY,
+        code::PROVIDER_FAILED,
+        "Failed to get response from provider",
+    );
+    pub const PROVIDER_TIMEOUT: Self = Self::fixed(
+        StatusCode::GATEWAY_TIMEOUT,
+        code::PROVIDER_FAILED,
+        "Failed to get response from provider: timed out",
+    );
+    pub const BODY_TOO_LARGE: Self = Self::fixed(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        code::BODY_TOO_LARGE,
+        "Request body too large",
+    );
     pub const INTERNAL: Self = Self::fixed(
         StatusCode::INTERNAL_SERVER_ERROR,
         code::INTERNAL,
@@ -98,6 +135,31 @@ impl AiGatewayError {
             status,
             code,
             message: Cow::Borrowed(message),
+        }
+    }
+
+    /// A 400 whose message says what is wrong with the request.
+    pub fn bad_request(message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: code::BAD_REQUEST,
+            message: message.into(),
+        }
+    }
+
+    /// Cloudflare's 2040: the alias names no stored key; the message lists the configured ones.
+    pub fn byok_alias_not_found(provider: &str, alias: &str, configured: &[&str]) -> Self {
+        let list = if configured.is_empty() {
+            "none".to_owned()
+        } else {
+            configured.join(", ")
+        };
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            code: code::BYOK_ALIAS_NOT_FOUND,
+            message: Cow::Owned(format!(
+                "Provider '{provider}' has no BYOK credential named '{alias}'. Configured aliases: {list}"
+            )),
         }
     }
 
@@ -190,6 +252,12 @@ mod tests {
             AiGatewayError::NOT_READY,
             AiGatewayError::BAD_REQUEST,
             AiGatewayError::INTERNAL,
+            AiGatewayError::GATEWAY_NOT_FOUND,
+            AiGatewayError::UNAUTHORIZED,
+            AiGatewayError::PROVIDER_UNREACHABLE,
+            AiGatewayError::PROVIDER_TIMEOUT,
+            AiGatewayError::BODY_TOO_LARGE,
+            AiGatewayError::byok_alias_not_found("openai", "x", &["default", "prod"]),
         ] {
             let body: serde_json::Value = serde_json::from_slice(&row.body()).expect("valid JSON");
             assert_eq!(body["httpCode"], row.status.as_u16(), "{row:?}");

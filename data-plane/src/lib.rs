@@ -15,13 +15,17 @@
 #[cfg(not(unix))]
 compile_error!("the Gatehouse data plane runs on Unix only");
 
+mod config_sync;
 mod error;
 mod proxy;
 mod readiness;
+mod resolver;
+mod route;
 mod server;
 mod settings;
 pub mod snapshot;
 
+pub use config_sync::{ConfigSyncSettings, generated_node_id};
 pub use error::{AiGatewayError, DataPlaneError, code};
 pub use readiness::ReadinessHandle;
 pub use server::{DataPlane, ShutdownMode};

@@ -11,7 +11,11 @@
 //! pingora's own upstream phases (`upstream_peer` and after) therefore never run; this also avoids pingora's
 //! 64 KiB replay limit for bodies read in `request_filter` (stack notes §3a).
 
+mod auth;
+mod credentials;
 mod endpoint;
+mod forward;
+mod inference;
 mod respond;
 
 use std::sync::Arc;
@@ -25,9 +29,11 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::error::AiGatewayError;
 use crate::readiness::ReadinessHandle;
+use crate::route::UpstreamTable;
 use crate::settings::DataPlaneSettings;
-use crate::snapshot::ConfigStore;
+use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
 use endpoint::Endpoint;
+use forward::Upstreams;
 
 const HEALTHZ_BODY: &[u8] = br#"{"status":"ok"}"#;
 const READYZ_BODY: &[u8] = br#"{"status":"ready"}"#;
@@ -36,18 +42,37 @@ pub(crate) struct GatewayProxy {
     readiness: ReadinessHandle,
     /// The node's configuration; each request loads one snapshot from it at its start.
     config: Arc<ConfigStore>,
+    /// Provider bases with operator overrides, built once.
+    table: UpstreamTable,
+    upstreams: Upstreams,
+    max_body_bytes: usize,
+    /// Asks the control plane to create an account's `default` gateway on its first authorised use.
+    default_gateways: DefaultGatewayRequester,
 }
 
 impl GatewayProxy {
     pub(crate) fn new(
         readiness: ReadinessHandle,
         config: Arc<ConfigStore>,
-        _settings: &DataPlaneSettings,
+        settings: &DataPlaneSettings,
+        table: UpstreamTable,
+        default_gateways: DefaultGatewayRequester,
     ) -> Self {
-        Self { readiness, config }
+        Self {
+            readiness,
+            config,
+            table,
+            upstreams: Upstreams::new(
+                settings.upstream_connect_timeout,
+                settings.upstream_response_timeout,
+                settings.upstream_ca_file.as_deref(),
+            ),
+            max_body_bytes: settings.max_body_bytes,
+            default_gateways,
+        }
     }
 
-    async fn answer(&self, session: &mut Session, endpoint: Endpoint) -> pingora::Result<()> {
+    async fn answer(&self, session: &mut Session, endpoint: Endpoint<'_>) -> pingora::Result<()> {
         match endpoint {
             Endpoint::Healthz => {
                 respond::json(session, StatusCode::OK, Bytes::from_static(HEALTHZ_BODY)).await
@@ -56,7 +81,9 @@ impl GatewayProxy {
                 respond::json(session, StatusCode::OK, Bytes::from_static(READYZ_BODY)).await
             }
             Endpoint::Readyz => respond::gateway_error(session, &AiGatewayError::NOT_READY).await,
-            Endpoint::Unknown => respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await,
+            Endpoint::Unknown | Endpoint::Provider(_) => {
+                respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await
+            }
         }
     }
 }
@@ -65,6 +92,8 @@ impl GatewayProxy {
 /// and writes request state only here.
 pub(crate) struct RequestContext {
     started: Instant,
+    /// The request id (a ULID), sent back as `cf-aig-request-id`.
+    request_id: Option<ulid::Ulid>,
 }
 
 #[async_trait]
@@ -74,17 +103,25 @@ impl ProxyHttp for GatewayProxy {
     fn new_ctx(&self) -> RequestContext {
         RequestContext {
             started: Instant::now(),
+            request_id: None,
         }
     }
 
     async fn request_filter(
         &self,
         session: &mut Session,
-        _ctx: &mut RequestContext,
+        ctx: &mut RequestContext,
     ) -> pingora::Result<bool> {
-        let request = session.req_header();
-        let endpoint = endpoint::classify(&request.method, request.uri.path());
-        self.answer(session, endpoint).await?;
+        // The URI is cloned (a reference-counted buffer) so the path parts can be borrowed while the session is
+        // used mutably.
+        let uri = session.req_header().uri.clone();
+        let method = session.req_header().method.clone();
+        match endpoint::classify(&method, uri.path()) {
+            Endpoint::Provider(path) => {
+                self.serve_provider(session, ctx, path, uri.query()).await?
+            }
+            other => self.answer(session, other).await?,
+        }
         // The response is complete: pingora goes straight to `logging` and connection reuse.
         Ok(true)
     }

@@ -11,11 +11,17 @@ use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 
+use gatehouse_bus::ConfigBus;
+use pingora::services::background::background_service;
+
+use crate::config_sync::{ConfigSync, ConfigSyncSettings};
 use crate::error::DataPlaneError;
 use crate::proxy::GatewayProxy;
 use crate::readiness::ReadinessHandle;
+use crate::route::UpstreamTable;
 use crate::settings::{DataPlaneSettings, whole_seconds};
-use crate::snapshot::ConfigStore;
+use crate::snapshot::default_gateway::DefaultGatewayRequests;
+use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
 use prebound::PreboundListenerService;
 pub use shutdown::ShutdownMode;
 use shutdown::{ShutdownWatcher, StopReason};
@@ -31,6 +37,12 @@ pub struct DataPlane {
     settings: DataPlaneSettings,
     readiness: ReadinessHandle,
     config: Arc<ConfigStore>,
+    table: UpstreamTable,
+    /// Where the node's config comes from; without one the node never becomes ready (unless told so).
+    bus: Option<(Arc<dyn ConfigBus>, ConfigSyncSettings)>,
+    default_gateways: DefaultGatewayRequester,
+    /// The requester's queue, handed to the config sync at start.
+    default_gateway_requests: DefaultGatewayRequests,
 }
 
 impl DataPlane {
@@ -51,14 +63,39 @@ impl DataPlane {
         // pingora's runtime drives the socket through epoll and accepts until accept() would block; on a blocking
         // socket that last accept() would park a worker thread instead of returning.
         listener.set_nonblocking(true).map_err(setup_error)?;
+        let table =
+            UpstreamTable::new(&settings.provider_base_urls).map_err(DataPlaneError::Upstreams)?;
         let config = Arc::new(ConfigStore::new(settings.master_key.clone()));
+        let (default_gateways, default_gateway_requests) =
+            DefaultGatewayRequester::new(Arc::clone(&config));
         Ok(DataPlane {
             listener,
             local_addr,
             settings,
             readiness: ReadinessHandle::default(),
             config,
+            table,
+            bus: None,
+            default_gateways,
+            default_gateway_requests,
         })
+    }
+
+    /// Feeds the node from `bus`: a config sync service runs next to the listener, applies every document to
+    /// the [`ConfigStore`], makes the node ready after its first full load and reports the node's status.
+    pub fn with_config_bus(
+        mut self,
+        bus: Arc<dyn ConfigBus>,
+        settings: ConfigSyncSettings,
+    ) -> Self {
+        self.bus = Some((bus, settings));
+        self
+    }
+
+    /// The request path's way to ask for an account's `default` gateway (spec §3.1). Without a bus, requests
+    /// are dropped (and counted).
+    pub fn default_gateway_requester(&self) -> DefaultGatewayRequester {
+        self.default_gateways.clone()
     }
 
     /// The address the listener is bound to, with the real port when the settings asked for port 0.
@@ -101,10 +138,32 @@ impl DataPlane {
         shutdown: impl Future<Output = ShutdownMode> + Send + 'static,
     ) -> Result<(), DataPlaneError> {
         let mut server = Server::new_with_opt_and_conf(None::<Opt>, server_conf(&self.settings));
+        if let Some((bus, sync_settings)) = self.bus {
+            server.add_service(background_service(
+                "config-sync",
+                ConfigSync::new(
+                    bus,
+                    Arc::clone(&self.config),
+                    self.readiness.clone(),
+                    sync_settings,
+                    self.default_gateways.clone(),
+                    self.default_gateway_requests,
+                ),
+            ));
+        } else {
+            // Nobody forwards default-gateway requests: refuse (and count) them at once.
+            drop(self.default_gateway_requests);
+        }
         // The same `ServerConf` for the app as for the server: `HttpProxy` sizes its per-thread structures by it.
         let app = http_proxy(
             &server.configuration,
-            GatewayProxy::new(self.readiness, Arc::clone(&self.config), &self.settings),
+            GatewayProxy::new(
+                self.readiness,
+                Arc::clone(&self.config),
+                &self.settings,
+                self.table,
+                self.default_gateways.clone(),
+            ),
         );
         let (service, service_exited) =
             PreboundListenerService::new(SERVICE_NAME, app, self.listener, self.local_addr);

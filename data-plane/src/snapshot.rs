@@ -5,6 +5,8 @@
 //! loads the snapshot once at its start and uses it to the end. A document that fails to compile is reported and
 //! the previous one stays in service.
 
+pub mod default_gateway;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
@@ -13,6 +15,8 @@ use gatehouse_shared::config::{DeploymentDocument, GatewayConfigDocument, Gatewa
 use gatehouse_shared::crypto::MasterKey;
 use gatehouse_shared::gateway::GatewaySettings;
 use gatehouse_shared::token::TokenVerifier;
+
+pub use default_gateway::DefaultGatewayRequester;
 
 /// Why a document was not applied.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

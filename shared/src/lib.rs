@@ -8,5 +8,6 @@ pub mod config;
 pub mod crypto;
 pub mod gateway;
 pub mod ids;
+pub mod node;
 pub mod providers;
 pub mod token;

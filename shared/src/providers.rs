@@ -19,6 +19,18 @@ pub enum CredentialStyle {
     ClientSigned,
 }
 
+/// How the path after the provider slug is joined to the upstream base.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathRule {
+    /// Appended as it is.
+    Verbatim,
+    /// The base already ends in `/v1`; a leading `v1/` that OpenAI-style clients add is dropped, so
+    /// `/openai/v1/chat/completions` and `/openai/chat/completions` reach the same upstream path (spec §2.2).
+    DropLeadingV1,
+    /// The upstream wants `/v1/…`; it is added when the client left it out (OpenRouter accepts both forms).
+    EnsureLeadingV1,
+}
+
 /// One row of the provider table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ProviderSpec {
@@ -26,6 +38,7 @@ pub struct ProviderSpec {
     /// What the path after the slug is appended to.
     pub upstream_base: &'static str,
     pub credential: CredentialStyle,
+    pub path_rule: PathRule,
 }
 
 const fn p(
@@ -33,11 +46,25 @@ const fn p(
     upstream_base: &'static str,
     credential: CredentialStyle,
 ) -> ProviderSpec {
+    let bytes = upstream_base.as_bytes();
+    let n = bytes.len();
+    // A base ending in `/v1` drops a duplicate leading `v1/` from the client's path.
+    let path_rule =
+        if n >= 3 && bytes[n - 3] == b'/' && bytes[n - 2] == b'v' && bytes[n - 1] == b'1' {
+            PathRule::DropLeadingV1
+        } else {
+            PathRule::Verbatim
+        };
     ProviderSpec {
         slug,
         upstream_base,
         credential,
+        path_rule,
     }
+}
+
+const fn with_rule(spec: ProviderSpec, path_rule: PathRule) -> ProviderSpec {
+    ProviderSpec { path_rule, ..spec }
 }
 
 use CredentialStyle::*;
@@ -88,7 +115,10 @@ pub const PROVIDERS: &[ProviderSpec] = &[
         Bearer,
     ),
     p("replicate", "https://api.replicate.com/v1", Token),
-    p("openrouter", "https://openrouter.ai/api", Bearer),
+    with_rule(
+        p("openrouter", "https://openrouter.ai/api", Bearer),
+        PathRule::EnsureLeadingV1,
+    ),
     p(
         "elevenlabs",
         "https://api.elevenlabs.io",
@@ -142,6 +172,20 @@ mod tests {
         slugs.sort_unstable();
         slugs.dedup();
         assert_eq!(slugs.len(), PROVIDERS.len());
+    }
+
+    #[test]
+    fn bases_ending_in_v1_drop_a_duplicate_v1() {
+        assert_eq!(
+            provider("openai").unwrap().path_rule,
+            PathRule::DropLeadingV1
+        );
+        assert_eq!(provider("groq").unwrap().path_rule, PathRule::DropLeadingV1);
+        assert_eq!(provider("anthropic").unwrap().path_rule, PathRule::Verbatim);
+        assert_eq!(
+            provider("openrouter").unwrap().path_rule,
+            PathRule::EnsureLeadingV1
+        );
     }
 
     #[test]

@@ -3,6 +3,9 @@
 mod support;
 
 mod cli;
+mod cluster;
+mod inference;
+mod propagation;
 mod sdk;
 mod split;
 mod standalone;

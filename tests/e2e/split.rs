@@ -1,68 +1,27 @@
 //! Split mode: `control-plane` on PostgreSQL with a master key from the environment, `migrate` and `token` against
 //! the same database, and a `data-plane` node on its own.
 
-use diesel::{Connection as _, RunQueryDsl as _};
 use serde_json::{Value, json};
 
-use crate::support::{Gatehouse, cli, test_database_url};
+use gatehouse_bus::testing::{delete_prefix, test_redis_url, unique_prefix};
 
-struct FreshDatabase {
-    admin_url: String,
-    name: String,
-    pub url: String,
-}
-
-impl FreshDatabase {
-    fn create(admin_url: &str) -> Self {
-        let name = format!("gh_e2e_{}", uuid_like());
-        let mut conn =
-            diesel::PgConnection::establish(admin_url).expect("connect to TEST_DATABASE_URL");
-        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-            .execute(&mut conn)
-            .unwrap();
-        let root = admin_url
-            .rsplit_once('/')
-            .map(|(r, _)| r)
-            .unwrap_or(admin_url);
-        FreshDatabase {
-            admin_url: admin_url.to_owned(),
-            url: format!("{root}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for FreshDatabase {
-    fn drop(&mut self) {
-        if let Ok(mut conn) = diesel::PgConnection::establish(&self.admin_url) {
-            let _ = diesel::sql_query(format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            ))
-            .execute(&mut conn);
-        }
-    }
-}
-
-fn uuid_like() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{:x}{:x}", nanos, std::process::id())
-}
-
-const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+use crate::support::{FreshDatabase, Gatehouse, MASTER_KEY, cli, test_database_url};
 
 #[tokio::test]
 async fn the_control_plane_runs_on_postgresql_and_the_cli_shares_its_database() {
     let Some(admin_url) = test_database_url() else {
         return;
     };
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let prefix = unique_prefix("split");
     let db = FreshDatabase::create(&admin_url);
     let env = [
         ("GATEHOUSE_DATABASE_URL", db.url.as_str()),
         ("GATEHOUSE_MASTER_KEY", MASTER_KEY),
+        ("GATEHOUSE_REDIS_URL", redis_url.as_str()),
+        ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
     ];
 
     let out = cli(&["migrate"], &env);
@@ -131,10 +90,39 @@ async fn the_control_plane_runs_on_postgresql_and_the_cli_shares_its_database() 
 
     assert!(cp.terminate().success());
     assert!(cp2.terminate().success());
+    delete_prefix(&redis_url, &prefix);
+}
+
+#[test]
+fn the_split_modes_refuse_to_start_without_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}", dir.path().join("db.sqlite").display());
+    for mode in ["data-plane", "control-plane"] {
+        let out = std::process::Command::new(crate::support::BIN)
+            .args([
+                mode,
+                "--proxy-listen",
+                "127.0.0.1:0",
+                "--api-listen",
+                "127.0.0.1:0",
+            ])
+            .env("GATEHOUSE_MASTER_KEY", MASTER_KEY)
+            .env("GATEHOUSE_DATABASE_URL", &database_url)
+            .env_remove("GATEHOUSE_REDIS_URL")
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{mode}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--redis-url"), "{mode}: {stderr}");
+    }
 }
 
 #[tokio::test]
-async fn a_data_plane_node_starts_on_its_own_and_answers_health_checks() {
+async fn a_lone_data_plane_node_answers_health_checks_but_is_not_ready() {
+    let Some(redis_url) = test_redis_url() else {
+        return;
+    };
+    let prefix = unique_prefix("lone-node");
     let dp = Gatehouse::start(
         &[
             "data-plane",
@@ -143,7 +131,10 @@ async fn a_data_plane_node_starts_on_its_own_and_answers_health_checks() {
             "--shutdown-grace-period",
             "0s",
         ],
-        &[],
+        &[
+            ("GATEHOUSE_REDIS_URL", redis_url.as_str()),
+            ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+        ],
     );
     let resp = reqwest::get(dp.inference_url("/healthz")).await.unwrap();
     assert_eq!(resp.status(), 200);
@@ -151,9 +142,10 @@ async fn a_data_plane_node_starts_on_its_own_and_answers_health_checks() {
     assert_eq!(
         ready.status(),
         503,
-        "a node without configuration is not ready"
+        "a node whose bus no control plane has filled is not ready"
     );
     let body: Value = ready.json().await.unwrap();
     assert_eq!(body["name"], "AiGatewayError");
     assert!(dp.terminate().success());
+    delete_prefix(&redis_url, &prefix);
 }

@@ -172,6 +172,11 @@ fn sigterm_right_after_the_listen_lines_stops_every_mode_cleanly() {
         let status = gh.terminate();
         assert!(status.success(), "standalone: {status:?}");
     }
+    // A data-plane node needs Redis for its config bus.
+    let Some(redis_url) = gatehouse_bus::testing::test_redis_url() else {
+        return;
+    };
+    let prefix = gatehouse_bus::testing::unique_prefix("sigterm");
     let dp = Gatehouse::start(
         &[
             "data-plane",
@@ -180,7 +185,11 @@ fn sigterm_right_after_the_listen_lines_stops_every_mode_cleanly() {
             "--shutdown-grace-period",
             "0s",
         ],
-        &[],
+        &[
+            ("GATEHOUSE_REDIS_URL", redis_url.as_str()),
+            ("GATEHOUSE_REDIS_PREFIX", prefix.as_str()),
+        ],
     );
     assert!(dp.terminate().success());
+    gatehouse_bus::testing::delete_prefix(&redis_url, &prefix);
 }

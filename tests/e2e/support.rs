@@ -1,6 +1,8 @@
 //! Running the real binary: start it, read the listen lines it prints, stop it.
 
 use std::io::{BufRead as _, BufReader};
+
+use diesel::{Connection as _, RunQueryDsl as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -20,10 +22,19 @@ pub struct Gatehouse {
 impl Gatehouse {
     /// Starts `gatehouse ARGS…` and waits until it has printed every listen line that `mode` prints.
     pub fn start(args: &[&str], envs: &[(&str, &str)]) -> Gatehouse {
+        Self::start_with_log(args, envs, None)
+    }
+
+    /// Like [`Gatehouse::start`], with stderr (the tracing output) written to `log` when given.
+    pub fn start_with_log(args: &[&str], envs: &[(&str, &str)], log: Option<&Path>) -> Gatehouse {
+        let stderr = match log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::inherit(),
+        };
         let mut cmd = Command::new(BIN);
         cmd.args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .env("GATEHOUSE_LOG", "warn");
         for (k, v) in envs {
             cmd.env(k, v);
@@ -170,3 +181,53 @@ pub fn test_database_url() -> Option<String> {
         }
     }
 }
+
+/// A PostgreSQL database of the test's own, dropped at the end.
+pub struct FreshDatabase {
+    admin_url: String,
+    name: String,
+    pub url: String,
+}
+
+impl FreshDatabase {
+    pub fn create(admin_url: &str) -> Self {
+        let name = format!("gh_e2e_{}", uuid_like());
+        let mut conn =
+            diesel::PgConnection::establish(admin_url).expect("connect to TEST_DATABASE_URL");
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .unwrap();
+        let root = admin_url
+            .rsplit_once('/')
+            .map(|(r, _)| r)
+            .unwrap_or(admin_url);
+        FreshDatabase {
+            admin_url: admin_url.to_owned(),
+            url: format!("{root}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for FreshDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut conn) = diesel::PgConnection::establish(&self.admin_url) {
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn);
+        }
+    }
+}
+
+fn uuid_like() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{:x}{:x}", nanos, std::process::id())
+}
+
+/// The master key split-mode tests share between processes.
+pub const MASTER_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";

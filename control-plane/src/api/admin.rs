@@ -1,4 +1,4 @@
-//! Operator routes outside the Cloudflare namespace, behind the `admin` scope: API tokens.
+//! Operator routes outside the Cloudflare namespace, behind the `admin` scope: API tokens and data-plane nodes.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use gatehouse_shared::token::Scope;
@@ -18,7 +18,8 @@ use crate::store::tokens::{self as token_store, TokenRecord};
 pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_tokens)
         .service(create_token)
-        .service(revoke_token);
+        .service(revoke_token)
+        .service(list_nodes);
 }
 
 /// An issued token's record; the token text itself is shown once, at creation.
@@ -155,7 +156,8 @@ fn string_list(r: &mut FieldReader<'_>, name: &str) -> Vec<String> {
     }
 }
 
-/// Revoke an API token. It stops working on the control plane at once.
+/// Revoke an API token. It stops working on the control plane at once, and on data-plane nodes once they apply
+/// the next deployment document (see `GET /admin/nodes`).
 #[utoipa::path(
     tag = "admin",
     params(("id" = String, Path, description = "Token id")),
@@ -181,5 +183,88 @@ async fn revoke_token(
                 .ok_or_else(|| Error::NotFound(format!("token '{id}' not found")))
         })
         .await?;
+    state.publisher.deployment_changed().await;
     Ok(envelope::ok(TokenInfo::from(record)))
+}
+
+/// A data-plane node as it last reported itself.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeInfo {
+    pub node_id: String,
+    /// When the node process started, milliseconds since the epoch.
+    pub started_at: i64,
+    /// When the node last reported, milliseconds since the epoch. Nodes report every few seconds and vanish from
+    /// this list when they stop.
+    pub last_seen: i64,
+    /// Whether the node finished its first full load (what its `/readyz` answers).
+    pub ready: bool,
+    /// Whether the node serves exactly the versions the config bus holds now.
+    pub converged: bool,
+    /// Version of the deployment document (token keys and revocations) the node serves.
+    pub deployment_version: Option<i64>,
+    /// `{account_id}/{gateway_id}` → the version of that gateway's document the node serves.
+    #[schema(value_type = Object, example = json!({"acme/prod": 42}))]
+    pub gateways: std::collections::BTreeMap<String, i64>,
+    /// The most recent failure to load or apply a document (kept after it is fixed).
+    pub last_error: Option<NodeErrorInfo>,
+    /// Documents the node refuses right now; it keeps serving their previous version.
+    pub failing: Vec<NodeErrorInfo>,
+}
+
+/// A document a node could not apply, or a failure to reach the config bus.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NodeErrorInfo {
+    /// `{account_id}/{gateway_id}`, `deployment`, or `bus`.
+    pub target: String,
+    pub version: Option<i64>,
+    pub message: String,
+    /// Milliseconds since the epoch.
+    pub at: i64,
+}
+
+impl From<gatehouse_shared::node::NodeError> for NodeErrorInfo {
+    fn from(e: gatehouse_shared::node::NodeError) -> Self {
+        Self {
+            target: e.target,
+            version: e.version,
+            message: e.message,
+            at: e.at_ms,
+        }
+    }
+}
+
+/// List data-plane nodes with the config versions they serve.
+///
+/// A node is `converged` when it serves every document at the version the config bus holds; a config change is
+/// live everywhere once every node is converged again.
+#[utoipa::path(
+    tag = "admin",
+    responses((status = 200, body = Envelope<Vec<NodeInfo>>), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope), (status = 503, body = ErrorEnvelope, description = "The config bus is unreachable")),
+    security(("bearer" = []))
+)]
+#[get("/nodes")]
+async fn list_nodes(state: State, caller: Caller) -> Result<HttpResponse, Error> {
+    caller.authorize_operator()?;
+    let bus = state.publisher.bus();
+    let (statuses, index) = futures_util::try_join!(bus.node_statuses(), bus.index())?;
+    let nodes: Vec<NodeInfo> = statuses
+        .into_iter()
+        .map(|status| NodeInfo {
+            converged: crate::propagation::is_converged(&status, &index),
+            node_id: status.node_id,
+            started_at: status.started_at_ms,
+            last_seen: status.reported_at_ms,
+            ready: status.ready,
+            deployment_version: status.deployment_version,
+            gateways: status.gateways,
+            last_error: status.last_error.map(NodeErrorInfo::from),
+            failing: status
+                .failing
+                .into_iter()
+                .map(NodeErrorInfo::from)
+                .collect(),
+        })
+        .collect();
+    Ok(envelope::ok(nodes))
 }

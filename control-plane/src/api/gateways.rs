@@ -269,6 +269,7 @@ async fn create_gateway(
     };
     let stored = record.clone();
     state.db.run(move |c| store::insert(c, &stored)).await?;
+    state.publisher.gateway_changed(&record.key()).await;
     Ok(envelope::ok(Gateway::from(record)))
 }
 
@@ -358,6 +359,7 @@ async fn update_gateway(
             })
         })
         .await?;
+    state.publisher.gateway_changed(&updated.key()).await;
     Ok(envelope::ok(Gateway::from(updated)))
 }
 
@@ -392,6 +394,7 @@ async fn delete_gateway(
             })
         })
         .await?;
+    state.publisher.gateway_deleted(&deleted.key()).await;
     Ok(envelope::ok(Gateway::from(deleted)))
 }
 

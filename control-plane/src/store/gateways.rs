@@ -1,6 +1,7 @@
 //! Gateways: the settings document per `(account_id, id)`.
 
 use diesel::prelude::*;
+use gatehouse_shared::config::GatewayKey;
 use gatehouse_shared::gateway::GatewaySettings;
 
 use crate::db::AnyConnection;
@@ -17,6 +18,13 @@ pub struct GatewayRecord {
     pub settings: GatewaySettings,
     pub created_at_ms: i64,
     pub modified_at_ms: i64,
+}
+
+impl GatewayRecord {
+    /// The gateway's identity across the deployment (bus keys, config documents).
+    pub fn key(&self) -> GatewayKey {
+        GatewayKey::new(&self.account_id, &self.id)
+    }
 }
 
 #[derive(Queryable, Insertable)]
@@ -118,6 +126,28 @@ pub fn list(
         .map(GatewayRow::into_record)
         .collect::<Result<_, _>>()?;
     Ok(GatewayPage { items, total_count })
+}
+
+/// Every gateway of every account, as keys, for the reconciler. Not account-scoped on purpose: the reconciler
+/// serves the whole deployment and never returns these to a caller.
+pub fn all_keys(conn: &mut AnyConnection) -> Result<Vec<GatewayKey>, Error> {
+    let rows: Vec<(String, String)> = gateways::table
+        .select((gateways::account_id, gateways::id))
+        .order((gateways::account_id.asc(), gateways::id.asc()))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(account, id)| GatewayKey::new(account, id))
+        .collect())
+}
+
+/// The ids of every gateway of one account (for republishing an account-wide change).
+pub fn ids_of_account(conn: &mut AnyConnection, account_id: &str) -> Result<Vec<String>, Error> {
+    Ok(gateways::table
+        .filter(gateways::account_id.eq(account_id))
+        .select(gateways::id)
+        .order(gateways::id.asc())
+        .load(conn)?)
 }
 
 pub fn get(

@@ -125,6 +125,21 @@ pub fn revoke_token(conn: &mut AnyConnection, id: &str, at_ms: i64) -> Result<bo
     Ok(exists)
 }
 
+/// Ids of revoked tokens that have not expired at `now_ms`, sorted: what nodes must refuse. An expired token is
+/// refused anyway, so it drops out of the list and keeps the deployment document small.
+pub fn revoked_unexpired_ids(conn: &mut AnyConnection, now_ms: i64) -> Result<Vec<String>, Error> {
+    Ok(api_tokens::table
+        .filter(api_tokens::revoked_at.is_not_null())
+        .filter(
+            api_tokens::expires_at
+                .is_null()
+                .or(api_tokens::expires_at.gt(now_ms)),
+        )
+        .select(api_tokens::id)
+        .order(api_tokens::id.asc())
+        .load(conn)?)
+}
+
 /// Whether the token id is unknown to this deployment or revoked. Unknown counts as revoked: a signature from our
 /// key over an id we never recorded means the database was reset or the key leaked.
 pub fn is_revoked_or_unknown(conn: &mut AnyConnection, id: &str) -> Result<bool, Error> {

@@ -5,7 +5,10 @@ mod support;
 
 mod admin;
 mod auth;
+mod custom_providers;
 mod gateways;
 mod openapi;
 mod pagination;
+mod propagation;
+mod provider_configs;
 mod validation;

@@ -5,9 +5,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use diesel::{Connection as _, RunQueryDsl as _};
+use gatehouse_bus::MemoryBus;
 use gatehouse_control_plane::api::AppState;
 use gatehouse_control_plane::db::Database;
 use gatehouse_control_plane::keyring::{Keyring, TokenRequest};
+use gatehouse_control_plane::propagation::ConfigPublisher;
 use gatehouse_control_plane::server::{ApiSettings, ControlPlaneServer};
 use gatehouse_shared::crypto::MasterKey;
 use gatehouse_shared::token::Scope;
@@ -21,6 +23,9 @@ pub struct TestApp {
     pub db: Database,
     pub keyring: Keyring,
     pub client: reqwest::Client,
+    pub master_key: MasterKey,
+    /// The in-process config bus the server publishes to (its `/admin/nodes` reads node statuses from it).
+    pub bus: MemoryBus,
     /// A token for every account with every scope.
     pub admin_token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -72,11 +77,15 @@ impl TestApp {
         let master = MasterKey::from_base64(&MasterKey::generate_base64()).unwrap();
         let keyring = Keyring::load_or_create(&db, &master).expect("keyring");
         let admin_token = mint(&db, &keyring, &["*"], &Scope::ALL, None);
+        let bus = MemoryBus::new();
         let state = AppState {
             db: db.clone(),
             keyring: keyring.clone(),
             public_inference_url: "http://gateway.test:8787".into(),
             max_body_bytes: TEST_MAX_BODY,
+            master_key: master.clone(),
+            allow_http_custom_providers: false,
+            publisher: ConfigPublisher::new(db.clone(), std::sync::Arc::new(bus.clone())),
         };
         let server = ControlPlaneServer::bind(
             &ApiSettings {
@@ -99,6 +108,8 @@ impl TestApp {
             addr,
             db,
             keyring,
+            master_key: master,
+            bus,
             client: reqwest::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()

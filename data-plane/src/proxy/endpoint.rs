@@ -2,30 +2,72 @@
 
 use http::Method;
 
-/// The endpoints the data plane knows. Inference (`/v1/{account}/{gateway}/{provider}/...`, `/compat/...`, the
-/// universal endpoint) joins this list with provider routing; until then those paths are `Unknown`.
+/// The endpoints the data plane knows, borrowing from the request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Endpoint {
+pub(crate) enum Endpoint<'a> {
     /// Liveness: the process is up and its listener answers.
     Healthz,
     /// Readiness: the node has loaded its first full config and may take traffic.
     Readyz,
+    /// `/v1/{account}/{gateway}/{provider}/{rest}`: the provider-native form (spec §2.1 form 1).
+    Provider(ProviderPath<'a>),
     Unknown,
+}
+
+/// The parts of a provider-native path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ProviderPath<'a> {
+    pub account: &'a str,
+    pub gateway: &'a str,
+    pub provider: &'a str,
+    /// Everything after `{provider}/`, without the leading slash; may be empty.
+    pub rest: &'a str,
 }
 
 /// Probes answer GET only. Load balancers and Kubernetes probe with GET, and refusing everything else keeps a
 /// stray POST with a body from being treated as a probe.
-pub(crate) fn classify(method: &Method, path: &str) -> Endpoint {
+pub(crate) fn classify<'a>(method: &Method, path: &'a str) -> Endpoint<'a> {
     match (method, path) {
-        (&Method::GET, "/healthz") => Endpoint::Healthz,
-        (&Method::GET, "/readyz") => Endpoint::Readyz,
-        _ => Endpoint::Unknown,
+        (&Method::GET, "/healthz") => return Endpoint::Healthz,
+        (&Method::GET, "/readyz") => return Endpoint::Readyz,
+        _ => {}
     }
+    let Some(tail) = path.strip_prefix("/v1/") else {
+        return Endpoint::Unknown;
+    };
+    let mut parts = tail.splitn(4, '/');
+    let (Some(account), Some(gateway), Some(provider)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Endpoint::Unknown;
+    };
+    if account.is_empty() || gateway.is_empty() || provider.is_empty() {
+        return Endpoint::Unknown;
+    }
+    Endpoint::Provider(ProviderPath {
+        account,
+        gateway,
+        provider,
+        rest: parts.next().unwrap_or(""),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn provider(
+        account: &'static str,
+        gateway: &'static str,
+        provider: &'static str,
+        rest: &'static str,
+    ) -> Endpoint<'static> {
+        Endpoint::Provider(ProviderPath {
+            account,
+            gateway,
+            provider,
+            rest,
+        })
+    }
 
     #[test]
     fn paths_and_methods_map_to_endpoints() {
@@ -37,10 +79,29 @@ mod tests {
             (Method::GET, "/healthz/", Endpoint::Unknown),
             (Method::GET, "/", Endpoint::Unknown),
             (
-                Method::GET,
-                "/v1/account/gateway/openai/chat/completions",
-                Endpoint::Unknown,
+                Method::POST,
+                "/v1/acct/gw/openai/chat/completions",
+                provider("acct", "gw", "openai", "chat/completions"),
             ),
+            (
+                Method::POST,
+                "/v1/acct/gw/openai/v1/chat/completions",
+                provider("acct", "gw", "openai", "v1/chat/completions"),
+            ),
+            (
+                Method::GET,
+                "/v1/acct/gw/openai",
+                provider("acct", "gw", "openai", ""),
+            ),
+            (
+                Method::POST,
+                "/v1/acct/gw/workers-ai/@cf/meta/llama",
+                provider("acct", "gw", "workers-ai", "@cf/meta/llama"),
+            ),
+            (Method::POST, "/v1/acct/gw", Endpoint::Unknown),
+            (Method::POST, "/v1//gw/openai/x", Endpoint::Unknown),
+            (Method::POST, "/v1/acct//openai/x", Endpoint::Unknown),
+            (Method::POST, "/v2/acct/gw/openai/x", Endpoint::Unknown),
             (Method::POST, "/compat/chat/completions", Endpoint::Unknown),
         ];
         for (method, path, expected) in cases {

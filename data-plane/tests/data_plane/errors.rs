@@ -12,7 +12,8 @@ fn an_unknown_path_gets_the_ai_gateway_error_body_with_404() {
         "/",
         "/nope",
         "/healthz/extra",
-        "/v1/account/gateway/openai/chat/completions?x=1",
+        "/v1/account-only",
+        "/v2/account/gateway/openai/chat/completions?x=1",
     ] {
         let response = get(data_plane.addr, path);
         assert_eq!(response.status, 404, "{path}");

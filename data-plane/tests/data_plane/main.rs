@@ -1,7 +1,11 @@
 //! Integration tests: the real data plane on port 0, driven over TCP with a minimal HTTP/1.1 client.
 
 mod client;
+mod config_sync;
+mod controlled_bus;
 mod errors;
 mod harness;
+mod inference;
 mod lifecycle;
 mod probes;
+mod tls;

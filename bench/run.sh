@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The gateway load benchmark in one run: builds release, starts a mock provider and a standalone gateway on
+# 127.0.0.1, creates a gateway, then runs gatehouse-bench direct to the mock and through the gateway.
+#
+#   bench/run.sh [gatehouse-bench flags…]       e.g. bench/run.sh --rate 500 --duration 5s
+#
+# Environment: BENCH_PIN=0 to let the scheduler place the processes (default 1: gateway on CPU 1, mock and client on
+# CPU 0), BENCH_DIRECT_ONLY=1 to measure the mock alone (no gateway built or started), BENCH_SKIP_BUILD=1,
+# BENCH_KEEP=1 to keep the logs, BENCH_ACCOUNT, BENCH_ROUTABLE_TIMEOUT (seconds, default 15), GATEHOUSE_LOG (warn).
+# Exit status: gatehouse-bench's (1 when requests failed), 2 when the setup failed. See bench/README.md.
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/gatehouse-target}
+bin=$CARGO_TARGET_DIR/release
+account=${BENCH_ACCOUNT:-bench}
+gateway=bench
+
+log() { printf 'run.sh: %s\n' "$*" >&2; }
+die() {
+  log "$*"
+  exit 2
+}
+
+# Pinning: the gateway gets a core to itself; the client and the mock share the other. Without it the three
+# processes migrate between the two cores and the added-latency tail measures the scheduler more than the gateway.
+pin_gateway=() pin_load=()
+if [[ ${BENCH_PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
+  pin_gateway=(taskset -c 1) pin_load=(taskset -c 0)
+fi
+
+direct_only=${BENCH_DIRECT_ONLY:-0}
+binaries=(mock-provider gatehouse-bench)
+packages=(-p gatehouse-mock-providers -p gatehouse-bench)
+if [[ $direct_only != 1 ]]; then
+  binaries+=(gatehouse)
+  packages+=(-p gatehouse)
+fi
+if [[ ${BENCH_SKIP_BUILD:-0} != 1 ]]; then
+  log "building release: ${binaries[*]}"
+  (cd "$root" && cargo build --release "${packages[@]}") ||
+    die "build failed (BENCH_DIRECT_ONLY=1 measures the mock alone when gatehouse does not build)"
+fi
+for b in "${binaries[@]}"; do
+  [[ -x $bin/$b ]] || die "$bin/$b is missing"
+done
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
+pids=()
+cleanup() {
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+  for pid in "${pids[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ ${BENCH_KEEP:-0} == 1 ]]; then log "logs kept in $tmp"; else rm -rf "$tmp"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# Prints what follows PREFIX on the first matching line of FILE, waiting up to SECONDS while PID lives.
+wait_line() {
+  local file=$1 prefix=$2 seconds=$3 pid=$4 line deadline=$((SECONDS + $3))
+  while ((SECONDS < deadline)); do
+    line=$(sed -n "s#^${prefix}##p" "$file" | head -n 1)
+    if [[ -n $line ]]; then
+      printf '%s\n' "$line"
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.1
+  done
+  return 1
+}
+
+"${pin_load[@]}" "$bin/mock-provider" --listen 127.0.0.1:0 >"$tmp/mock.out" 2>"$tmp/mock.err" &
+mock_pid=$!
+pids+=("$mock_pid")
+mock=$(wait_line "$tmp/mock.out" 'mock provider listening on http://' 10 "$mock_pid") ||
+  die "the mock provider did not start: $(cat "$tmp/mock.err")"
+log "mock provider on $mock (pid $mock_pid)"
+
+if [[ $direct_only == 1 ]]; then
+  "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" "$@"
+  exit $?
+fi
+
+GATEHOUSE_LOG=${GATEHOUSE_LOG:-warn} "${pin_gateway[@]}" "$bin/gatehouse" --data-dir "$tmp/data" \
+  --api-listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
+  --provider-base-url "openai=http://$mock/v1" >"$tmp/gatehouse.out" 2>"$tmp/gatehouse.err" &
+gh_pid=$!
+pids+=("$gh_pid")
+api=$(wait_line "$tmp/gatehouse.out" 'management API listening on http://' 60 "$gh_pid") ||
+  die "gatehouse did not start: $(tail -n 20 "$tmp/gatehouse.err")"
+inference=$(wait_line "$tmp/gatehouse.out" 'inference listening on http://' 10 "$gh_pid") ||
+  die "gatehouse printed no inference address: $(tail -n 20 "$tmp/gatehouse.err")"
+token=$(sed -n 's/^  export GATEHOUSE_TOKEN=//p' "$tmp/gatehouse.out" | head -n 1)
+[[ -n $token ]] || die "no first-start admin token on gatehouse's stdout"
+log "gatehouse (pid $gh_pid): management API $api, inference $inference"
+
+status=$(curl -sS -o "$tmp/create.json" -w '%{http_code}' -X POST \
+  -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+  -d "{\"id\":\"$gateway\",\"cache_invalidate_on_update\":false,\"cache_ttl\":0,\"collect_logs\":false,\"rate_limiting_interval\":0,\"rate_limiting_limit\":0}" \
+  "http://$api/client/v4/accounts/$account/ai-gateway/gateways") || die "the management API did not answer"
+[[ $status == 200 ]] || die "creating the gateway answered $status: $(cat "$tmp/create.json")"
+
+# Config reaches the data plane asynchronously: wait until a request goes through, so the run measures a warm
+# gateway. If it never does, run anyway: the direct half is still measured and the through half reports errors.
+through="http://$inference/v1/$account/$gateway/openai"
+body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}]}'
+deadline=$((SECONDS + ${BENCH_ROUTABLE_TIMEOUT:-15}))
+routable=
+while ((SECONDS < deadline)); do
+  code=$(curl -s -o "$tmp/probe.json" -w '%{http_code}' -X POST -H 'Authorization: Bearer sk-test' \
+    -H 'content-type: application/json' -d "$body" "$through/chat/completions") || code=000
+  if [[ $code == 200 ]]; then
+    routable=1
+    break
+  fi
+  sleep 0.2
+done
+if [[ -n $routable ]]; then
+  log "gateway routable at $through"
+else
+  log "WARNING: $through never answered 200 (last: $code $(head -c 300 "$tmp/probe.json" 2>/dev/null)); the through half will report errors"
+fi
+
+set +e
+"${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" --gateway-pid "$gh_pid" "$@"
+rc=$?
+set -e
+if ((rc != 0)); then
+  log "gatehouse-bench exited $rc; the gateway's last log lines:"
+  tail -n 20 "$tmp/gatehouse.err" >&2 || true
+fi
+kill -0 "$gh_pid" 2>/dev/null || log "WARNING: gatehouse is no longer running"
+exit "$rc"

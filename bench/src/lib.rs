@@ -1,0 +1,9 @@
+//! The gateway load benchmark: the same requests direct to a mock provider and through the data plane, with the
+//! added latency, the throughput ratio and the gateway's CPU per request and per streamed chunk. `bench/run.sh`
+//! starts the processes; `bench/README.md` says what is measured and how to read it.
+
+pub mod client;
+pub mod cpu;
+pub mod load;
+pub mod report;
+pub mod stats;

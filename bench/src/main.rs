@@ -1,0 +1,337 @@
+//! `gatehouse-bench`: runs every phase direct to the mock and through the gateway, prints a table and a JSON line.
+//!
+//! Exit status: 0 when every request of the run succeeded, 1 when some failed (missing a target is not a failure),
+//! 2 when the run could not start.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use bytes::Bytes;
+use clap::Parser;
+use gatehouse_bench::client::{HttpClient, Target, http_client};
+use gatehouse_bench::cpu::{clock_ticks, process_cpu};
+use gatehouse_bench::load::{PhaseResult, closed_loop, open_loop};
+use gatehouse_bench::report::{Pair, Results, Side, json_summary, table};
+use gatehouse_bench::stats::Schedule;
+use http::{HeaderName, HeaderValue, Uri};
+use serde_json::json;
+
+#[derive(Parser, Debug)]
+#[command(about = "Load benchmark: direct to a mock provider vs through the gateway")]
+struct Args {
+    /// OpenAI base URL of the mock, e.g. http://127.0.0.1:9000/v1 (`/chat/completions` is appended).
+    #[arg(long)]
+    direct: String,
+    /// OpenAI base URL through the gateway, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/openai. Without it only the
+    /// direct half runs.
+    #[arg(long)]
+    through: Option<String>,
+    /// The gateway's pid, for its CPU time from /proc.
+    #[arg(long)]
+    gateway_pid: Option<u32>,
+    /// Open-loop request rate (requests/s).
+    #[arg(long, default_value_t = 1000.0)]
+    rate: f64,
+    /// Open-loop measured duration.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Open-loop warm-up before each measured run (not counted).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Streams per side in the time-to-first-byte phase.
+    #[arg(long, default_value_t = 200)]
+    streams: u64,
+    /// Streams started per second (open loop).
+    #[arg(long, default_value_t = 50.0)]
+    stream_rate: f64,
+    /// Content chunks per stream.
+    #[arg(long, default_value_t = 10)]
+    stream_chunks: usize,
+    /// Content chunks per stream in the long-stream phase (CPU per chunk = the extra CPU of the extra chunks).
+    #[arg(long, default_value_t = 50)]
+    long_stream_chunks: usize,
+    /// Milliseconds the mock waits between two stream events.
+    #[arg(long, default_value_t = 5)]
+    chunk_delay_ms: u64,
+    /// Clients in the closed-loop phase.
+    #[arg(long, default_value_t = 50)]
+    concurrency: usize,
+    /// Closed-loop measured duration (after a 1 s warm-up).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    closed_duration: Duration,
+    /// Per-request timeout; a request over it counts as an error.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Phases to run, comma-separated: chat, stream, closed.
+    #[arg(long, value_delimiter = ',', default_value = "chat,stream,closed")]
+    phases: Vec<String>,
+    /// Client runtime threads. 1 leaves the most CPU to the gateway and the mock on a small machine.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Print only the JSON line.
+    #[arg(long)]
+    json_only: bool,
+}
+
+/// The ~300-byte request every phase sends.
+fn chat_body(stream: bool) -> Bytes {
+    let mut body = json!({
+        "model": "gpt-4o-mini",
+        "messages": [
+            {"role": "system", "content": "You are a terse, accurate assistant for network engineers."},
+            {"role": "user", "content": "Summarise in one sentence why an HTTP proxy keeps its upstream connections alive and pooled between requests."}
+        ],
+        "max_tokens": 64,
+        "temperature": 0.2,
+        "user": "gatehouse-bench"
+    });
+    if stream {
+        body["stream"] = json!(true);
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    Bytes::from(body.to_string())
+}
+
+fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Result<Arc<Target>> {
+    let uri: Uri = format!("{}/chat/completions", base.trim_end_matches('/'))
+        .parse()
+        .with_context(|| format!("not a URL: {base}"))?;
+    anyhow::ensure!(
+        uri.host()
+            .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]"),
+        "the benchmark only sends to this machine, not to {uri}"
+    );
+    let mut headers = vec![(
+        HeaderName::from_static("authorization"),
+        HeaderValue::from_static("Bearer sk-test"),
+    )];
+    if let Some(chunks) = chunks {
+        headers.push((
+            HeaderName::from_static("x-mock-chunks"),
+            HeaderValue::from(chunks),
+        ));
+        headers.push((
+            HeaderName::from_static("x-mock-chunk-delay-ms"),
+            HeaderValue::from(delay_ms),
+        ));
+    }
+    Ok(Arc::new(Target {
+        uri,
+        headers,
+        body: chat_body(stream),
+        stream,
+    }))
+}
+
+struct Bench {
+    args: Args,
+    client: HttpClient,
+    ticks: u64,
+}
+
+impl Bench {
+    /// Runs `phase`, reading the gateway's CPU time around it.
+    async fn measured<F: Future<Output = PhaseResult>>(&self, label: &str, phase: F) -> Side {
+        eprintln!("gatehouse-bench: {label}");
+        let cpu = || {
+            self.args
+                .gateway_pid
+                .and_then(|pid| process_cpu(pid, self.ticks))
+        };
+        let before = cpu();
+        let result = phase.await;
+        let gateway_cpu = before.zip(cpu()).map(|(b, a)| a.saturating_sub(b));
+        if result.error_count() > 0 {
+            eprintln!("gatehouse-bench: {label}: {:?}", result.errors);
+        }
+        Side {
+            result,
+            gateway_cpu,
+        }
+    }
+
+    async fn open(
+        &self,
+        label: &str,
+        t: &Arc<Target>,
+        schedule: Schedule,
+        warmup: Schedule,
+    ) -> Side {
+        if warmup.count() > 0 {
+            eprintln!("gatehouse-bench: {label} (warm-up)");
+            open_loop(&self.client, t, warmup, self.args.timeout).await;
+        }
+        self.measured(
+            label,
+            open_loop(&self.client, t, schedule, self.args.timeout),
+        )
+        .await
+    }
+
+    async fn closed(&self, label: &str, t: &Arc<Target>) -> Side {
+        let a = &self.args;
+        eprintln!("gatehouse-bench: {label} (warm-up)");
+        closed_loop(
+            &self.client,
+            t,
+            a.concurrency,
+            Duration::from_secs(1),
+            a.timeout,
+        )
+        .await;
+        self.measured(
+            label,
+            closed_loop(&self.client, t, a.concurrency, a.closed_duration, a.timeout),
+        )
+        .await
+    }
+
+    /// Each phase direct then through, so both halves see the same warm state of the mock.
+    async fn run(&self) -> Result<Results> {
+        let a = &self.args;
+        let through = a.through.as_deref();
+        let mut results = Results::default();
+        let wants = |p: &str| a.phases.iter().any(|x| x == p);
+
+        if wants("chat") {
+            let schedule = Schedule::for_duration(a.rate, a.duration);
+            let warmup = Schedule::for_duration(a.rate, a.warmup);
+            let direct = self
+                .open(
+                    "chat direct",
+                    &target(&a.direct, false, None, 0)?,
+                    schedule,
+                    warmup,
+                )
+                .await;
+            let through = match through {
+                Some(base) => Some(
+                    self.open(
+                        "chat through",
+                        &target(base, false, None, 0)?,
+                        schedule,
+                        warmup,
+                    )
+                    .await,
+                ),
+                None => None,
+            };
+            results.chat = Some(Pair { direct, through });
+        }
+        if wants("stream") {
+            let schedule = Schedule::new(a.stream_rate, a.streams);
+            let warmup = Schedule::new(a.stream_rate, a.streams.min(20));
+            let short = |base| target(base, true, Some(a.stream_chunks), a.chunk_delay_ms);
+            let direct = self
+                .open("stream direct", &short(&a.direct)?, schedule, warmup)
+                .await;
+            let mut pair = Pair {
+                direct,
+                through: None,
+            };
+            if let Some(base) = through {
+                pair.through = Some(
+                    self.open("stream through", &short(base)?, schedule, warmup)
+                        .await,
+                );
+                let long = target(base, true, Some(a.long_stream_chunks), a.chunk_delay_ms)?;
+                results.long_stream = Some(
+                    self.open("long streams through", &long, schedule, warmup)
+                        .await,
+                );
+            }
+            results.stream = Some(pair);
+        }
+        if wants("closed") {
+            let direct = self
+                .closed("closed loop direct", &target(&a.direct, false, None, 0)?)
+                .await;
+            let through = match through {
+                Some(base) => Some(
+                    self.closed("closed loop through", &target(base, false, None, 0)?)
+                        .await,
+                ),
+                None => None,
+            };
+            results.closed = Some(Pair { direct, through });
+        }
+        Ok(results)
+    }
+
+    fn title(&self) -> String {
+        let a = &self.args;
+        format!(
+            "gatehouse-bench: open loop {} req/s for {} after {} warm-up, {}-byte body; {} streams per side at {}/s, \
+             {} chunks {} ms apart (long: {}); closed loop c={} for {}",
+            a.rate,
+            humantime::format_duration(a.duration),
+            humantime::format_duration(a.warmup),
+            chat_body(false).len(),
+            a.streams,
+            a.stream_rate,
+            a.stream_chunks,
+            a.chunk_delay_ms,
+            a.long_stream_chunks,
+            a.concurrency,
+            humantime::format_duration(a.closed_duration),
+        )
+    }
+
+    fn settings(&self) -> serde_json::Value {
+        let a = &self.args;
+        json!({
+            "rate": a.rate, "duration_s": a.duration.as_secs_f64(), "warmup_s": a.warmup.as_secs_f64(),
+            "body_bytes": chat_body(false).len(), "streams": a.streams, "stream_rate": a.stream_rate,
+            "stream_chunks": a.stream_chunks, "long_stream_chunks": a.long_stream_chunks,
+            "chunk_delay_ms": a.chunk_delay_ms, "concurrency": a.concurrency,
+            "closed_duration_s": a.closed_duration.as_secs_f64(), "client_threads": a.threads,
+            "gateway_pid": a.gateway_pid,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = if args.threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(args.threads)
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gatehouse-bench: runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let bench = Bench {
+        args,
+        client: runtime.block_on(async { http_client() }),
+        ticks: clock_ticks(),
+    };
+    let results = match runtime.block_on(bench.run()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("gatehouse-bench: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let settings = bench.settings();
+    if !bench.args.json_only {
+        print!("{}", table(&results, &bench.title()));
+    }
+    println!("{}", json_summary(&results, &settings));
+    if results.errors() > 0 {
+        eprintln!("gatehouse-bench: {} requests failed", results.errors());
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

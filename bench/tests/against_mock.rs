@@ -1,0 +1,157 @@
+//! The load phases against the in-process mock provider: counts, stream checks and error accounting.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use gatehouse_bench::client::{Outcome, Target, exchange, http_client};
+use gatehouse_bench::load::{closed_loop, open_loop};
+use gatehouse_bench::stats::Schedule;
+use gatehouse_mock_providers::MockProvider;
+use http::{HeaderName, HeaderValue};
+
+fn target(
+    mock: &MockProvider,
+    path: &str,
+    stream: bool,
+    extra: &[(&'static str, &'static str)],
+) -> Arc<Target> {
+    let mut headers = vec![(
+        HeaderName::from_static("authorization"),
+        HeaderValue::from_static("Bearer sk-test"),
+    )];
+    for (k, v) in extra {
+        headers.push((HeaderName::from_static(k), HeaderValue::from_static(v)));
+    }
+    let body = if stream {
+        r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":true}}"#
+    } else {
+        r#"{"model":"m","messages":[]}"#
+    };
+    Arc::new(Target {
+        uri: mock.url(path).parse().unwrap(),
+        headers,
+        body: Bytes::from_static(body.as_bytes()),
+        stream,
+    })
+}
+
+#[tokio::test]
+async fn an_open_loop_phase_sends_exactly_its_schedule_at_its_rate() {
+    let mock = MockProvider::start();
+    let client = http_client();
+    let t = target(&mock, "/v1/chat/completions", false, &[]);
+    let r = open_loop(
+        &client,
+        &t,
+        Schedule::new(200.0, 100),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        (r.sent, r.ok(), r.error_count()),
+        (100, 100, 0),
+        "{:?}",
+        r.errors
+    );
+    assert!(r.elapsed >= Duration::from_millis(495), "{:?}", r.elapsed);
+    assert!(
+        (150.0..=210.0).contains(&r.throughput()),
+        "{}",
+        r.throughput()
+    );
+    assert_eq!(mock.requests().len(), 100);
+}
+
+#[tokio::test]
+async fn streams_are_timed_to_their_first_event_and_checked_for_done() {
+    let mock = MockProvider::start();
+    let client = http_client();
+    let t = target(
+        &mock,
+        "/v1/chat/completions",
+        true,
+        &[("x-mock-chunks", "4"), ("x-mock-chunk-delay-ms", "20")],
+    );
+    match exchange(&client, &t, Duration::from_secs(5)).await {
+        Outcome::Ok {
+            latency,
+            first_byte,
+            events,
+        } => {
+            // role + 4 pieces + finish + usage + [DONE]
+            assert_eq!(events, 8);
+            assert!(first_byte < Duration::from_millis(20), "{first_byte:?}");
+            assert!(latency >= Duration::from_millis(140), "{latency:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn failures_are_counted_by_kind_and_bounded_by_the_timeout() {
+    let mock = MockProvider::start();
+    let client = http_client();
+    let missing = target(&mock, "/v1/nope", false, &[]);
+    assert_eq!(
+        exchange(&client, &missing, Duration::from_secs(5)).await,
+        Outcome::Failed("status 404".into())
+    );
+    let hang = target(
+        &mock,
+        "/v1/chat/completions",
+        false,
+        &[("x-mock-hang", "1")],
+    );
+    let r = open_loop(
+        &client,
+        &hang,
+        Schedule::new(100.0, 5),
+        Duration::from_millis(200),
+    )
+    .await;
+    assert_eq!(r.errors.get("timeout"), Some(&5));
+    assert!(r.elapsed < Duration::from_secs(2));
+    let closed = target(
+        &mock,
+        "/v1/chat/completions",
+        false,
+        &[("x-mock-close", "1")],
+    );
+    let outcome = exchange(&client, &closed, Duration::from_secs(5)).await;
+    assert!(
+        matches!(outcome, Outcome::Failed(ref k) if k != "timeout"),
+        "{outcome:?}"
+    );
+    let refused = Arc::new(Target {
+        uri: format!(
+            "http://127.0.0.1:{}/v1/chat/completions",
+            gatehouse_mock_providers::unused_port()
+        )
+        .parse()
+        .unwrap(),
+        ..(*missing).clone()
+    });
+    assert_eq!(
+        exchange(&client, &refused, Duration::from_secs(5)).await,
+        Outcome::Failed("connect".into())
+    );
+}
+
+#[tokio::test]
+async fn a_closed_loop_keeps_its_clients_busy_until_the_deadline() {
+    let mock = MockProvider::start();
+    let client = http_client();
+    let t = target(&mock, "/v1/chat/completions", false, &[]);
+    let r = closed_loop(
+        &client,
+        &t,
+        4,
+        Duration::from_millis(300),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(r.ok() > 20, "{}", r.ok());
+    assert_eq!(r.error_count(), 0);
+    assert!(r.elapsed >= Duration::from_millis(300));
+}

@@ -1,0 +1,187 @@
+//! Builds the config documents nodes apply (design §2) from the database: one [`GatewayConfigDocument`] per
+//! gateway and the [`DeploymentDocument`] (token verification keys and revocations).
+//!
+//! Builders take the version as an argument: the publisher takes it from the counter in the same transaction as
+//! the reads (see `store/config_versions.rs`). The content hash covers everything but the version, so the
+//! reconciler can compare what the bus holds with what the database would build without taking a version.
+
+use gatehouse_bus::StoredDocument;
+use gatehouse_shared::config::{
+    CustomProviderEntry, DOCUMENT_SCHEMA, DeploymentDocument, GatewayConfigDocument, GatewayKey,
+    ProviderConfigEntry, content_hash,
+};
+use gatehouse_shared::token::VerificationKey;
+
+use crate::db::AnyConnection;
+use crate::error::Error;
+use crate::store::{gateways as gateway_store, tokens as token_store};
+
+/// The gateway's stored provider keys, secrets still sealed.
+pub fn provider_config_entries(
+    conn: &mut AnyConnection,
+    key: &GatewayKey,
+) -> Result<Vec<ProviderConfigEntry>, Error> {
+    let rows =
+        crate::store::provider_configs::all_for_gateway(conn, &key.account_id, &key.gateway_id)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| ProviderConfigEntry {
+            id: r.id,
+            provider_slug: r.provider_slug,
+            alias: r.alias,
+            default_config: r.default_config,
+            // Still sealed: only data-plane nodes open it, when they compile the document.
+            sealed_secret: r.sealed_secret,
+            rate_limit: r.rate_limit,
+            rate_limit_period: r.rate_limit_period,
+        })
+        .collect())
+}
+
+/// The account's custom providers.
+pub fn custom_provider_entries(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<CustomProviderEntry>, Error> {
+    let rows = crate::store::custom_providers::enabled_for_account(conn, account_id)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| CustomProviderEntry {
+            id: r.id,
+            slug: r.slug,
+            base_url: r.base_url,
+            enable: r.enable,
+        })
+        .collect())
+}
+
+/// The document of one gateway at `version`, or `None` when the gateway does not exist (a tombstone).
+pub fn gateway_document(
+    conn: &mut AnyConnection,
+    key: &GatewayKey,
+    version: i64,
+) -> Result<Option<GatewayConfigDocument>, Error> {
+    let Some(record) = gateway_store::get(conn, &key.account_id, &key.gateway_id)? else {
+        return Ok(None);
+    };
+    Ok(Some(GatewayConfigDocument {
+        schema: DOCUMENT_SCHEMA,
+        key: key.clone(),
+        version,
+        internal_id: record.internal_id,
+        is_default: record.is_default,
+        settings: record.settings,
+        provider_configs: provider_config_entries(conn, key)?,
+        custom_providers: custom_provider_entries(conn, &key.account_id)?,
+    }))
+}
+
+/// The deployment document at `version`: every active signing key's public half, and the ids of revoked tokens
+/// that have not expired at `now_ms`.
+pub fn deployment_document(
+    conn: &mut AnyConnection,
+    version: i64,
+    now_ms: i64,
+) -> Result<DeploymentDocument, Error> {
+    let mut verification_keys: Vec<VerificationKey> = token_store::active_signing_keys(conn)?
+        .into_iter()
+        .map(|row| VerificationKey {
+            kid: row.kid,
+            public_key: row.public_key,
+        })
+        .collect();
+    // A stable order, so the same keys always hash the same.
+    verification_keys.sort_by(|a, b| a.kid.cmp(&b.kid));
+    Ok(DeploymentDocument {
+        schema: DOCUMENT_SCHEMA,
+        version,
+        verification_keys,
+        revoked_tokens: token_store::revoked_unexpired_ids(conn, now_ms)?,
+    })
+}
+
+/// A gateway document, serialised for the bus with its content hash.
+pub fn stored_gateway(document: &GatewayConfigDocument) -> Result<StoredDocument, Error> {
+    let versionless = GatewayConfigDocument {
+        version: 0,
+        ..document.clone()
+    };
+    Ok(StoredDocument {
+        version: document.version,
+        hash: hash_of(&versionless)?,
+        body: to_json(document)?,
+    })
+}
+
+/// The deployment document, serialised for the bus with its content hash.
+pub fn stored_deployment(document: &DeploymentDocument) -> Result<StoredDocument, Error> {
+    let versionless = DeploymentDocument {
+        version: 0,
+        ..document.clone()
+    };
+    Ok(StoredDocument {
+        version: document.version,
+        hash: hash_of(&versionless)?,
+        body: to_json(document)?,
+    })
+}
+
+fn to_json<T: serde::Serialize>(document: &T) -> Result<String, Error> {
+    serde_json::to_string(document)
+        .map_err(|e| Error::Internal(format!("a config document does not serialise: {e}")))
+}
+
+fn hash_of<T: serde::Serialize>(document: &T) -> Result<String, Error> {
+    Ok(content_hash(to_json(document)?.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gatehouse_shared::gateway::GatewaySettings;
+
+    fn document(version: i64, authentication: bool) -> GatewayConfigDocument {
+        let mut settings = GatewaySettings::for_default_gateway();
+        settings.authentication = authentication;
+        GatewayConfigDocument {
+            schema: DOCUMENT_SCHEMA,
+            key: GatewayKey::new("acme", "prod"),
+            version,
+            internal_id: "i-1".into(),
+            is_default: false,
+            settings,
+            provider_configs: vec![],
+            custom_providers: vec![],
+        }
+    }
+
+    #[test]
+    fn the_content_hash_ignores_the_version_and_follows_the_content() {
+        let v1 = stored_gateway(&document(1, true)).unwrap();
+        let v2 = stored_gateway(&document(2, true)).unwrap();
+        let changed = stored_gateway(&document(3, false)).unwrap();
+        assert_eq!(v1.hash, v2.hash, "same content, different version");
+        assert_ne!(v1.hash, changed.hash);
+        assert_eq!((v1.version, v2.version), (1, 2));
+        let parsed: GatewayConfigDocument = serde_json::from_str(&v2.body).unwrap();
+        assert_eq!(parsed, document(2, true), "the body carries the version");
+    }
+
+    #[test]
+    fn deployment_hashes_follow_keys_and_revocations_not_the_version() {
+        let doc = |version, revoked: &[&str]| DeploymentDocument {
+            schema: DOCUMENT_SCHEMA,
+            version,
+            verification_keys: vec![VerificationKey {
+                kid: "key-1".into(),
+                public_key: "pk".into(),
+            }],
+            revoked_tokens: revoked.iter().map(|s| (*s).to_owned()).collect(),
+        };
+        let a = stored_deployment(&doc(1, &["t1"])).unwrap();
+        let b = stored_deployment(&doc(9, &["t1"])).unwrap();
+        let c = stored_deployment(&doc(9, &["t1", "t2"])).unwrap();
+        assert_eq!(a.hash, b.hash);
+        assert_ne!(b.hash, c.hash);
+    }
+}

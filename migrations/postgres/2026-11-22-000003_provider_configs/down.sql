@@ -1,0 +1,2 @@
+DROP TABLE custom_providers;
+DROP TABLE provider_configs;
