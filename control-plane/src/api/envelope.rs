@@ -56,6 +56,13 @@ pub struct ErrorItem {
     pub path: Option<Vec<String>>,
 }
 
+/// A stored epoch-millisecond time as the RFC 3339 text the API returns (`2026-11-22T06:30:00.123Z`).
+pub fn rfc3339(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 pub fn ok<T: Serialize>(result: T) -> HttpResponse {
     HttpResponse::Ok().json(Envelope {
         success: true,

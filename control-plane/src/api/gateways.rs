@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::State;
-use super::envelope::{self, Envelope, ErrorEnvelope, ResultInfo};
+use super::envelope::{self, Envelope, ErrorEnvelope, ResultInfo, rfc3339};
 use super::gateway_body::{BodyKind, GatewayChanges};
 use super::request::{Caller, Paging, query_pairs, query_value, read_body};
 use super::validation::parse_object;
@@ -125,12 +125,6 @@ pub struct GatewayBody {
 /// An enum setting in its wire form.
 fn wire<T: Serialize>(v: Option<T>) -> Option<Value> {
     v.map(|x| serde_json::to_value(x).unwrap_or(Value::Null))
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl From<GatewayRecord> for Gateway {

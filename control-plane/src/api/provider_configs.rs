@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::State;
-use super::envelope::{self, Envelope, ErrorEnvelope, ResultInfo};
+use super::envelope::{self, Envelope, ErrorEnvelope, ResultInfo, rfc3339};
 use super::request::{Caller, Paging, query_pairs, read_body};
 use super::validation::{Field, FieldReader, parse_object};
 use crate::error::Error;
@@ -68,12 +68,6 @@ pub struct CreateProviderConfigBody {
 pub struct RotateProviderConfigBody {
     /// The new provider key.
     pub secret: String,
-}
-
-fn rfc3339(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 impl From<ProviderConfigRow> for ProviderConfig {

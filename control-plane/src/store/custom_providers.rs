@@ -42,18 +42,6 @@ pub struct CustomProviderFilter {
     pub search: Option<String>,
 }
 
-fn like_contains(term: &str) -> String {
-    let mut out = String::from("%");
-    for c in term.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 pub fn list(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -72,7 +60,7 @@ pub fn list(
             q = q.filter(cp::beta.eq(b));
         }
         if let Some(term) = filter.search.as_deref().filter(|t| !t.is_empty()) {
-            let p = like_contains(term);
+            let p = crate::store::like_contains(&term.to_lowercase());
             q = q.filter(
                 cp::id
                     .like(p.clone())

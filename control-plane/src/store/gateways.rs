@@ -79,20 +79,6 @@ pub struct GatewayPage {
     pub total_count: i64,
 }
 
-/// Escapes `%`, `_` and `\` so that a search term matches literally inside `LIKE '%…%' ESCAPE '\'`.
-fn like_contains(term: &str) -> String {
-    let mut out = String::with_capacity(term.len() + 2);
-    out.push('%');
-    for c in term.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out.push('%');
-    out
-}
-
 /// Lists an account's gateways, oldest first (ties by id), so that page walks are stable.
 pub fn list(
     conn: &mut AnyConnection,
@@ -104,7 +90,7 @@ pub fn list(
     // Gateway ids are lower-case, so a lower-cased term makes the search case-insensitive on both backends.
     let pattern = search
         .filter(|s| !s.is_empty())
-        .map(|s| like_contains(&s.to_lowercase()));
+        .map(|s| crate::store::like_contains(&s.to_lowercase()));
     let mut count_query = gateways::table
         .filter(gateways::account_id.eq(account_id))
         .into_boxed();
@@ -210,12 +196,4 @@ pub fn delete(conn: &mut AnyConnection, account_id: &str, id: &str) -> Result<bo
     )
     .execute(conn)?;
     Ok(n > 0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn like_patterns_match_wildcards_literally() {
-        assert_eq!(super::like_contains("a_b%c\\"), "%a\\_b\\%c\\\\%");
-    }
 }
