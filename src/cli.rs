@@ -182,6 +182,14 @@ pub struct GlobalOptions {
     /// A PEM bundle of CA certificates for upstream TLS, used instead of the system roots (private CAs).
     #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Log records a data plane holds for its writer before it drops (and counts) new ones.
+    #[arg(
+        long,
+        global = true,
+        env = "GATEHOUSE_LOG_QUEUE_CAPACITY",
+        default_value_t = 10_000
+    )]
+    pub log_queue_capacity: usize,
     /// On SIGTERM, how long in-flight inference requests may run before the data plane stops (whole seconds;
     /// pingora waits this long even when idle). SIGINT stops at once.
     #[arg(long, global = true, env = "GATEHOUSE_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]

@@ -16,6 +16,8 @@ use crate::cli::GlobalOptions;
 use crate::setup::{self, KeyPolicy};
 use crate::signals::ProcessSignals;
 use crate::tokens;
+use gatehouse_control_plane::log_ingest::{LogWriter, LogWriterSettings};
+use gatehouse_data_plane::logs::LogSink;
 
 /// Both planes in one process on SQLite in the data dir (or `--database-url`), with the in-process bus.
 pub fn standalone(opts: &GlobalOptions) -> Result<()> {
@@ -30,8 +32,17 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
 
     let mut dp_settings = data_plane_settings(opts);
     dp_settings.master_key = Some(master.clone());
+    // Logs go straight from the data plane's bounded channel to the batch writer.
+    let (log_sink, log_records) = LogSink::channel(opts.log_queue_capacity);
     let data_plane = DataPlane::bind(dp_settings)?
-        .with_config_bus(Arc::clone(&config_bus), bus::sync_settings(opts));
+        .with_config_bus(Arc::clone(&config_bus), bus::sync_settings(opts))
+        .with_log_sink(log_sink);
+    let log_writer = LogWriter::spawn(
+        db.clone(),
+        log_records,
+        LogWriterSettings::default(),
+        bus_runtime.handle(),
+    );
     let inference_addr = data_plane.local_addr();
     let public_inference_url = opts
         .public_inference_url
@@ -89,6 +100,8 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("management API thread panicked"))??;
     bus_runtime.block_on(propagation.stop());
+    // The data plane has stopped: what it queued is written before the process ends.
+    bus_runtime.block_on(log_writer.stop());
     served?;
     Ok(())
 }

@@ -6,6 +6,7 @@ pub mod custom_providers;
 pub mod envelope;
 pub mod gateway_body;
 pub mod gateways;
+pub mod logs;
 pub mod openapi;
 pub mod provider_configs;
 pub mod request;
@@ -48,7 +49,8 @@ where
             scope::scope("/client/v4")
                 .configure(gateways::routes)
                 .configure(provider_configs::routes)
-                .configure(custom_providers::routes),
+                .configure(custom_providers::routes)
+                .configure(logs::routes),
         )
         .service(scope::scope("/admin").configure(admin::routes))
         .service(healthz)

@@ -80,3 +80,52 @@ diesel::table! {
         value -> BigInt,
     }
 }
+
+diesel::table! {
+    logs (id) {
+        id -> Text,
+        account_id -> Text,
+        gateway_id -> Text,
+        created_at -> BigInt,
+        provider -> Text,
+        model -> Nullable<Text>,
+        model_type -> Nullable<Text>,
+        path -> Text,
+        request_type -> Nullable<Text>,
+        request_content_type -> Nullable<Text>,
+        response_content_type -> Nullable<Text>,
+        status_code -> Integer,
+        success -> Bool,
+        cached -> Bool,
+        duration -> BigInt,
+        tokens_in -> Nullable<BigInt>,
+        tokens_out -> Nullable<BigInt>,
+        total_tokens -> BigInt,
+        cached_tokens_in -> Nullable<BigInt>,
+        cost -> Nullable<Double>,
+        custom_cost -> Bool,
+        metadata -> Nullable<Text>,
+        event_id -> Text,
+        step -> Integer,
+        user_agent -> Nullable<Text>,
+        authenticated -> Bool,
+        request_size -> BigInt,
+        response_size -> BigInt,
+        bodies_stored -> Bool,
+        feedback -> Nullable<Double>,
+        score -> Nullable<Double>,
+        config_hash -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    log_bodies (id) {
+        id -> Text,
+        request_head -> Text,
+        request_head_complete -> Bool,
+        response_head -> Text,
+        response_head_complete -> Bool,
+        request_body -> Nullable<Text>,
+        response_body -> Nullable<Text>,
+    }
+}

@@ -17,6 +17,7 @@ compile_error!("the Gatehouse data plane runs on Unix only");
 
 mod config_sync;
 mod error;
+pub mod logs;
 mod proxy;
 mod readiness;
 mod resolver;
@@ -24,6 +25,7 @@ mod route;
 mod server;
 mod settings;
 pub mod snapshot;
+pub mod usage;
 
 pub use config_sync::{ConfigSyncSettings, generated_node_id};
 pub use error::{AiGatewayError, DataPlaneError, code};

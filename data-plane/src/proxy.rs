@@ -16,6 +16,7 @@ mod credentials;
 mod endpoint;
 mod forward;
 mod inference;
+mod log_draft;
 mod respond;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::error::AiGatewayError;
+use crate::logs::LogSink;
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
 use crate::settings::DataPlaneSettings;
@@ -48,6 +50,8 @@ pub(crate) struct GatewayProxy {
     max_body_bytes: usize,
     /// Asks the control plane to create an account's `default` gateway on its first authorised use.
     default_gateways: DefaultGatewayRequester,
+    /// Where finished requests' log records go, without waiting.
+    log_sink: LogSink,
 }
 
 impl GatewayProxy {
@@ -57,6 +61,7 @@ impl GatewayProxy {
         settings: &DataPlaneSettings,
         table: UpstreamTable,
         default_gateways: DefaultGatewayRequester,
+        log_sink: LogSink,
     ) -> Self {
         Self {
             readiness,
@@ -69,6 +74,7 @@ impl GatewayProxy {
             ),
             max_body_bytes: settings.max_body_bytes,
             default_gateways,
+            log_sink,
         }
     }
 
@@ -94,6 +100,8 @@ pub(crate) struct RequestContext {
     started: Instant,
     /// The request id (a ULID), sent back as `cf-aig-request-id`.
     request_id: Option<ulid::Ulid>,
+    /// The log record in the making, when the request's gateway logs it.
+    log: Option<Box<log_draft::LogDraft>>,
 }
 
 #[async_trait]
@@ -104,6 +112,7 @@ impl ProxyHttp for GatewayProxy {
         RequestContext {
             started: Instant::now(),
             request_id: None,
+            log: None,
         }
     }
 
@@ -171,7 +180,15 @@ impl ProxyHttp for GatewayProxy {
         error: Option<&pingora::Error>,
         ctx: &mut RequestContext,
     ) {
-        // The log record and usage accounting of design §3 step 4 go here; for now a debug event.
+        if let Some(draft) = ctx.log.take() {
+            // A response that never started (the client left, the provider failed mid-way) is logged with the
+            // status the client saw, or 499 when it saw none (nginx's "client closed request").
+            let status = session
+                .response_written()
+                .map_or(499, |response| response.status.as_u16());
+            let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.log_sink.submit(draft.into_record(status, duration_ms));
+        }
         let request = session.req_header();
         tracing::debug!(
             method = %request.method,

@@ -16,6 +16,7 @@ use pingora::services::background::background_service;
 
 use crate::config_sync::{ConfigSync, ConfigSyncSettings};
 use crate::error::DataPlaneError;
+use crate::logs::LogSink;
 use crate::proxy::GatewayProxy;
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
@@ -43,6 +44,8 @@ pub struct DataPlane {
     default_gateways: DefaultGatewayRequester,
     /// The requester's queue, handed to the config sync at start.
     default_gateway_requests: DefaultGatewayRequests,
+    /// Where log records go; disabled until the binary wires a writer or shipper.
+    log_sink: LogSink,
 }
 
 impl DataPlane {
@@ -77,6 +80,7 @@ impl DataPlane {
             table,
             bus: None,
             default_gateways,
+            log_sink: LogSink::disabled(),
             default_gateway_requests,
         })
     }
@@ -89,6 +93,12 @@ impl DataPlane {
         settings: ConfigSyncSettings,
     ) -> Self {
         self.bus = Some((bus, settings));
+        self
+    }
+
+    /// Sends finished requests' log records to `sink` (see [`LogSink`]).
+    pub fn with_log_sink(mut self, sink: LogSink) -> Self {
+        self.log_sink = sink;
         self
     }
 
@@ -163,6 +173,7 @@ impl DataPlane {
                 &self.settings,
                 self.table,
                 self.default_gateways.clone(),
+                self.log_sink.clone(),
             ),
         );
         let (service, service_exited) =

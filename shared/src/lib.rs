@@ -8,6 +8,8 @@ pub mod config;
 pub mod crypto;
 pub mod gateway;
 pub mod ids;
+pub mod log;
 pub mod node;
+pub mod pricing;
 pub mod providers;
 pub mod token;

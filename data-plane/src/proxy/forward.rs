@@ -13,6 +13,7 @@ use pingora::prelude::HttpPeer;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 
+use super::log_draft::ResponseCapture;
 use crate::error::AiGatewayError;
 use crate::resolver::Resolver;
 use crate::route::UpstreamTarget;
@@ -50,6 +51,19 @@ pub(crate) struct Upstreams {
     resolver: Resolver,
     connect_timeout: Duration,
     response_timeout: Duration,
+}
+
+/// One upstream exchange: where to, what to send, and what to add to the client's response.
+pub(crate) struct Exchange<'a> {
+    pub target: &'a UpstreamTarget,
+    pub request: RequestHeader,
+    pub body: Bytes,
+    /// Overrides the default wait for the response header (`cf-aig-request-timeout`).
+    pub response_timeout: Option<Duration>,
+    pub extra_response_headers: &'a [(&'static str, &'a str)],
+    /// Provider slug and path after it, for reading usage in the provider's format.
+    pub provider: &'a str,
+    pub path: &'a str,
 }
 
 /// How the response exchange ended, for logging and pool decisions.
@@ -114,16 +128,22 @@ impl Upstreams {
         Ok(up)
     }
 
-    /// Sends the request and relays the response. `response_timeout` overrides the default wait for the header.
+    /// Sends the request and relays the response; `capture` (when the request is logged) sees the response.
     pub(crate) async fn forward(
         &self,
         downstream: &mut Session,
-        target: &UpstreamTarget,
-        request: RequestHeader,
-        body: Bytes,
-        response_timeout: Option<Duration>,
-        extra_response_headers: &[(&'static str, &str)],
+        exchange: Exchange<'_>,
+        mut capture: Option<&mut ResponseCapture>,
     ) -> Result<Relayed, ForwardError> {
+        let Exchange {
+            target,
+            request,
+            body,
+            response_timeout,
+            extra_response_headers,
+            provider,
+            path,
+        } = exchange;
         let addr = self
             .resolver
             .resolve(&target.host, target.port)
@@ -182,6 +202,13 @@ impl Upstreams {
             ));
         };
         let status = up_header.status.as_u16();
+        if let Some(c) = capture.as_deref_mut() {
+            let content_type = up_header
+                .headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok());
+            c.begin(status, content_type, provider, path);
+        }
         let downstream_header =
             response_header(up_header, downstream.is_http2(), extra_response_headers).map_err(
                 |e| {
@@ -202,6 +229,9 @@ impl Upstreams {
             match upstream.read_response_body().await {
                 Ok(Some(chunk)) => {
                     body_bytes += chunk.len() as u64;
+                    if let Some(c) = capture.as_deref_mut() {
+                        c.chunk(&chunk);
+                    }
                     downstream
                         .write_response_body(Some(chunk), false)
                         .await

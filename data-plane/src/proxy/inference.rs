@@ -11,16 +11,23 @@ use pingora::proxy::Session;
 
 use super::auth::{GatewayCaller, authenticate};
 use super::endpoint::ProviderPath;
-use super::forward::ForwardError;
+use super::forward::{Exchange, ForwardError};
+use super::log_draft::{LogDraft, ResponseCapture, flag, parse_metadata, request_model};
 use super::{GatewayProxy, RequestContext, credentials, respond};
 use crate::error::AiGatewayError;
 use crate::route::RouteError;
 use crate::snapshot::{CompiledGateway, ConfigSnapshot};
+use gatehouse_shared::pricing::CustomCost;
 
 /// Request headers the gateway reads.
 const AUTHORIZATION_HEADER: &str = "cf-aig-authorization";
 const BYOK_ALIAS_HEADER: &str = "cf-aig-byok-alias";
 const REQUEST_TIMEOUT_HEADER: &str = "cf-aig-request-timeout";
+const COLLECT_LOG_HEADER: &str = "cf-aig-collect-log";
+const COLLECT_PAYLOAD_HEADER: &str = "cf-aig-collect-log-payload";
+const EVENT_ID_HEADER: &str = "cf-aig-event-id";
+const METADATA_HEADER: &str = "cf-aig-metadata";
+const CUSTOM_COST_HEADER: &str = "cf-aig-custom-cost";
 
 impl GatewayProxy {
     /// Serves one provider-native request; every gateway-made failure is rendered here, before any response byte.
@@ -34,7 +41,7 @@ impl GatewayProxy {
         let request_id = ulid::Ulid::generate();
         ctx.request_id = Some(request_id);
         match self
-            .forward_provider(session, path, query, request_id)
+            .forward_provider(session, ctx, path, query, request_id)
             .await
         {
             Ok(()) => Ok(()),
@@ -52,6 +59,7 @@ impl GatewayProxy {
     async fn forward_provider(
         &self,
         session: &mut Session,
+        ctx: &mut RequestContext,
         path: ProviderPath<'_>,
         query: Option<&str>,
         request_id: ulid::Ulid,
@@ -76,6 +84,14 @@ impl GatewayProxy {
         }
         if gateway.settings.authentication && caller != GatewayCaller::Authorized {
             return Err(before(AiGatewayError::UNAUTHORIZED));
+        }
+        // From here on the request is the gateway's: it is logged, errors included, when logging is on.
+        let collect =
+            flag(header(session, COLLECT_LOG_HEADER)).unwrap_or(gateway.settings.collect_logs);
+        if collect {
+            ctx.log = Some(Box::new(new_draft(
+                session, &path, &gateway, request_id, caller,
+            )));
         }
         let target = self
             .table
@@ -104,6 +120,10 @@ impl GatewayProxy {
         let body = read_body(session, self.max_body_bytes)
             .await
             .map_err(before)?;
+        if let Some(draft) = ctx.log.as_deref_mut() {
+            draft.model = request_model(&body);
+            draft.request_body = body.clone();
+        }
         let mut upstream =
             super::forward::Upstreams::upstream_header(session.req_header(), &target, body.len())
                 .map_err(|e| before(AiGatewayError::bad_request(format!("request header: {e}"))))?;
@@ -115,17 +135,62 @@ impl GatewayProxy {
             })?;
         }
         let id = request_id.to_string();
-        self.upstreams
-            .forward(
-                session,
-                &target,
-                upstream,
-                body,
-                timeout,
-                &[("cf-aig-request-id", id.as_str())],
-            )
-            .await?;
+        let event_id = ctx.log.as_deref().map(|d| d.event_id.clone());
+        let capture = ctx.log.as_deref_mut().map(|d| &mut d.response);
+        let mut extra: Vec<(&'static str, &str)> = vec![("cf-aig-request-id", id.as_str())];
+        if let Some(event_id) = event_id.as_deref() {
+            // Single-step requests: the log id is the request id (spec §2.4).
+            extra.push(("cf-aig-log-id", id.as_str()));
+            extra.push(("cf-aig-event-id", event_id));
+        }
+        let exchange = Exchange {
+            target: &target,
+            request: upstream,
+            body,
+            response_timeout: timeout,
+            extra_response_headers: &extra,
+            provider: path.provider,
+            path: path.rest,
+        };
+        self.upstreams.forward(session, exchange, capture).await?;
         Ok(())
+    }
+}
+
+/// The draft of a request's log record, from what is known before the body is read.
+fn new_draft(
+    session: &Session,
+    path: &ProviderPath<'_>,
+    gateway: &CompiledGateway,
+    request_id: ulid::Ulid,
+    caller: GatewayCaller,
+) -> LogDraft {
+    let text = |name: &str| header(session, name).map(|v| String::from_utf8_lossy(v).into_owned());
+    let collect_payload = flag(header(session, COLLECT_PAYLOAD_HEADER)).unwrap_or(true);
+    LogDraft {
+        id: request_id.to_string(),
+        created_at_ms: i64::try_from(request_id.timestamp_ms()).unwrap_or(i64::MAX),
+        account_id: path.account.to_owned(),
+        gateway_id: path.gateway.to_owned(),
+        provider: path.provider.to_owned(),
+        path: path.rest.to_owned(),
+        // A client-chosen event id is kept within a sane length; otherwise the request id serves.
+        event_id: text(EVENT_ID_HEADER)
+            .filter(|e| !e.is_empty() && e.len() <= 256)
+            .unwrap_or_else(|| request_id.to_string()),
+        metadata: header(session, METADATA_HEADER).and_then(parse_metadata),
+        collect_payload,
+        user_agent: text("user-agent"),
+        authenticated: caller == GatewayCaller::Authorized,
+        request_content_type: text("content-type"),
+        request_body: Bytes::new(),
+        model: None,
+        config_hash: gateway.hash.clone(),
+        // A malformed header is ignored (the provider's prices apply), as a malformed metadata header is.
+        custom_cost: header(session, CUSTOM_COST_HEADER)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| CustomCost::parse(v).ok()),
+        response: ResponseCapture::new(collect_payload),
     }
 }
 

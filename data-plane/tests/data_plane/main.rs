@@ -7,5 +7,6 @@ mod errors;
 mod harness;
 mod inference;
 mod lifecycle;
+mod logging;
 mod probes;
 mod tls;

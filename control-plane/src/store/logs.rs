@@ -1,0 +1,351 @@
+//! Request logs (spec §1.5): the searchable row in `logs`, heads and bodies in `log_bodies`.
+//!
+//! Every read and change takes the account and gateway id and filters on both. Writes arrive in batches from the
+//! log pipeline, which may redeliver a batch after a crash; the insert ignores ids it already holds.
+
+mod query;
+
+use diesel::prelude::*;
+use gatehouse_shared::log::LogRecord;
+
+pub use query::{FilterKey, FilterValue, LogFilter, LogQuery, Op, OrderBy};
+
+use crate::db::AnyConnection;
+use crate::error::Error;
+use crate::schema::{log_bodies, logs};
+
+/// PostgreSQL binds at most 65,535 parameters per statement and bundled SQLite 32,766; 32 columns × 1,000 rows
+/// stays under both, so a batch is one statement per table up to this size and a few beyond it.
+const ROWS_PER_STATEMENT: usize = 1_000;
+
+/// A `logs` row, in column order.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = logs)]
+pub struct LogRow {
+    pub id: String,
+    pub account_id: String,
+    pub gateway_id: String,
+    pub created_at: i64,
+    pub provider: String,
+    pub model: Option<String>,
+    pub model_type: Option<String>,
+    pub path: String,
+    pub request_type: Option<String>,
+    pub request_content_type: Option<String>,
+    pub response_content_type: Option<String>,
+    pub status_code: i32,
+    pub success: bool,
+    pub cached: bool,
+    pub duration: i64,
+    pub tokens_in: Option<i64>,
+    pub tokens_out: Option<i64>,
+    pub total_tokens: i64,
+    pub cached_tokens_in: Option<i64>,
+    pub cost: Option<f64>,
+    pub custom_cost: bool,
+    pub metadata: Option<String>,
+    pub event_id: String,
+    pub step: i32,
+    pub user_agent: Option<String>,
+    pub authenticated: bool,
+    pub request_size: i64,
+    pub response_size: i64,
+    pub bodies_stored: bool,
+    pub feedback: Option<f64>,
+    pub score: Option<f64>,
+    pub config_hash: Option<String>,
+}
+
+/// A `log_bodies` row.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = log_bodies)]
+pub struct LogBodyRow {
+    pub id: String,
+    pub request_head: String,
+    pub request_head_complete: bool,
+    pub response_head: String,
+    pub response_head_complete: bool,
+    pub request_body: Option<String>,
+    pub response_body: Option<String>,
+}
+
+/// Counts beyond i64 cannot happen in practice; saturate rather than fail the whole batch.
+fn int(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl LogRow {
+    pub fn from_record(r: &LogRecord) -> Self {
+        let total = r
+            .tokens_in
+            .unwrap_or(0)
+            .saturating_add(r.tokens_out.unwrap_or(0));
+        Self {
+            id: r.id.clone(),
+            account_id: r.account_id.clone(),
+            gateway_id: r.gateway_id.clone(),
+            created_at: r.created_at_ms,
+            provider: r.provider.clone(),
+            model: r.model.clone(),
+            model_type: r.model_type.clone(),
+            path: r.path.clone(),
+            request_type: r.request_type.clone(),
+            request_content_type: r.request_content_type.clone(),
+            response_content_type: r.response_content_type.clone(),
+            status_code: i32::from(r.status_code),
+            success: r.success,
+            cached: r.cached,
+            duration: int(r.duration_ms),
+            tokens_in: r.tokens_in.map(int),
+            tokens_out: r.tokens_out.map(int),
+            total_tokens: int(total),
+            cached_tokens_in: r.cached_tokens_in.map(int),
+            cost: r.cost,
+            custom_cost: r.custom_cost,
+            metadata: r.metadata.clone(),
+            event_id: r.event_id.clone(),
+            step: i32::try_from(r.step).unwrap_or(i32::MAX),
+            user_agent: r.user_agent.clone(),
+            authenticated: r.authenticated,
+            request_size: int(r.request_size),
+            response_size: int(r.response_size),
+            bodies_stored: r.bodies_stored,
+            feedback: None,
+            score: None,
+            config_hash: r.config_hash.clone(),
+        }
+    }
+}
+
+impl LogBodyRow {
+    pub fn from_record(r: &LogRecord) -> Self {
+        Self {
+            id: r.id.clone(),
+            request_head: r.request_head.clone(),
+            request_head_complete: r.request_head_complete,
+            response_head: r.response_head.clone(),
+            response_head_complete: r.response_head_complete,
+            request_body: r.request_body.clone(),
+            response_body: r.response_body.clone(),
+        }
+    }
+}
+
+/// Stores a batch in one transaction: one multi-row insert per table (per [`ROWS_PER_STATEMENT`]). Ids already
+/// stored are skipped, so a redelivered batch changes nothing. Returns how many log rows were new.
+pub fn insert_batch(conn: &mut AnyConnection, records: &[LogRecord]) -> Result<usize, Error> {
+    if records.is_empty() {
+        return Ok(0);
+    }
+    let rows: Vec<LogRow> = records.iter().map(LogRow::from_record).collect();
+    let bodies: Vec<LogBodyRow> = records.iter().map(LogBodyRow::from_record).collect();
+    conn.transaction(|conn| {
+        let mut inserted = 0;
+        // MultiBackend has no ON CONFLICT (stack notes §2, pitfall 7), so each backend gets its own dialect.
+        match conn {
+            AnyConnection::Postgresql(pg) => {
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    inserted += diesel::insert_into(logs::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .execute(pg)?;
+                }
+                for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
+                    diesel::insert_into(log_bodies::table)
+                        .values(chunk)
+                        .on_conflict_do_nothing()
+                        .execute(pg)?;
+                }
+            }
+            AnyConnection::Sqlite(sqlite) => {
+                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                    inserted += diesel::insert_or_ignore_into(logs::table)
+                        .values(chunk)
+                        .execute(sqlite)?;
+                }
+                for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
+                    diesel::insert_or_ignore_into(log_bodies::table)
+                        .values(chunk)
+                        .execute(sqlite)?;
+                }
+            }
+        }
+        Ok(inserted)
+    })
+}
+
+/// One page of logs and the total across pages.
+#[derive(Debug)]
+pub struct LogPage {
+    pub items: Vec<LogRow>,
+    pub total_count: i64,
+}
+
+/// Lists a gateway's logs matching `query`.
+pub fn list(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    gateway_id: &str,
+    query: &LogQuery,
+    offset: i64,
+    limit: i64,
+) -> Result<LogPage, Error> {
+    let total_count: i64 = query
+        .filtered(account_id, gateway_id)?
+        .count()
+        .get_result(conn)?;
+    let items = query
+        .ordered(query.filtered(account_id, gateway_id)?)
+        .offset(offset)
+        .limit(limit)
+        .load(conn)?;
+    Ok(LogPage { items, total_count })
+}
+
+/// Minimum and maximum figures over the logs matching a query (`meta_info=true`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogAggregates {
+    pub min_cost: Option<f64>,
+    pub max_cost: Option<f64>,
+    pub min_duration: Option<i64>,
+    pub max_duration: Option<i64>,
+    pub min_tokens_in: Option<i64>,
+    pub max_tokens_in: Option<i64>,
+    pub min_tokens_out: Option<i64>,
+    pub max_tokens_out: Option<i64>,
+    pub min_total_tokens: Option<i64>,
+    pub max_total_tokens: Option<i64>,
+}
+
+pub fn aggregates(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    gateway_id: &str,
+    query: &LogQuery,
+) -> Result<LogAggregates, Error> {
+    use diesel::dsl::{max, min};
+    type Figures = (
+        Option<f64>,
+        Option<f64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+        Option<i64>,
+    );
+    let f: Figures = query
+        .filtered(account_id, gateway_id)?
+        .select((
+            min(logs::cost),
+            max(logs::cost),
+            min(logs::duration),
+            max(logs::duration),
+            min(logs::tokens_in),
+            max(logs::tokens_in),
+            min(logs::tokens_out),
+            max(logs::tokens_out),
+            min(logs::total_tokens),
+            max(logs::total_tokens),
+        ))
+        .get_result(conn)?;
+    Ok(LogAggregates {
+        min_cost: f.0,
+        max_cost: f.1,
+        min_duration: f.2,
+        max_duration: f.3,
+        min_tokens_in: f.4,
+        max_tokens_in: f.5,
+        min_tokens_out: f.6,
+        max_tokens_out: f.7,
+        min_total_tokens: f.8,
+        max_total_tokens: f.9,
+    })
+}
+
+/// One log with its heads and bodies (none when the bodies row is missing).
+pub fn get(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    gateway_id: &str,
+    id: &str,
+) -> Result<Option<(LogRow, Option<LogBodyRow>)>, Error> {
+    let row: Option<LogRow> = logs::table
+        .filter(logs::account_id.eq(account_id))
+        .filter(logs::gateway_id.eq(gateway_id))
+        .filter(logs::id.eq(id))
+        .select(LogRow::as_select())
+        .first(conn)
+        .optional()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    // Looked up by the id of a row already scoped to the account and gateway.
+    let bodies = log_bodies::table
+        .filter(log_bodies::id.eq(&row.id))
+        .select(LogBodyRow::as_select())
+        .first(conn)
+        .optional()?;
+    Ok(Some((row, bodies)))
+}
+
+/// A PATCH: `None` leaves a field alone, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = logs)]
+pub struct LogChanges {
+    pub feedback: Option<Option<f64>>,
+    pub score: Option<Option<f64>>,
+    pub metadata: Option<Option<String>>,
+}
+
+/// Applies `changes` to one log; returns false when the log does not exist.
+pub fn update(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    gateway_id: &str,
+    id: &str,
+    changes: &LogChanges,
+) -> Result<bool, Error> {
+    let target = logs::table
+        .filter(logs::account_id.eq(account_id))
+        .filter(logs::gateway_id.eq(gateway_id))
+        .filter(logs::id.eq(id));
+    if *changes == LogChanges::default() {
+        // Diesel refuses an empty SET; an empty PATCH only needs to know whether the log exists.
+        let n: i64 = target.count().get_result(conn)?;
+        return Ok(n > 0);
+    }
+    Ok(diesel::update(target).set(changes).execute(conn)? > 0)
+}
+
+/// Deletes up to `limit` logs matching `query`, in its order; returns how many went.
+pub fn delete(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    gateway_id: &str,
+    query: &LogQuery,
+    limit: i64,
+) -> Result<usize, Error> {
+    conn.transaction(|conn| {
+        let ids: Vec<String> = query
+            .ordered(query.filtered(account_id, gateway_id)?)
+            .select(logs::id)
+            .limit(limit)
+            .load(conn)?;
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        // Bodies first and explicitly, so the delete does not depend on foreign-key enforcement.
+        diesel::delete(log_bodies::table.filter(log_bodies::id.eq_any(&ids))).execute(conn)?;
+        let n = diesel::delete(
+            logs::table
+                .filter(logs::account_id.eq(account_id))
+                .filter(logs::gateway_id.eq(gateway_id))
+                .filter(logs::id.eq_any(&ids)),
+        )
+        .execute(conn)?;
+        Ok(n)
+    })
+}

@@ -1,0 +1,2 @@
+DROP TABLE log_bodies;
+DROP TABLE logs;

@@ -1,0 +1,128 @@
+//! The log record: one per request through the data plane (spec §1.5, §3.6). The data plane builds it after the
+//! response, ships it off the request path, and the control plane stores it for the logs API.
+//!
+//! Wire rules as for config documents: unknown fields are ignored, new fields get `#[serde(default)]`.
+
+use serde::{Deserialize, Serialize};
+
+/// How many characters of a body the searchable row keeps (`request_head` / `response_head`).
+pub const BODY_HEAD_CHARS: usize = 512;
+/// Bodies larger than this are not stored; the row is kept and says so (`*_body_stored: false`).
+pub const MAX_STORED_BODY_BYTES: usize = 10 * 1024 * 1024;
+/// `cf-aig-metadata` keeps at most this many entries (the first ones).
+pub const MAX_METADATA_ENTRIES: usize = 5;
+
+/// One request, as logged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// A ULID; also `cf-aig-log-id` (and `cf-aig-request-id` for single-step requests).
+    pub id: String,
+    pub account_id: String,
+    pub gateway_id: String,
+    /// Epoch milliseconds when the request arrived.
+    pub created_at_ms: i64,
+    /// Provider slug (`openai`, `custom-my-llm`, …).
+    pub provider: String,
+    /// From the request body, else the response.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// `chat`, `completion`, `embedding`, `responses`, … when the path tells.
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// The path after the provider slug, as the client sent it.
+    pub path: String,
+    /// `universal`, `provider` (native form), `compat`, …
+    #[serde(default)]
+    pub request_type: Option<String>,
+    #[serde(default)]
+    pub request_content_type: Option<String>,
+    #[serde(default)]
+    pub response_content_type: Option<String>,
+    pub status_code: u16,
+    pub success: bool,
+    #[serde(default)]
+    pub cached: bool,
+    /// Milliseconds to the last byte of the response.
+    pub duration_ms: u64,
+    #[serde(default)]
+    pub tokens_in: Option<u64>,
+    #[serde(default)]
+    pub tokens_out: Option<u64>,
+    /// Input tokens served from the provider's prompt cache (part of `tokens_in`).
+    #[serde(default)]
+    pub cached_tokens_in: Option<u64>,
+    /// USD.
+    #[serde(default)]
+    pub cost: Option<f64>,
+    /// Whether `cost` came from `cf-aig-custom-cost`.
+    #[serde(default)]
+    pub custom_cost: bool,
+    /// `cf-aig-metadata` kept as a JSON object string (first five entries; string, number or boolean values).
+    #[serde(default)]
+    pub metadata: Option<String>,
+    /// `cf-aig-event-id`, else generated.
+    pub event_id: String,
+    /// Universal-endpoint step that served it (0 for the primary).
+    #[serde(default)]
+    pub step: u32,
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// Whether a valid `cf-aig-authorization` came with the request.
+    #[serde(default)]
+    pub authenticated: bool,
+    pub request_head: String,
+    pub request_head_complete: bool,
+    pub request_size: u64,
+    pub response_head: String,
+    pub response_head_complete: bool,
+    pub response_size: u64,
+    /// The full request body when it was collected and not over [`MAX_STORED_BODY_BYTES`].
+    #[serde(default)]
+    pub request_body: Option<String>,
+    #[serde(default)]
+    pub response_body: Option<String>,
+    /// False when payload collection was off (`cf-aig-collect-log-payload: false`) or a body was too large.
+    #[serde(default)]
+    pub bodies_stored: bool,
+    /// The content hash of the gateway config that served the request.
+    #[serde(default)]
+    pub config_hash: Option<String>,
+}
+
+/// The first `max_chars` characters of a body as text, and whether that is all of it. Bytes that are not UTF-8
+/// are replaced, so a binary body still gets a readable head.
+pub fn body_head(body: &[u8], max_chars: usize) -> (String, bool) {
+    let text = String::from_utf8_lossy(body);
+    let mut head = String::new();
+    for (n, c) in text.chars().enumerate() {
+        if n == max_chars {
+            return (head, false);
+        }
+        head.push(c);
+    }
+    (head, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn heads_are_cut_by_characters_and_say_whether_they_are_complete() {
+        assert_eq!(body_head(b"hello", 10), ("hello".into(), true));
+        assert_eq!(body_head(b"hello", 3), ("hel".into(), false));
+        assert_eq!(body_head("héllo".as_bytes(), 2), ("hé".into(), false));
+        assert_eq!(body_head(&[0xff, b'a'], 5), ("\u{fffd}a".into(), true));
+    }
+
+    #[test]
+    fn records_tolerate_unknown_fields_and_missing_optionals() {
+        let json = r#"{"id":"01J","account_id":"a","gateway_id":"g","created_at_ms":1,"provider":"openai",
+            "path":"chat/completions","status_code":200,"success":true,"duration_ms":5,"event_id":"e",
+            "request_head":"","request_head_complete":true,"request_size":0,"response_head":"",
+            "response_head_complete":true,"response_size":0,"a_future_field":1}"#;
+        let r: LogRecord = serde_json::from_str(json).unwrap();
+        assert_eq!(r.tokens_in, None);
+        assert!(!r.cached);
+    }
+}
