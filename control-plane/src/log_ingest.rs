@@ -121,6 +121,16 @@ async fn run(
     }
 }
 
+/// Stores one batch: the single entry point of every ingest path (the standalone writer and the Redis stream
+/// consumer), so per-gateway storage caps apply the same way to both. Idempotent by record id.
+pub async fn store_batch(
+    db: &Database,
+    records: Arc<Vec<LogRecord>>,
+) -> Result<usize, crate::Error> {
+    db.run(move |c| crate::store::logs::insert_batch(c, &records))
+        .await
+}
+
 async fn write(
     db: &Database,
     batch: Vec<LogRecord>,
@@ -130,11 +140,7 @@ async fn write(
     let batch = Arc::new(batch);
     let mut delay = Duration::from_millis(100);
     for attempt in 1..=settings.attempts.max(1) {
-        let records = Arc::clone(&batch);
-        match db
-            .run(move |c| crate::store::logs::insert_batch(c, &records))
-            .await
-        {
+        match store_batch(db, Arc::clone(&batch)).await {
             Ok(_) => {
                 counters
                     .written
