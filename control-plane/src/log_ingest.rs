@@ -127,8 +127,13 @@ pub async fn store_batch(
     db: &Database,
     records: Arc<Vec<LogRecord>>,
 ) -> Result<usize, crate::Error> {
-    db.run(move |c| crate::store::logs::insert_batch(c, &records))
-        .await
+    let outcome = db
+        .run(move |c| crate::store::log_caps::store_with_caps(c, &records))
+        .await?;
+    if outcome.refused_at_cap > 0 || outcome.evicted > 0 {
+        tracing::debug!(?outcome, "log storage caps applied");
+    }
+    Ok(outcome.inserted)
 }
 
 async fn write(

@@ -129,3 +129,11 @@ diesel::table! {
         response_body -> Nullable<Text>,
     }
 }
+
+diesel::table! {
+    log_counters (account_id, gateway_id) {
+        account_id -> Text,
+        gateway_id -> Text,
+        stored -> BigInt,
+    }
+}

@@ -346,6 +346,8 @@ pub fn delete(
                 .filter(logs::id.eq_any(&ids)),
         )
         .execute(conn)?;
+        // The stored count feeds the gateway's cap; it changes with the rows, in the same transaction.
+        crate::store::log_caps::adjust_counter(conn, account_id, gateway_id, -(n as i64))?;
         Ok(n)
     })
 }

@@ -26,7 +26,7 @@ on_both_backends!(
     logs_are_isolated_by_account_and_gateway,
 );
 
-fn record(id: &str, created_at_ms: i64, provider: &str) -> LogRecord {
+pub fn record(id: &str, created_at_ms: i64, provider: &str) -> LogRecord {
     LogRecord {
         id: id.into(),
         account_id: "acme".into(),

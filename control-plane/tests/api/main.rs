@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod custom_providers;
 mod gateways;
+mod log_caps;
 mod logs;
 mod openapi;
 mod pagination;

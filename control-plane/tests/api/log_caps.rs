@@ -1,0 +1,162 @@
+//! Per-gateway log caps: STOP_INSERTING refuses at the cap, DELETE_OLDEST makes room; deletes free room.
+
+use std::sync::Arc;
+
+use gatehouse_control_plane::log_ingest::store_batch;
+use gatehouse_control_plane::store::{gateways, log_caps};
+use gatehouse_shared::gateway::LogManagementStrategy;
+use gatehouse_shared::log::LogRecord;
+
+use crate::logs::record;
+use crate::on_both_backends;
+use crate::support::TestApp;
+
+on_both_backends!(
+    stop_inserting_keeps_the_first_records_up_to_the_cap,
+    delete_oldest_keeps_the_newest_records_at_the_cap,
+    a_gateway_without_a_cap_keeps_everything_and_counts_it,
+);
+
+/// Sets a cap below the API's minimum (10,000) straight in the database, so a test can reach it.
+async fn set_cap(app: &TestApp, gateway: &str, cap: i64, strategy: LogManagementStrategy) {
+    app.create_gateway("acme", gateway).await;
+    app.db
+        .with_conn(|c| {
+            let mut g = gateways::get(c, "acme", gateway)?.unwrap();
+            g.settings.log_management = Some(cap);
+            g.settings.log_management_strategy = Some(strategy);
+            gateways::update_settings(c, "acme", gateway, &g.settings, g.modified_at_ms)
+        })
+        .unwrap();
+}
+
+fn records(gateway: &str, from: i64, n: i64) -> Arc<Vec<LogRecord>> {
+    Arc::new(
+        (from..from + n)
+            .map(|i| {
+                let mut r = record(
+                    &format!("{gateway}-{i:04}"),
+                    1_700_000_000_000 + i,
+                    "openai",
+                );
+                r.gateway_id = gateway.into();
+                r
+            })
+            .collect(),
+    )
+}
+
+fn stored_ids(app: &TestApp, gateway: &str) -> Vec<String> {
+    use diesel::prelude::*;
+    use gatehouse_control_plane::schema::logs;
+    let gateway = gateway.to_owned();
+    app.db
+        .with_conn(move |c| {
+            Ok(logs::table
+                .filter(logs::account_id.eq("acme"))
+                .filter(logs::gateway_id.eq(&gateway))
+                .order(logs::id.asc())
+                .select(logs::id)
+                .load::<String>(c)?)
+        })
+        .unwrap()
+}
+
+fn count(app: &TestApp, gateway: &str) -> i64 {
+    app.db
+        .with_conn(|c| log_caps::stored_count(c, "acme", gateway))
+        .unwrap()
+}
+
+async fn stop_inserting_keeps_the_first_records_up_to_the_cap(app: TestApp) {
+    set_cap(&app, "capped", 5, LogManagementStrategy::StopInserting).await;
+    assert_eq!(
+        store_batch(&app.db, records("capped", 0, 3)).await.unwrap(),
+        3
+    );
+    assert_eq!(
+        store_batch(&app.db, records("capped", 3, 4)).await.unwrap(),
+        2,
+        "only two fit"
+    );
+    assert_eq!(
+        store_batch(&app.db, records("capped", 7, 2)).await.unwrap(),
+        0,
+        "full: nothing more"
+    );
+    assert_eq!(
+        store_batch(&app.db, records("capped", 0, 3)).await.unwrap(),
+        0,
+        "a redelivery counts nothing"
+    );
+    assert_eq!(
+        stored_ids(&app, "capped"),
+        (0..5).map(|i| format!("capped-{i:04}")).collect::<Vec<_>>()
+    );
+    assert_eq!(count(&app, "capped"), 5);
+    // Deleting through the API frees room.
+    let resp = app
+        .send(
+            reqwest::Method::DELETE,
+            &app.gw_url("acme", "/gateways/capped/logs?limit=2"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(resp.0, 200, "{}", resp.1);
+    assert_eq!(count(&app, "capped"), 3);
+    assert_eq!(
+        store_batch(&app.db, records("capped", 9, 3)).await.unwrap(),
+        2
+    );
+    assert_eq!(count(&app, "capped"), 5);
+}
+
+async fn delete_oldest_keeps_the_newest_records_at_the_cap(app: TestApp) {
+    set_cap(&app, "rolling", 5, LogManagementStrategy::DeleteOldest).await;
+    assert_eq!(
+        store_batch(&app.db, records("rolling", 0, 4))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        store_batch(&app.db, records("rolling", 4, 4))
+            .await
+            .unwrap(),
+        4
+    );
+    assert_eq!(
+        stored_ids(&app, "rolling"),
+        (3..8)
+            .map(|i| format!("rolling-{i:04}"))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(count(&app, "rolling"), 5);
+    assert_eq!(
+        store_batch(&app.db, records("rolling", 8, 12))
+            .await
+            .unwrap(),
+        12
+    );
+    assert_eq!(
+        stored_ids(&app, "rolling"),
+        (15..20)
+            .map(|i| format!("rolling-{i:04}"))
+            .collect::<Vec<_>>()
+    );
+}
+
+async fn a_gateway_without_a_cap_keeps_everything_and_counts_it(app: TestApp) {
+    app.create_gateway("acme", "open").await;
+    assert_eq!(
+        store_batch(&app.db, records("open", 0, 30)).await.unwrap(),
+        30
+    );
+    assert_eq!(
+        store_batch(&app.db, records("open", 0, 30)).await.unwrap(),
+        0
+    );
+    assert_eq!(count(&app, "open"), 30);
+    assert_eq!(stored_ids(&app, "open").len(), 30);
+}
