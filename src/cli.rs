@@ -190,6 +190,10 @@ pub struct GlobalOptions {
         default_value_t = 10_000
     )]
     pub log_queue_capacity: usize,
+    /// Split mode: a log batch read by a control plane and not stored this long (the control plane died, or its
+    /// database failed) is taken over by another control plane (`XAUTOCLAIM`).
+    #[arg(long, global = true, env = "GATEHOUSE_LOG_CLAIM_IDLE", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub log_claim_idle: std::time::Duration,
     /// On SIGTERM, how long in-flight inference requests may run before the data plane stops (whole seconds;
     /// pingora waits this long even when idle). SIGINT stops at once.
     #[arg(long, global = true, env = "GATEHOUSE_SHUTDOWN_GRACE_PERIOD", default_value = "5s", value_parser = humantime::parse_duration)]

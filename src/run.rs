@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
-use gatehouse_bus::{ConfigBus, MemoryBus};
+use gatehouse_bus::{ConfigBus, LogStream, MemoryBus, RedisBusSettings};
 use gatehouse_control_plane::api::AppState;
 use gatehouse_control_plane::keyring::Keyring;
 use gatehouse_control_plane::propagation::{self, ConfigPublisher};
@@ -16,6 +16,7 @@ use crate::cli::GlobalOptions;
 use crate::setup::{self, KeyPolicy};
 use crate::signals::ProcessSignals;
 use crate::tokens;
+use gatehouse_control_plane::log_consumer::{LogConsumer, LogConsumerSettings};
 use gatehouse_control_plane::log_ingest::{LogWriter, LogWriterSettings};
 use gatehouse_data_plane::logs::LogSink;
 
@@ -114,7 +115,20 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
     let keyring = Keyring::load_or_create(&db, &master)?;
     let bus_runtime = bus::runtime()?;
     let config_bus = bus::redis(opts, "control-plane", bus_runtime.handle())?;
+    let log_stream = log_stream(opts, bus_runtime.handle())?;
     let publisher = ConfigPublisher::new(db.clone(), config_bus);
+    // Records the data-plane nodes ship through Redis; the consumer name is this process's node id.
+    let log_consumer = LogConsumer::spawn(
+        db.clone(),
+        log_stream,
+        LogConsumerSettings::new(
+            opts.node_id
+                .clone()
+                .unwrap_or_else(gatehouse_data_plane::generated_node_id),
+            opts.log_claim_idle,
+        ),
+        bus_runtime.handle(),
+    );
     let public_inference_url = opts
         .public_inference_url
         .clone()
@@ -150,6 +164,7 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
         tracing::info!("shutting down");
     });
     bus_runtime.block_on(propagation.stop());
+    bus_runtime.block_on(log_consumer.stop());
     served?;
     Ok(())
 }
@@ -161,14 +176,33 @@ pub fn data_plane(opts: &GlobalOptions) -> Result<()> {
     let config_bus = bus::redis(opts, "data-plane", bus_runtime.handle())?;
     let mut settings = data_plane_settings(opts);
     settings.master_key = bus::data_plane_master_key(opts)?;
-    let data_plane =
-        DataPlane::bind(settings)?.with_config_bus(config_bus, bus::sync_settings(opts));
+    let log_stream = log_stream(opts, bus_runtime.handle())?;
+    // Records go from the bounded channel to the Redis log stream, in batches, on a background service.
+    let data_plane = DataPlane::bind(settings)?
+        .with_config_bus(config_bus, bus::sync_settings(opts))
+        .with_log_stream(log_stream, opts.log_queue_capacity);
     println!(
         "inference listening on http://{}",
         display_addr(data_plane.local_addr())
     );
     data_plane.run_until(signals.wait())?;
     Ok(())
+}
+
+/// The Redis log stream of split mode, on the bus's Redis and prefix (`bus::redis` has checked the URL is set).
+fn log_stream(opts: &GlobalOptions, runtime: &tokio::runtime::Handle) -> Result<Arc<LogStream>> {
+    let url = opts
+        .redis_url
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("split mode needs --redis-url for the log stream"))?;
+    let stream = LogStream::new(
+        &RedisBusSettings {
+            url,
+            prefix: opts.redis_prefix.clone(),
+        },
+        runtime.clone(),
+    )?;
+    Ok(Arc::new(stream))
 }
 
 fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {

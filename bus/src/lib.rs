@@ -13,6 +13,9 @@
 //!   (re)established and [`BusEvent::Lagged`] when it fell behind; both mean "re-read the index", which is what
 //!   makes a lost announcement cost one resync instead of correctness.
 //!
+//! Log records travel apart from config: [`LogStream`] is a Redis stream the data-plane nodes append batches to
+//! and the control planes read through one consumer group (`redis/logs.rs`).
+//!
 //! What the bus does not do: parse documents. Bodies are opaque text, so a malformed document reaches the node,
 //! which reports it and keeps serving the previous version.
 
@@ -36,7 +39,7 @@ pub use model::{
     Announcement, BusIndex, GatewayEntry, IndexEntry, IndexSummary, PublishOutcome, StoredDocument,
     Target,
 };
-pub use redis::{RedisBus, RedisBusSettings};
+pub use redis::{ClaimedLogEntries, LogBatch, LogEntry, LogStream, RedisBus, RedisBusSettings};
 pub use subscription::{BusEvent, Subscription};
 
 /// The contract both bus implementations keep. Every method is safe to call from any tokio runtime.

@@ -7,6 +7,7 @@
 //! onto the bus runtime and awaited from the caller's.
 
 mod keys;
+mod logs;
 mod requests;
 mod scripts;
 mod subscriber;
@@ -28,6 +29,7 @@ use crate::model::{
 };
 use crate::subscription::{EventFeed, Subscription};
 use keys::KeyLayout;
+pub use logs::{ClaimedLogEntries, LogBatch, LogEntry, LogStream};
 use requests::RequestReader;
 
 /// Where the bus lives.
@@ -71,20 +73,7 @@ impl RedisBus {
     /// trying instead of failing. Connections and their tasks live on `runtime`, which must outlive the bus.
     pub fn new(settings: &RedisBusSettings, runtime: Handle) -> Result<Self, BusError> {
         let keys = KeyLayout::new(&settings.prefix)?;
-        let client = redis::Client::open(settings.url.as_str())
-            .map_err(|e| BusError::Settings(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
-            .set_response_timeout(Some(RESPONSE_TIMEOUT))
-            // Few, quick retries: a caller waiting on a down Redis should hear so in about a second; the next call
-            // tries again.
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(100))
-            .set_max_delay(Duration::from_millis(500));
-        let commands = {
-            let _inside = runtime.enter();
-            ConnectionManager::new_lazy_with_config(client.clone(), config)?
-        };
+        let (client, commands) = connect_lazily(settings, &runtime)?;
         Ok(Self {
             client,
             commands,
@@ -107,21 +96,13 @@ impl RedisBus {
         F: FnOnce(ConnectionManager, KeyLayout) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<T, BusError>> + Send + 'static,
     {
-        let (conn, keys) = (self.commands.clone(), self.keys.clone());
-        let task = async move {
-            match operation.clone()(conn.clone(), keys.clone()).await {
-                Err(BusError::Redis(e)) if connection_lost(&e) => {
-                    tracing::debug!(error = %e, "redis connection lost; retrying once on a new one");
-                    operation(conn, keys).await
-                }
-                other => other,
-            }
-        };
-        match self.runtime.spawn(task).await {
-            Ok(result) => result,
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(_cancelled) => Err(BusError::Closed),
-        }
+        on_runtime(
+            &self.runtime,
+            self.commands.clone(),
+            self.keys.clone(),
+            operation,
+        )
+        .await
     }
 
     async fn publish(
@@ -160,6 +141,56 @@ impl RedisBus {
             }
         })
         .await
+    }
+}
+
+/// The client of `settings.url` and a command connection on `runtime` that connects on first use.
+fn connect_lazily(
+    settings: &RedisBusSettings,
+    runtime: &Handle,
+) -> Result<(redis::Client, ConnectionManager), BusError> {
+    let client = redis::Client::open(settings.url.as_str())
+        .map_err(|e| BusError::Settings(format!("invalid Redis URL: {e}")))?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        // Few, quick retries: a caller waiting on a down Redis should hear so in about a second; the next call
+        // tries again.
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_millis(500));
+    let commands = {
+        let _inside = runtime.enter();
+        ConnectionManager::new_lazy_with_config(client.clone(), config)?
+    };
+    Ok((client, commands))
+}
+
+/// Runs `operation` on `runtime` (see [`RedisBus::on_bus`]), once more when the connection was lost.
+async fn on_runtime<T, F, Fut>(
+    runtime: &Handle,
+    conn: ConnectionManager,
+    keys: KeyLayout,
+    operation: F,
+) -> Result<T, BusError>
+where
+    T: Send + 'static,
+    F: FnOnce(ConnectionManager, KeyLayout) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = Result<T, BusError>> + Send + 'static,
+{
+    let task = async move {
+        match operation.clone()(conn.clone(), keys.clone()).await {
+            Err(BusError::Redis(e)) if connection_lost(&e) => {
+                tracing::debug!(error = %e, "redis connection lost; retrying once on a new one");
+                operation(conn, keys).await
+            }
+            other => other,
+        }
+    };
+    match runtime.spawn(task).await {
+        Ok(result) => result,
+        Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+        Err(_cancelled) => Err(BusError::Closed),
     }
 }
 

@@ -9,6 +9,7 @@ pub mod db;
 pub mod documents;
 pub mod error;
 pub mod keyring;
+pub mod log_consumer;
 pub mod log_ingest;
 pub mod propagation;
 pub mod schema;

@@ -17,6 +17,7 @@ compile_error!("the Gatehouse data plane runs on Unix only");
 
 mod config_sync;
 mod error;
+mod log_shipper;
 pub mod logs;
 mod proxy;
 mod readiness;

@@ -11,11 +11,13 @@ use pingora::proxy::http_proxy;
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::{RunArgs, Server};
 
-use gatehouse_bus::ConfigBus;
+use gatehouse_bus::{ConfigBus, LogStream};
+use gatehouse_shared::log::LogRecord;
 use pingora::services::background::background_service;
 
 use crate::config_sync::{ConfigSync, ConfigSyncSettings};
 use crate::error::DataPlaneError;
+use crate::log_shipper::LogShipper;
 use crate::logs::LogSink;
 use crate::proxy::GatewayProxy;
 use crate::readiness::ReadinessHandle;
@@ -46,6 +48,8 @@ pub struct DataPlane {
     default_gateway_requests: DefaultGatewayRequests,
     /// Where log records go; disabled until the binary wires a writer or shipper.
     log_sink: LogSink,
+    /// Split mode: the log stream and the sink's receiver, handed to the log shipper service at start.
+    log_shipping: Option<(Arc<LogStream>, tokio::sync::mpsc::Receiver<LogRecord>)>,
 }
 
 impl DataPlane {
@@ -81,6 +85,7 @@ impl DataPlane {
             bus: None,
             default_gateways,
             log_sink: LogSink::disabled(),
+            log_shipping: None,
             default_gateway_requests,
         })
     }
@@ -99,7 +104,22 @@ impl DataPlane {
     /// Sends finished requests' log records to `sink` (see [`LogSink`]).
     pub fn with_log_sink(mut self, sink: LogSink) -> Self {
         self.log_sink = sink;
+        self.log_shipping = None;
         self
+    }
+
+    /// Split mode: records go into a sink of `capacity` records that a log shipper service drains in batches
+    /// onto `stream` (see `log_shipper.rs`); when the stream is unreachable the sink fills and drops, counted.
+    pub fn with_log_stream(mut self, stream: Arc<LogStream>, capacity: usize) -> Self {
+        let (sink, records) = LogSink::channel(capacity);
+        self.log_sink = sink;
+        self.log_shipping = Some((stream, records));
+        self
+    }
+
+    /// The sink requests hand their records to, and its counters (`submitted`, `dropped`).
+    pub fn log_sink(&self) -> LogSink {
+        self.log_sink.clone()
     }
 
     /// The request path's way to ask for an account's `default` gateway (spec §3.1). Without a bus, requests
@@ -163,6 +183,12 @@ impl DataPlane {
         } else {
             // Nobody forwards default-gateway requests: refuse (and count) them at once.
             drop(self.default_gateway_requests);
+        }
+        if let Some((stream, records)) = self.log_shipping {
+            server.add_service(background_service(
+                "log-shipper",
+                LogShipper::new(stream, records, Arc::default()),
+            ));
         }
         // The same `ServerConf` for the app as for the server: `HttpProxy` sizes its per-thread structures by it.
         let app = http_proxy(

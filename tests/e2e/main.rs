@@ -5,6 +5,7 @@ mod support;
 mod cli;
 mod cluster;
 mod inference;
+mod log_pipeline;
 mod logs;
 mod propagation;
 mod sdk;

@@ -10,6 +10,7 @@
 //! | `{p}node:{node_id}` | string with TTL | a node's status |
 //! | `{p}nodes` | sorted set | node ids by last report (ms), to list statuses without `SCAN` |
 //! | `{p}default-gateway-requests` | stream, group `control-plane` | `account` fields |
+//! | `{p}logs` | stream, group `log-writers` | one entry per shipped batch: `records` = JSON array of log records |
 
 use gatehouse_shared::config::GatewayKey;
 
@@ -20,6 +21,9 @@ pub(crate) const REQUESTS_GROUP: &str = "control-plane";
 /// Roughly how many default-gateway requests the stream keeps (`XADD MAXLEN ~`); they are consumed in
 /// milliseconds, so this only bounds growth while no control plane runs.
 pub(crate) const REQUESTS_MAX_LEN: usize = 10_000;
+
+/// The consumer group control planes share, so each log batch is written by one of them.
+pub(crate) const LOGS_GROUP: &str = "log-writers";
 
 #[derive(Debug, Clone)]
 pub(crate) struct KeyLayout {
@@ -70,6 +74,10 @@ impl KeyLayout {
     pub(crate) fn default_gateway_requests(&self) -> String {
         format!("{}default-gateway-requests", self.prefix)
     }
+
+    pub(crate) fn logs(&self) -> String {
+        format!("{}logs", self.prefix)
+    }
 }
 
 #[cfg(test)]
@@ -88,6 +96,7 @@ mod tests {
             keys.node_status("n1"),
             keys.node_registry(),
             keys.default_gateway_requests(),
+            keys.logs(),
         ] {
             assert!(k.starts_with("t1:"), "{k}");
         }

@@ -1,0 +1,264 @@
+//! Split mode: the control plane's reader of the Redis log stream (design §4).
+//!
+//! Each control plane reads as its own consumer of the group `log-writers`, so every batch goes to one of them. An
+//! entry is stored with [`crate::log_ingest::store_batch`] and acknowledged only after that returned Ok; a failed
+//! store leaves it pending, and the consumer re-reads its own pending entries (with backoff) before new ones. At
+//! start and every `claim_interval` it takes over entries pending longer than `claim_idle` with `XAUTOCLAIM` (a
+//! control plane that died between read and acknowledgement). Delivery is at least once; the store is idempotent
+//! by record id, so a batch stored twice yields one row per record.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use gatehouse_bus::{LogEntry, LogStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::db::Database;
+use crate::log_ingest::store_batch;
+
+/// How the consumer reads.
+#[derive(Debug, Clone)]
+pub struct LogConsumerSettings {
+    /// This process's consumer name in the group; unique per control plane.
+    pub consumer: String,
+    /// Stream entries per read (each holds up to a shipper's batch of records).
+    pub entries_per_read: usize,
+    /// How long one read waits for new entries (also how quickly a stop is noticed).
+    pub block: Duration,
+    /// Pending entries idle this long are taken over from whichever consumer holds them.
+    pub claim_idle: Duration,
+    /// How often pending entries are checked for takeover.
+    pub claim_interval: Duration,
+}
+
+impl LogConsumerSettings {
+    pub const DEFAULT_CLAIM_IDLE: Duration = Duration::from_secs(30);
+
+    /// Defaults for `consumer`, taking over entries idle for `claim_idle` and checking every third of it.
+    pub fn new(consumer: impl Into<String>, claim_idle: Duration) -> Self {
+        Self {
+            consumer: consumer.into(),
+            entries_per_read: 16,
+            block: Duration::from_secs(1),
+            claim_idle,
+            claim_interval: (claim_idle / 3).max(Duration::from_millis(500)),
+        }
+    }
+}
+
+/// What the consumer did, for status reports and tests.
+#[derive(Debug, Default)]
+pub struct LogConsumerCounters {
+    /// Records stored (a redelivered batch counts again).
+    pub written: AtomicU64,
+    /// Entries acknowledged.
+    pub acknowledged: AtomicU64,
+    /// Entries that could not be read (acknowledged and skipped).
+    pub unreadable: AtomicU64,
+    /// Pending entries the stream had already trimmed (`MAXLEN`) before they were stored.
+    pub trimmed: AtomicU64,
+}
+
+/// A running consumer.
+#[derive(Debug)]
+pub struct LogConsumer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    counters: Arc<LogConsumerCounters>,
+}
+
+impl LogConsumer {
+    /// Starts the consumer on `runtime`.
+    pub fn spawn(
+        db: Database,
+        stream: Arc<LogStream>,
+        settings: LogConsumerSettings,
+        runtime: &tokio::runtime::Handle,
+    ) -> LogConsumer {
+        let (stop, stopped) = watch::channel(false);
+        let counters = Arc::new(LogConsumerCounters::default());
+        let consumer = Consumer {
+            db,
+            stream,
+            settings,
+            counters: Arc::clone(&counters),
+        };
+        let task = runtime.spawn(consumer.run(stopped));
+        LogConsumer {
+            stop,
+            task,
+            counters,
+        }
+    }
+
+    pub fn counters(&self) -> Arc<LogConsumerCounters> {
+        Arc::clone(&self.counters)
+    }
+
+    /// Finishes the entry in hand, then stops. Entries read and not stored stay pending for another consumer.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        if tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the log stream consumer did not finish within 10 s");
+        }
+    }
+}
+
+struct Consumer {
+    db: Database,
+    stream: Arc<LogStream>,
+    settings: LogConsumerSettings,
+    counters: Arc<LogConsumerCounters>,
+}
+
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const MAX_RETRY: Duration = Duration::from_secs(5);
+
+impl Consumer {
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut next_claim = Instant::now();
+        let mut retry_own = false;
+        let mut delay = FIRST_RETRY;
+        while !*stopped.borrow() {
+            let mut healthy = true;
+            if Instant::now() >= next_claim {
+                healthy = self.claim_idle(&stopped).await;
+                next_claim = Instant::now() + self.settings.claim_interval;
+            }
+            if healthy {
+                let read = if retry_own {
+                    self.stream
+                        .read_own_pending(&self.settings.consumer, self.settings.entries_per_read)
+                        .await
+                } else {
+                    self.stream
+                        .read_new(
+                            &self.settings.consumer,
+                            self.settings.entries_per_read,
+                            self.settings.block,
+                        )
+                        .await
+                };
+                healthy = match read {
+                    Ok(entries) => {
+                        if retry_own && entries.is_empty() {
+                            retry_own = false;
+                        }
+                        self.handle(entries).await
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot read the log stream; retrying");
+                        false
+                    }
+                };
+            }
+            if healthy {
+                delay = FIRST_RETRY;
+                continue;
+            }
+            // Redis or the database failed: whatever was read and not stored is pending under this consumer.
+            retry_own = true;
+            tokio::select! {
+                () = tokio::time::sleep(delay) => {}
+                _ = stopped.changed() => {}
+            }
+            delay = (delay * 2).min(MAX_RETRY);
+        }
+    }
+
+    /// Takes over entries idle past the threshold, scanning the whole pending list; false when Redis or the
+    /// database failed.
+    async fn claim_idle(&self, stopped: &watch::Receiver<bool>) -> bool {
+        let mut start = "0-0".to_owned();
+        loop {
+            let claimed = match self
+                .stream
+                .claim_idle(
+                    &self.settings.consumer,
+                    self.settings.claim_idle,
+                    &start,
+                    self.settings.entries_per_read,
+                )
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot claim idle log stream entries");
+                    return false;
+                }
+            };
+            if claimed.deleted > 0 {
+                tracing::error!(
+                    entries = claimed.deleted,
+                    "log batches were trimmed from the stream (MAXLEN) before any control plane stored them"
+                );
+                self.counters
+                    .trimmed
+                    .fetch_add(claimed.deleted as u64, Ordering::Relaxed);
+            }
+            if !claimed.entries.is_empty() {
+                tracing::info!(
+                    entries = claimed.entries.len(),
+                    "took over idle log stream entries"
+                );
+            }
+            if !self.handle(claimed.entries).await {
+                return false;
+            }
+            if claimed.next == "0-0" || *stopped.borrow() {
+                return true;
+            }
+            start = claimed.next;
+        }
+    }
+
+    /// Stores each entry and acknowledges it once stored; stops at the first failed store (false), leaving it
+    /// and the rest pending.
+    async fn handle(&self, entries: Vec<LogEntry>) -> bool {
+        for entry in entries {
+            let records = match entry.records {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(%error, "skipping an unreadable log stream entry");
+                    self.counters.unreadable.fetch_add(1, Ordering::Relaxed);
+                    if !self.ack(entry.id).await {
+                        return false;
+                    }
+                    continue;
+                }
+            };
+            let count = records.len() as u64;
+            if count > 0
+                && let Err(error) = store_batch(&self.db, Arc::new(records)).await
+            {
+                tracing::warn!(%error, entry = %entry.id, "storing log records failed; the entry stays pending");
+                return false;
+            }
+            self.counters.written.fetch_add(count, Ordering::Relaxed);
+            if !self.ack(entry.id).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    async fn ack(&self, id: String) -> bool {
+        match self.stream.ack(&[id]).await {
+            Ok(_) => {
+                self.counters.acknowledged.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(error) => {
+                // Stored but not acknowledged: it is delivered again and stored again, harmlessly.
+                tracing::warn!(%error, "cannot acknowledge a log stream entry");
+                false
+            }
+        }
+    }
+}
