@@ -80,6 +80,8 @@ pub(crate) struct ConfigSync {
     requester: DefaultGatewayRequester,
     /// Taken when the service starts.
     requests: Mutex<Option<DefaultGatewayRequests>>,
+    /// The node's log counters, reported with its status.
+    log_counters: crate::logs::LogCounterSource,
 }
 
 impl ConfigSync {
@@ -90,8 +92,10 @@ impl ConfigSync {
         settings: ConfigSyncSettings,
         requester: DefaultGatewayRequester,
         requests: DefaultGatewayRequests,
+        log_counters: crate::logs::LogCounterSource,
     ) -> Self {
         Self {
+            log_counters,
             bus,
             config,
             readiness,
@@ -191,7 +195,10 @@ impl ConfigSync {
 #[async_trait]
 impl BackgroundService for ConfigSync {
     async fn start(&self, shutdown: ShutdownWatch) {
-        let board = Arc::new(StatusBoard::new(self.settings.node_id.clone()));
+        let board = Arc::new(StatusBoard::new(
+            self.settings.node_id.clone(),
+            self.log_counters.clone(),
+        ));
         let reporter = tokio::spawn(status::run_reporter(
             Arc::clone(&self.bus),
             Arc::clone(&board),

@@ -19,6 +19,29 @@ pub struct LogSinkCounters {
     pub dropped: AtomicU64,
 }
 
+/// Where a node's log counters live, read for each status report.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogCounterSource {
+    pub(crate) sink: Arc<LogSinkCounters>,
+    pub(crate) shipper: Option<Arc<crate::log_shipper::LogShipperCounters>>,
+}
+
+impl LogCounterSource {
+    pub(crate) fn snapshot(&self) -> gatehouse_shared::node::LogCounts {
+        let (shipped, lost_after_channel) = self.shipper.as_ref().map_or((0, 0), |s| {
+            (
+                s.shipped.load(Ordering::Relaxed),
+                s.dropped.load(Ordering::Relaxed),
+            )
+        });
+        gatehouse_shared::node::LogCounts {
+            submitted: self.sink.submitted.load(Ordering::Relaxed),
+            dropped: self.sink.dropped.load(Ordering::Relaxed) + lost_after_channel,
+            shipped,
+        }
+    }
+}
+
 /// The request path's end of the log channel. Cloning shares the channel and the counters.
 #[derive(Debug, Clone)]
 pub struct LogSink {

@@ -18,7 +18,7 @@ use pingora::services::background::background_service;
 use crate::config_sync::{ConfigSync, ConfigSyncSettings};
 use crate::error::DataPlaneError;
 use crate::log_shipper::LogShipper;
-use crate::logs::LogSink;
+use crate::logs::{LogCounterSource, LogSink};
 use crate::proxy::GatewayProxy;
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
@@ -168,6 +168,11 @@ impl DataPlane {
         shutdown: impl Future<Output = ShutdownMode> + Send + 'static,
     ) -> Result<(), DataPlaneError> {
         let mut server = Server::new_with_opt_and_conf(None::<Opt>, server_conf(&self.settings));
+        let shipper_counters = self.log_shipping.as_ref().map(|_| Arc::default());
+        let log_counters = LogCounterSource {
+            sink: self.log_sink.counters(),
+            shipper: shipper_counters.clone(),
+        };
         if let Some((bus, sync_settings)) = self.bus {
             server.add_service(background_service(
                 "config-sync",
@@ -178,6 +183,7 @@ impl DataPlane {
                     sync_settings,
                     self.default_gateways.clone(),
                     self.default_gateway_requests,
+                    log_counters,
                 ),
             ));
         } else {
@@ -187,7 +193,7 @@ impl DataPlane {
         if let Some((stream, records)) = self.log_shipping {
             server.add_service(background_service(
                 "log-shipper",
-                LogShipper::new(stream, records, Arc::default()),
+                LogShipper::new(stream, records, shipper_counters.unwrap_or_default()),
             ));
         }
         // The same `ServerConf` for the app as for the server: `HttpProxy` sizes its per-thread structures by it.

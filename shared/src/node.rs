@@ -34,6 +34,21 @@ pub struct NodeStatus {
     /// Documents the node refuses right now (it serves their previous version, or nothing).
     #[serde(default)]
     pub failing: Vec<NodeError>,
+    /// What happened to the node's log records since it started.
+    #[serde(default)]
+    pub logs: LogCounts,
+}
+
+/// Counters of a node's log records: handed to the log channel, dropped (channel full or the stream unreachable
+/// long enough), and shipped to the log stream (split mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LogCounts {
+    #[serde(default)]
+    pub submitted: u64,
+    #[serde(default)]
+    pub dropped: u64,
+    #[serde(default)]
+    pub shipped: u64,
 }
 
 /// A document (or the bus itself) that failed, and why.

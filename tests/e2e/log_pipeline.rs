@@ -224,3 +224,113 @@ async fn pending(cluster: &Cluster) -> i64 {
         other => panic!("unexpected XPENDING reply {other:?}"),
     }
 }
+
+/// `GET /admin/nodes`: the node's log counters, once the control plane can read them.
+async fn node_logs(cluster: &Cluster) -> Option<Value> {
+    let body: Value = cluster
+        .http
+        .get(cluster.control_plane.api_url("/admin/nodes"))
+        .bearer_auth(&cluster.token)
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body["result"]
+        .as_array()?
+        .first()
+        .map(|n| n["logs"].clone())
+}
+
+#[tokio::test]
+async fn with_redis_down_a_node_keeps_serving_buffers_to_its_bound_and_counts_what_it_drops() {
+    let mut redis = gatehouse_bus::testing::PrivateRedis::start();
+    let Some(mut cluster) = Cluster::start(Some(redis.url()), &[]) else {
+        return;
+    };
+    let mock = MockProvider::start();
+    let openai = format!("openai={}", mock.url("/v1"));
+    cluster.start_node_with(
+        "node-a",
+        &["--provider-base-url", &openai, "--log-queue-capacity", "20"],
+    );
+    cluster.create("gw").await;
+    let url = cluster
+        .node("node-a")
+        .inference_url("/v1/acme/gw/openai/chat/completions");
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"x"}]}"#;
+    let started = Instant::now();
+    while cluster
+        .http
+        .post(&url)
+        .header("authorization", "Bearer sk")
+        .body(body)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+        != 200
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never routable"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_total(&cluster, 1, Duration::from_secs(10)).await;
+
+    redis.kill();
+    // The node holds at most one shipper batch (500 records) plus its queue (20): send well past that.
+    let sent = 700;
+    let mut slowest = Duration::ZERO;
+    for _ in 0..sent {
+        let t = Instant::now();
+        let resp = cluster
+            .http
+            .post(&url)
+            .header("authorization", "Bearer sk")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            resp.status(),
+            200,
+            "requests keep flowing while Redis is down"
+        );
+        slowest = slowest.max(t.elapsed());
+    }
+    assert!(
+        slowest < Duration::from_millis(500),
+        "a request waited on the log pipeline: {slowest:?}"
+    );
+
+    redis.restart();
+    // Once Redis is back the node's counters reach the control plane; every request is either stored or counted
+    // as dropped, and some were dropped (the queue holds 20).
+    let started = Instant::now();
+    let (submitted, dropped) = loop {
+        if let Some(logs) = node_logs(&cluster).await
+            && logs["submitted"].as_u64().unwrap_or(0) + logs["dropped"].as_u64().unwrap_or(0)
+                >= (sent + 1) as u64
+        {
+            break (
+                logs["submitted"].as_u64().unwrap(),
+                logs["dropped"].as_u64().unwrap(),
+            );
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the node's log counters never showed every request"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(
+        dropped >= (sent + 1 - 520) as u64,
+        "only one batch and the queue may be held: {dropped} dropped of {sent}"
+    );
+    assert_eq!(submitted + dropped, (sent + 1) as u64);
+    let stored = submitted as i64;
+    until_total(&cluster, stored, Duration::from_secs(30)).await;
+}

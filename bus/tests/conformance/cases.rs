@@ -232,6 +232,11 @@ fn status(node_id: &str) -> NodeStatus {
             at_ms: 2,
         }),
         failing: vec![],
+        logs: gatehouse_shared::node::LogCounts {
+            submitted: 7,
+            dropped: 1,
+            shipped: 6,
+        },
     }
 }
 

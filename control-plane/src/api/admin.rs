@@ -209,6 +209,17 @@ pub struct NodeInfo {
     pub last_error: Option<NodeErrorInfo>,
     /// Documents the node refuses right now; it keeps serving their previous version.
     pub failing: Vec<NodeErrorInfo>,
+    /// The node's log records since it started: handed over, dropped (queue full or log stream unreachable) and
+    /// shipped to the log stream (split mode).
+    pub logs: LogCountsInfo,
+}
+
+/// Counters of a node's log records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogCountsInfo {
+    pub submitted: u64,
+    pub dropped: u64,
+    pub shipped: u64,
 }
 
 /// A document a node could not apply, or a failure to reach the config bus.
@@ -264,6 +275,11 @@ async fn list_nodes(state: State, caller: Caller) -> Result<HttpResponse, Error>
                 .into_iter()
                 .map(NodeErrorInfo::from)
                 .collect(),
+            logs: LogCountsInfo {
+                submitted: status.logs.submitted,
+                dropped: status.logs.dropped,
+                shipped: status.logs.shipped,
+            },
         })
         .collect();
     Ok(envelope::ok(nodes))

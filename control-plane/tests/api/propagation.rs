@@ -275,6 +275,7 @@ async fn operators_see_each_node_with_its_versions_errors_and_convergence(app: T
         deployment_version: Some(deployment_version),
         last_error: None,
         failing: vec![],
+        logs: Default::default(),
     };
     let behind = NodeStatus {
         node_id: "node-b".into(),

@@ -22,6 +22,8 @@ const MIN_REPORT_SPACING: Duration = Duration::from_millis(25);
 pub(crate) struct StatusBoard {
     node_id: String,
     started_at_ms: i64,
+    /// The node's log counters, shown in every report.
+    logs: crate::logs::LogCounterSource,
     state: Mutex<Failures>,
     changed: Notify,
 }
@@ -34,10 +36,11 @@ struct Failures {
 }
 
 impl StatusBoard {
-    pub(crate) fn new(node_id: String) -> Self {
+    pub(crate) fn new(node_id: String, logs: crate::logs::LogCounterSource) -> Self {
         Self {
             node_id,
             started_at_ms: now_ms(),
+            logs,
             state: Mutex::new(Failures::default()),
             changed: Notify::new(),
         }
@@ -118,6 +121,7 @@ impl StatusBoard {
             deployment_version: snapshot.deployment.as_ref().map(|d| d.version),
             last_error: state.last_error.clone(),
             failing: state.failing.values().cloned().collect(),
+            logs: self.logs.snapshot(),
         }
     }
 }
