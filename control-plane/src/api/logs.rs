@@ -308,7 +308,7 @@ async fn list_logs(
         ("account_id" = String, Path, description = "Account id"),
         ("gateway_id" = String, Path, description = "Gateway id"),
         ("filters" = Option<String>, Query, description = "As for the list"),
-        ("order_by" = Option<String>, Query, description = "As for the list"),
+        ("order_by" = Option<String>, Query, description = "As for the list, or cost, tokens_in, tokens_out, duration, feedback"),
         ("order_by_direction" = Option<String>, Query, description = "asc or desc (default desc)"),
         ("limit" = Option<i64>, Query, description = "Most logs to delete, 1..10000 (default 10000)"),
     ),
@@ -329,7 +329,7 @@ async fn delete_logs(
     let (account_id, gateway_id) = path.into_inner();
     caller.authorize(&account_id, Scope::AiGatewayEdit)?;
     let pairs = query_pairs(&req)?;
-    let query = filters::read_query(&pairs)?;
+    let query = filters::read_delete_query(&pairs)?;
     let limit = match query_value(&pairs, "limit") {
         None | Some("") => 10_000,
         Some(v) => v

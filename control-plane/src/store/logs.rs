@@ -133,6 +133,8 @@ impl LogBodyRow {
 
 /// Stores a batch in one transaction: one multi-row insert per table (per [`ROWS_PER_STATEMENT`]). Ids already
 /// stored are skipped, so a redelivered batch changes nothing. Returns how many log rows were new.
+/// The raw insert. It does not keep the gateway's stored count: write through `log_caps::store_with_caps` (as
+/// `log_ingest::store_batch` does), or the unfiltered list's `total_count` will not see the rows.
 pub fn insert_batch(conn: &mut AnyConnection, records: &[LogRecord]) -> Result<usize, Error> {
     if records.is_empty() {
         return Ok(0);
@@ -190,10 +192,17 @@ pub fn list(
     offset: i64,
     limit: i64,
 ) -> Result<LogPage, Error> {
-    let total_count: i64 = query
-        .filtered(account_id, gateway_id)?
-        .count()
-        .get_result(conn)?;
+    // Without filters the gateway's stored count answers at once (kept in step with every write through
+    // `log_caps::store_with_caps` and every delete); a filtered list counts its matches.
+    let total_count: i64 =
+        if query.search.as_deref().is_none_or(str::is_empty) && query.filters.is_empty() {
+            crate::store::log_caps::stored_count(conn, account_id, gateway_id)?
+        } else {
+            query
+                .filtered(account_id, gateway_id)?
+                .count()
+                .get_result(conn)?
+        };
     let items = query
         .ordered(query.filtered(account_id, gateway_id)?)
         .offset(offset)

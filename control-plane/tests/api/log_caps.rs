@@ -160,3 +160,42 @@ async fn a_gateway_without_a_cap_keeps_everything_and_counts_it(app: TestApp) {
     assert_eq!(count(&app, "open"), 30);
     assert_eq!(stored_ids(&app, "open").len(), 30);
 }
+
+on_both_backends!(a_bulk_delete_can_order_by_cost_and_the_unfiltered_total_follows_the_count);
+
+async fn a_bulk_delete_can_order_by_cost_and_the_unfiltered_total_follows_the_count(app: TestApp) {
+    app.create_gateway("acme", "gw").await;
+    let mut batch: Vec<LogRecord> = (0..3)
+        .map(|i| record(&format!("r{i}"), 1_700_000_000_000 + i, "openai"))
+        .collect();
+    for (r, cost) in batch.iter_mut().zip([0.5, 3.0, 1.0]) {
+        r.cost = Some(cost);
+    }
+    assert_eq!(store_batch(&app.db, Arc::new(batch)).await.unwrap(), 3);
+    let url = |q: &str| app.gw_url("acme", &format!("/gateways/gw/logs{q}"));
+    let (status, body) = app
+        .send(
+            reqwest::Method::DELETE,
+            &url("?order_by=cost&limit=1"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        stored_ids(&app, "gw"),
+        ["r0", "r2"],
+        "the most expensive went first"
+    );
+    let (_, list) = app.get(&url("")).await;
+    assert_eq!(list["result_info"]["total_count"], 2);
+    let (status, body) = app
+        .send(
+            reqwest::Method::DELETE,
+            &url("?order_by=nonsense"),
+            Some(&app.admin_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+}

@@ -1,7 +1,6 @@
 //! The logs API (spec §1.5): list, filters in every encoding, deprecated parameters, aggregates, detail, PATCH,
 //! bulk delete, raw bodies, idempotent inserts and isolation.
 
-use gatehouse_control_plane::store::logs::insert_batch;
 use gatehouse_shared::log::LogRecord;
 use gatehouse_shared::token::Scope;
 use serde_json::{Value, json};
@@ -115,8 +114,9 @@ fn fixture() -> Vec<LogRecord> {
 
 fn seed(app: &TestApp, records: &[LogRecord]) -> usize {
     app.db
-        .with_conn(|c| insert_batch(c, records))
-        .expect("insert_batch")
+        .with_conn(|c| gatehouse_control_plane::store::log_caps::store_with_caps(c, records))
+        .expect("store_with_caps")
+        .inserted
 }
 
 async fn setup(app: &TestApp) {

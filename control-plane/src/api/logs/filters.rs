@@ -33,7 +33,32 @@ fn bad(message: impl Into<String>) -> Error {
     Error::BadParameter(message.into())
 }
 
-/// The whole log query of a list or a bulk delete (both take the same parameters).
+/// The query of a bulk delete: the list's parameters, and `order_by` may also name cost, tokens_in, tokens_out,
+/// duration or feedback (spec §1.5).
+pub fn read_delete_query(pairs: &[(String, String)]) -> Result<LogQuery, Error> {
+    let extra = match query_value(pairs, "order_by") {
+        Some("cost") => Some(OrderBy::Cost),
+        Some("tokens_in") => Some(OrderBy::TokensIn),
+        Some("tokens_out") => Some(OrderBy::TokensOut),
+        Some("duration") => Some(OrderBy::Duration),
+        Some("feedback") => Some(OrderBy::Feedback),
+        _ => None,
+    };
+    let Some(order_by) = extra else {
+        return read_query(pairs);
+    };
+    let rest: Vec<(String, String)> = pairs
+        .iter()
+        .filter(|(k, _)| k != "order_by")
+        .cloned()
+        .collect();
+    Ok(LogQuery {
+        order_by,
+        ..read_query(&rest)?
+    })
+}
+
+/// The whole log query of a list (a bulk delete takes the same parameters and more orders).
 pub fn read_query(pairs: &[(String, String)]) -> Result<LogQuery, Error> {
     let mut filters = Vec::new();
     for raw in raw_filters(pairs)? {

@@ -85,6 +85,12 @@ pub enum OrderBy {
     ModelType,
     Success,
     Cached,
+    // The bulk delete also orders by these (spec §1.5).
+    Cost,
+    TokensIn,
+    TokensOut,
+    Duration,
+    Feedback,
 }
 
 /// Everything that selects and orders logs; shared by list, aggregates and delete.
@@ -348,6 +354,11 @@ impl LogQuery {
             OrderBy::ModelType => by!(q, logs::model_type),
             OrderBy::Success => by!(q, logs::success),
             OrderBy::Cached => by!(q, logs::cached),
+            OrderBy::Cost => by!(q, logs::cost),
+            OrderBy::TokensIn => by!(q, logs::tokens_in),
+            OrderBy::TokensOut => by!(q, logs::tokens_out),
+            OrderBy::Duration => by!(q, logs::duration),
+            OrderBy::Feedback => by!(q, logs::feedback),
         };
         if self.ascending {
             q.then_order_by(logs::created_at.asc())
