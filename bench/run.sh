@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The gateway load benchmark in one run: builds release, starts a mock provider and a standalone gateway on
-# 127.0.0.1, creates a gateway, then runs gatehouse-bench direct to the mock and through the gateway.
+# 127.0.0.1, creates two gateways (`bench` without logs, `bench-logged` with them), then runs gatehouse-bench direct
+# to the mock and through the gateways.
 #
 #   bench/run.sh [gatehouse-bench flags…]       e.g. bench/run.sh --rate 500 --duration 5s
 #
@@ -15,6 +16,7 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/gatehouse-target}
 bin=$CARGO_TARGET_DIR/release
 account=${BENCH_ACCOUNT:-bench}
 gateway=bench
+logged_gateway=bench-logged
 
 log() { printf 'run.sh: %s\n' "$*" >&2; }
 die() {
@@ -100,35 +102,43 @@ token=$(sed -n 's/^  export GATEHOUSE_TOKEN=//p' "$tmp/gatehouse.out" | head -n 
 [[ -n $token ]] || die "no first-start admin token on gatehouse's stdout"
 log "gatehouse (pid $gh_pid): management API $api, inference $inference"
 
-status=$(curl -sS -o "$tmp/create.json" -w '%{http_code}' -X POST \
-  -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-  -d "{\"id\":\"$gateway\",\"cache_invalidate_on_update\":false,\"cache_ttl\":0,\"collect_logs\":false,\"rate_limiting_interval\":0,\"rate_limiting_limit\":0}" \
-  "http://$api/client/v4/accounts/$account/ai-gateway/gateways") || die "the management API did not answer"
-[[ $status == 200 ]] || die "creating the gateway answered $status: $(cat "$tmp/create.json")"
+# Two gateways: `bench` without logs (every phase) and `bench-logged` with `collect_logs: true` (the chat phase
+# again, for the CPU of logging on vs off).
+create_gateway() {
+  local id=$1 collect=$2 status
+  status=$(curl -sS -o "$tmp/create.json" -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"id\":\"$id\",\"cache_invalidate_on_update\":false,\"cache_ttl\":0,\"collect_logs\":$collect,\"rate_limiting_interval\":0,\"rate_limiting_limit\":0}" \
+    "http://$api/client/v4/accounts/$account/ai-gateway/gateways") || die "the management API did not answer"
+  [[ $status == 200 ]] || die "creating gateway $id answered $status: $(cat "$tmp/create.json")"
+}
+create_gateway "$gateway" false
+create_gateway "$logged_gateway" true
 
 # Config reaches the data plane asynchronously: wait until a request goes through, so the run measures a warm
 # gateway. If it never does, run anyway: the direct half is still measured and the through half reports errors.
-through="http://$inference/v1/$account/$gateway/openai"
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}]}'
-deadline=$((SECONDS + ${BENCH_ROUTABLE_TIMEOUT:-15}))
-routable=
-while ((SECONDS < deadline)); do
-  code=$(curl -s -o "$tmp/probe.json" -w '%{http_code}' -X POST -H 'Authorization: Bearer sk-test' \
-    -H 'content-type: application/json' -d "$body" "$through/chat/completions") || code=000
-  if [[ $code == 200 ]]; then
-    routable=1
-    break
-  fi
-  sleep 0.2
-done
-if [[ -n $routable ]]; then
-  log "gateway routable at $through"
-else
-  log "WARNING: $through never answered 200 (last: $code $(head -c 300 "$tmp/probe.json" 2>/dev/null)); the through half will report errors"
-fi
+wait_routable() {
+  local url=$1 code=000 deadline=$((SECONDS + ${BENCH_ROUTABLE_TIMEOUT:-15}))
+  while ((SECONDS < deadline)); do
+    code=$(curl -s -o "$tmp/probe.json" -w '%{http_code}' -X POST -H 'Authorization: Bearer sk-test' \
+      -H 'content-type: application/json' -d "$body" "$url/chat/completions") || code=000
+    if [[ $code == 200 ]]; then
+      log "gateway routable at $url"
+      return 0
+    fi
+    sleep 0.2
+  done
+  log "WARNING: $url never answered 200 (last: $code $(head -c 300 "$tmp/probe.json" 2>/dev/null)); its half will report errors"
+}
+through="http://$inference/v1/$account/$gateway/openai"
+through_logged="http://$inference/v1/$account/$logged_gateway/openai"
+wait_routable "$through"
+wait_routable "$through_logged"
 
 set +e
-"${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" --gateway-pid "$gh_pid" "$@"
+"${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" \
+  --through-logged "$through_logged" --gateway-pid "$gh_pid" "$@"
 rc=$?
 set -e
 if ((rc != 0)); then

@@ -38,6 +38,29 @@ pub fn process_cpu(pid: u32, ticks_per_second: u64) -> Option<Duration> {
     parse_stat(&stat, ticks_per_second)
 }
 
+/// The CPU time so far of the live threads of `pid` whose name (`comm`) starts with `prefix`, e.g. `gatehouse-dp`
+/// for the data plane's pingora threads. Exited threads are not counted, unlike [`process_cpu`]: use it for
+/// long-lived thread pools.
+pub fn threads_cpu(pid: u32, ticks_per_second: u64, prefix: &str) -> Option<Duration> {
+    let mut total = Duration::ZERO;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .ok()?
+        .flatten()
+    {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let name = stat
+            .find('(')
+            .zip(stat.rfind(')'))
+            .map(|(a, b)| &stat[a + 1..b]);
+        if name.is_some_and(|n| n.starts_with(prefix)) {
+            total += parse_stat(&stat, ticks_per_second).unwrap_or_default();
+        }
+    }
+    Some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +81,7 @@ mod tests {
     fn the_cpu_time_of_this_process_can_be_read() {
         assert!(process_cpu(std::process::id(), clock_ticks()).is_some());
         assert_eq!(process_cpu(u32::MAX, 100), None);
+        assert!(threads_cpu(std::process::id(), clock_ticks(), "").is_some());
+        assert_eq!(threads_cpu(u32::MAX, 100, ""), None);
     }
 }

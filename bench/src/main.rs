@@ -11,7 +11,7 @@ use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use clap::Parser;
 use gatehouse_bench::client::{HttpClient, Target, http_client};
-use gatehouse_bench::cpu::{clock_ticks, process_cpu};
+use gatehouse_bench::cpu::{clock_ticks, process_cpu, threads_cpu};
 use gatehouse_bench::load::{PhaseResult, closed_loop, open_loop};
 use gatehouse_bench::report::{Pair, Results, Side, json_summary, table};
 use gatehouse_bench::stats::Schedule;
@@ -28,6 +28,16 @@ struct Args {
     /// direct half runs.
     #[arg(long)]
     through: Option<String>,
+    /// OpenAI base URL through a second gateway that collects logs (`collect_logs: true`), e.g.
+    /// http://127.0.0.1:8787/v1/ACCOUNT/bench-logged/openai. The chat phase then also runs through it, and the
+    /// table compares the gateway's CPU per request with logging on and off.
+    #[arg(long)]
+    through_logged: Option<String>,
+    /// Pause after the warm-up and after the measured run of the chat phases through a gateway before reading its
+    /// CPU time, so the log writer's batches (100 ms linger) of the warm-up are not counted and those of the
+    /// measured requests are.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// The gateway's pid, for its CPU time from /proc.
     #[arg(long)]
     gateway_pid: Option<u32>,
@@ -125,6 +135,9 @@ fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Res
     }))
 }
 
+/// The name prefix of the data plane's (pingora's) threads in the gatehouse process.
+const DATA_PLANE_THREADS: &str = "gatehouse-dp";
+
 struct Bench {
     args: Args,
     client: HttpClient,
@@ -132,23 +145,39 @@ struct Bench {
 }
 
 impl Bench {
-    /// Runs `phase`, reading the gateway's CPU time around it.
-    async fn measured<F: Future<Output = PhaseResult>>(&self, label: &str, phase: F) -> Side {
+    /// Runs `phase`, reading the gateway's CPU time around it (`settle` after the phase before the second read).
+    async fn measured<F: Future<Output = PhaseResult>>(
+        &self,
+        label: &str,
+        phase: F,
+        settle: Duration,
+    ) -> Side {
         eprintln!("gatehouse-bench: {label}");
         let cpu = || {
             self.args
                 .gateway_pid
                 .and_then(|pid| process_cpu(pid, self.ticks))
         };
+        let dp_cpu = || {
+            self.args
+                .gateway_pid
+                .and_then(|pid| threads_cpu(pid, self.ticks, DATA_PLANE_THREADS))
+        };
         let before = cpu();
+        let dp_before = dp_cpu();
         let result = phase.await;
+        if !settle.is_zero() {
+            tokio::time::sleep(settle).await;
+        }
         let gateway_cpu = before.zip(cpu()).map(|(b, a)| a.saturating_sub(b));
+        let data_plane_cpu = dp_before.zip(dp_cpu()).map(|(b, a)| a.saturating_sub(b));
         if result.error_count() > 0 {
             eprintln!("gatehouse-bench: {label}: {:?}", result.errors);
         }
         Side {
             result,
             gateway_cpu,
+            data_plane_cpu,
         }
     }
 
@@ -158,14 +187,19 @@ impl Bench {
         t: &Arc<Target>,
         schedule: Schedule,
         warmup: Schedule,
+        settle: Duration,
     ) -> Side {
         if warmup.count() > 0 {
             eprintln!("gatehouse-bench: {label} (warm-up)");
             open_loop(&self.client, t, warmup, self.args.timeout).await;
+            if !settle.is_zero() {
+                tokio::time::sleep(settle).await;
+            }
         }
         self.measured(
             label,
             open_loop(&self.client, t, schedule, self.args.timeout),
+            settle,
         )
         .await
     }
@@ -184,6 +218,7 @@ impl Bench {
         self.measured(
             label,
             closed_loop(&self.client, t, a.concurrency, a.closed_duration, a.timeout),
+            Duration::ZERO,
         )
         .await
     }
@@ -204,6 +239,7 @@ impl Bench {
                     &target(&a.direct, false, None, 0)?,
                     schedule,
                     warmup,
+                    Duration::ZERO,
                 )
                 .await;
             let through = match through {
@@ -213,19 +249,38 @@ impl Bench {
                         &target(base, false, None, 0)?,
                         schedule,
                         warmup,
+                        a.settle,
                     )
                     .await,
                 ),
                 None => None,
             };
             results.chat = Some(Pair { direct, through });
+            if let Some(base) = a.through_logged.as_deref() {
+                results.chat_logged = Some(
+                    self.open(
+                        "chat through, logs on",
+                        &target(base, false, None, 0)?,
+                        schedule,
+                        warmup,
+                        a.settle,
+                    )
+                    .await,
+                );
+            }
         }
         if wants("stream") {
             let schedule = Schedule::new(a.stream_rate, a.streams);
             let warmup = Schedule::new(a.stream_rate, a.streams.min(20));
             let short = |base| target(base, true, Some(a.stream_chunks), a.chunk_delay_ms);
             let direct = self
-                .open("stream direct", &short(&a.direct)?, schedule, warmup)
+                .open(
+                    "stream direct",
+                    &short(&a.direct)?,
+                    schedule,
+                    warmup,
+                    Duration::ZERO,
+                )
                 .await;
             let mut pair = Pair {
                 direct,
@@ -233,13 +288,25 @@ impl Bench {
             };
             if let Some(base) = through {
                 pair.through = Some(
-                    self.open("stream through", &short(base)?, schedule, warmup)
-                        .await,
+                    self.open(
+                        "stream through",
+                        &short(base)?,
+                        schedule,
+                        warmup,
+                        Duration::ZERO,
+                    )
+                    .await,
                 );
                 let long = target(base, true, Some(a.long_stream_chunks), a.chunk_delay_ms)?;
                 results.long_stream = Some(
-                    self.open("long streams through", &long, schedule, warmup)
-                        .await,
+                    self.open(
+                        "long streams through",
+                        &long,
+                        schedule,
+                        warmup,
+                        Duration::ZERO,
+                    )
+                    .await,
                 );
             }
             results.stream = Some(pair);
@@ -287,7 +354,8 @@ impl Bench {
             "stream_chunks": a.stream_chunks, "long_stream_chunks": a.long_stream_chunks,
             "chunk_delay_ms": a.chunk_delay_ms, "concurrency": a.concurrency,
             "closed_duration_s": a.closed_duration.as_secs_f64(), "client_threads": a.threads,
-            "gateway_pid": a.gateway_pid,
+            "gateway_pid": a.gateway_pid, "logged_gateway": a.through_logged.is_some(),
+            "settle_s": a.settle.as_secs_f64(),
         })
     }
 }

@@ -14,6 +14,8 @@ pub mod targets {
     pub const CPU_PER_REQUEST_US: f64 = 60.0;
     pub const ADDED_TTFB_US: f64 = 1000.0;
     pub const CPU_PER_CHUNK_US: f64 = 15.0;
+    /// Gateway CPU per request with logging on over logging off (within 20 %).
+    pub const LOGGING_CPU_RATIO: f64 = 1.2;
 }
 
 /// One phase against one side, with the gateway's CPU time spent meanwhile (when its pid is known).
@@ -21,12 +23,21 @@ pub mod targets {
 pub struct Side {
     pub result: PhaseResult,
     pub gateway_cpu: Option<Duration>,
+    /// The part of it spent on the data plane's own threads (`gatehouse-dp`; in standalone the control plane, the
+    /// config bus and the log writer run on other threads of the same process).
+    pub data_plane_cpu: Option<Duration>,
 }
 
 impl Side {
     /// Gateway CPU per request sent, in µs.
     pub fn cpu_per_request_us(&self) -> Option<f64> {
         let cpu = self.gateway_cpu?;
+        (self.result.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / self.result.sent as f64)
+    }
+
+    /// Data-plane threads' CPU per request sent, in µs.
+    pub fn data_plane_cpu_per_request_us(&self) -> Option<f64> {
+        let cpu = self.data_plane_cpu?;
         (self.result.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / self.result.sent as f64)
     }
 
@@ -75,6 +86,8 @@ impl Pair {
 #[derive(Debug, Clone, Default)]
 pub struct Results {
     pub chat: Option<Pair>,
+    /// The chat phase through a second gateway with `collect_logs: true` (`chat.through` has it off).
+    pub chat_logged: Option<Side>,
     pub stream: Option<Pair>,
     /// Through the gateway only: streams with more chunks, for the marginal cost of a chunk.
     pub long_stream: Option<Side>,
@@ -93,6 +106,25 @@ impl Results {
         (extra_events > 0.0).then_some((per_stream(long)? - per_stream(short)?) / extra_events)
     }
 
+    /// Gateway CPU per request with logging on over the same with logging off.
+    pub fn logging_cpu_ratio(&self) -> Option<f64> {
+        let off = self.chat.as_ref()?.through.as_ref()?.cpu_per_request_us()?;
+        let on = self.chat_logged.as_ref()?.cpu_per_request_us()?;
+        (off > 0.0).then(|| on / off)
+    }
+
+    /// The same ratio on the data plane's threads only (the log writer excluded).
+    pub fn logging_data_plane_cpu_ratio(&self) -> Option<f64> {
+        let off = self
+            .chat
+            .as_ref()?
+            .through
+            .as_ref()?
+            .data_plane_cpu_per_request_us()?;
+        let on = self.chat_logged.as_ref()?.data_plane_cpu_per_request_us()?;
+        (off > 0.0).then(|| on / off)
+    }
+
     /// Every failed request of the run.
     pub fn errors(&self) -> usize {
         let pair = |p: &Option<Pair>| {
@@ -104,6 +136,10 @@ impl Results {
         pair(&self.chat)
             + pair(&self.stream)
             + pair(&self.closed)
+            + self
+                .chat_logged
+                .as_ref()
+                .map_or(0, |s| s.result.error_count())
             + self
                 .long_stream
                 .as_ref()
@@ -242,6 +278,68 @@ pub fn table(results: &Results, title: &str) -> String {
             &verdict(cpu, targets::CPU_PER_REQUEST_US),
         );
     }
+    if let Some(logged) = &results.chat_logged {
+        let _ = writeln!(
+            t.0,
+            "the same through a second gateway with logging on (collect_logs: true; standalone: the log writer's \
+             CPU is in the figure)"
+        );
+        t.row("", "logs off", "logs on", "change", "target");
+        let off = results.chat.as_ref().and_then(|c| c.through.as_ref());
+        let (off_lat, on_lat) = (
+            off.and_then(|s| s.result.latency()),
+            logged.result.latency(),
+        );
+        for (i, name) in Summary::POINTS.into_iter().enumerate() {
+            let offv = off_lat.map(|s| us(s.points()[i]));
+            let onv = on_lat.map(|s| us(s.points()[i]));
+            t.row(
+                &format!("latency {name} µs"),
+                &cell(offv),
+                &cell(onv),
+                &signed(offv.zip(onv).map(|(a, b)| b - a)),
+                "",
+            );
+        }
+        t.errors_row("errors (logs on)", None, Some(&logged.result));
+        let on = logged.cpu_per_request_us();
+        t.row(
+            "gateway CPU µs/request",
+            &cell(off.and_then(Side::cpu_per_request_us)),
+            &cell(on),
+            "",
+            &verdict(on, targets::CPU_PER_REQUEST_US),
+        );
+        t.row(
+            "  of which data-plane threads",
+            &cell(off.and_then(Side::data_plane_cpu_per_request_us)),
+            &cell(logged.data_plane_cpu_per_request_us()),
+            "",
+            "",
+        );
+        let ratio_verdict = |ratio: Option<f64>| match ratio {
+            Some(r) if r <= targets::LOGGING_CPU_RATIO => {
+                format!("<= {}  met", targets::LOGGING_CPU_RATIO)
+            }
+            Some(_) => format!("<= {}  MISSED", targets::LOGGING_CPU_RATIO),
+            None => format!("<= {}", targets::LOGGING_CPU_RATIO),
+        };
+        for (label, ratio) in [
+            ("CPU ratio on / off, process", results.logging_cpu_ratio()),
+            (
+                "CPU ratio on / off, data plane",
+                results.logging_data_plane_cpu_ratio(),
+            ),
+        ] {
+            t.row(
+                label,
+                "",
+                &ratio.map_or("-".into(), |r| format!("{r:.2}")),
+                "",
+                &ratio_verdict(ratio),
+            );
+        }
+    }
     if let Some(stream) = &results.stream {
         t.header("streaming chat completions, time to first byte");
         t.latency_rows(
@@ -305,6 +403,7 @@ fn side_json(s: &Side, pick: fn(&PhaseResult) -> Option<Summary>) -> Value {
         "latency": summary_json(pick(&s.result)),
         "send_lag": summary_json(s.result.lag()),
         "gateway_cpu_ms": s.gateway_cpu.map(|c| round(c.as_secs_f64() * 1e3, 1)),
+        "data_plane_cpu_ms": s.data_plane_cpu.map(|c| round(c.as_secs_f64() * 1e3, 1)),
     })
 }
 
@@ -329,6 +428,15 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
     json!({
         "settings": settings,
         "chat": results.chat.as_ref().map(|p| pair_json(p, PhaseResult::latency)),
+        "chat_logged": results.chat_logged.as_ref().map(|s| {
+            let mut v = side_json(s, PhaseResult::latency);
+            v["gateway_cpu_per_request_us"] = json!(s.cpu_per_request_us().map(|c| round(c, 2)));
+            v["data_plane_cpu_per_request_us"] =
+                json!(s.data_plane_cpu_per_request_us().map(|c| round(c, 2)));
+            v
+        }),
+        "logging_cpu_ratio": results.logging_cpu_ratio().map(|r| round(r, 3)),
+        "logging_data_plane_cpu_ratio": results.logging_data_plane_cpu_ratio().map(|r| round(r, 3)),
         "stream_ttfb": results.stream.as_ref().map(|p| pair_json(p, PhaseResult::first_byte)),
         "long_stream": results.long_stream.as_ref().map(|s| side_json(s, PhaseResult::first_byte)),
         "gateway_cpu_per_chunk_us": results.cpu_per_chunk_us().map(|c| round(c, 2)),
@@ -339,6 +447,7 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
             "cpu_per_request_us": targets::CPU_PER_REQUEST_US,
             "added_ttfb_us": targets::ADDED_TTFB_US,
             "cpu_per_chunk_us": targets::CPU_PER_CHUNK_US,
+            "logging_cpu_ratio": targets::LOGGING_CPU_RATIO,
         },
     })
 }
@@ -357,6 +466,7 @@ mod tests {
                 ..PhaseResult::default()
             },
             gateway_cpu: Some(Duration::from_millis(cpu_ms)),
+            data_plane_cpu: Some(Duration::from_millis(cpu_ms / 2)),
         }
     }
 
@@ -384,6 +494,23 @@ mod tests {
             ..side(30, 1000, 0)
         };
         assert_eq!(no_pid.cpu_per_request_us(), None);
+    }
+
+    #[test]
+    fn logging_ratio_is_cpu_per_request_on_over_off() {
+        let results = Results {
+            chat: Some(Pair {
+                direct: side(0, 1000, 0),
+                through: Some(side(40, 1000, 0)),
+            }),
+            chat_logged: Some(side(46, 1000, 0)),
+            ..Results::default()
+        };
+        let ratio = results.logging_cpu_ratio().unwrap();
+        assert!((ratio - 1.15).abs() < 1e-9, "{ratio}");
+        let dp = results.logging_data_plane_cpu_ratio().unwrap();
+        assert!((dp - 23.0 / 20.0).abs() < 1e-9, "{dp}");
+        assert_eq!(Results::default().logging_cpu_ratio(), None);
     }
 
     #[test]
