@@ -66,13 +66,6 @@ pub(crate) struct Exchange<'a> {
     pub path: &'a str,
 }
 
-/// How the response exchange ended, for logging and pool decisions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Relayed {
-    pub status: u16,
-    pub body_bytes: u64,
-}
-
 /// Why the exchange failed after the response had started: nothing more can be sent to the client, the
 /// connection is closed.
 #[derive(Debug)]
@@ -134,7 +127,7 @@ impl Upstreams {
         downstream: &mut Session,
         exchange: Exchange<'_>,
         mut capture: Option<&mut ResponseCapture>,
-    ) -> Result<Relayed, ForwardError> {
+    ) -> Result<(), ForwardError> {
         let Exchange {
             target,
             request,
@@ -201,13 +194,12 @@ impl Upstreams {
                 AiGatewayError::PROVIDER_UNREACHABLE,
             ));
         };
-        let status = up_header.status.as_u16();
         if let Some(c) = capture.as_deref_mut() {
             let content_type = up_header
                 .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            c.begin(status, content_type, provider, path);
+            c.begin(content_type, provider, path);
         }
         let downstream_header =
             response_header(up_header, downstream.is_http2(), extra_response_headers).map_err(
@@ -224,11 +216,9 @@ impl Upstreams {
 
         // Streamed responses may pause between events for a long time; the read timeout still bounds a stall.
         upstream.set_read_timeout(Some(wait));
-        let mut body_bytes = 0u64;
         loop {
             match upstream.read_response_body().await {
                 Ok(Some(chunk)) => {
-                    body_bytes += chunk.len() as u64;
                     if let Some(c) = capture.as_deref_mut() {
                         c.chunk(&chunk);
                     }
@@ -250,7 +240,7 @@ impl Upstreams {
                 .release_http_session(upstream, &peer, Some(POOL_IDLE_TIMEOUT))
                 .await;
         }
-        Ok(Relayed { status, body_bytes })
+        Ok(())
     }
 }
 

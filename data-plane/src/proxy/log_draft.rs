@@ -16,7 +16,6 @@ use crate::usage::{UsageScanner, choose_format};
 /// The response as far as the log needs it.
 #[derive(Default)]
 pub(crate) struct ResponseCapture {
-    pub status: Option<u16>,
     pub content_type: Option<String>,
     pub size: u64,
     /// The body, while it fits in [`MAX_STORED_BODY_BYTES`]; `None` when payloads are not collected.
@@ -29,7 +28,7 @@ pub(crate) struct ResponseCapture {
 impl std::fmt::Debug for ResponseCapture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResponseCapture")
-            .field("status", &self.status)
+            .field("content_type", &self.content_type)
             .field("size", &self.size)
             .finish_non_exhaustive()
     }
@@ -44,8 +43,7 @@ impl ResponseCapture {
     }
 
     /// The response header arrived: remember it and start reading usage in the format it announces.
-    pub fn begin(&mut self, status: u16, content_type: Option<&str>, provider: &str, path: &str) {
-        self.status = Some(status);
+    pub fn begin(&mut self, content_type: Option<&str>, provider: &str, path: &str) {
         self.content_type = content_type.map(str::to_owned);
         self.usage = Some(UsageScanner::new(choose_format(
             provider,
