@@ -182,6 +182,9 @@ pub struct GlobalOptions {
     /// A PEM bundle of CA certificates for upstream TLS, used instead of the system roots (private CAs).
     #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Standalone mode: memory the in-process response cache may hold, in bytes (split mode caches in Redis).
+    #[arg(long, global = true, env = "GATEHOUSE_MEMORY_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub memory_cache_bytes: usize,
     /// Log records a data plane holds for its writer before it drops (and counts) new ones.
     #[arg(
         long,

@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
+use gatehouse_bus::limits::{FallbackLimits, LimitStore, MemoryLimits, RedisLimits};
+use gatehouse_bus::response_cache::{RedisResponseCache, ResponseCache};
 use gatehouse_bus::{ConfigBus, LogStream, MemoryBus, RedisBusSettings};
 use gatehouse_control_plane::api::AppState;
 use gatehouse_control_plane::keyring::Keyring;
@@ -177,10 +179,12 @@ pub fn data_plane(opts: &GlobalOptions) -> Result<()> {
     let mut settings = data_plane_settings(opts);
     settings.master_key = bus::data_plane_master_key(opts)?;
     let log_stream = log_stream(opts, bus_runtime.handle())?;
+    let (limits, cache) = policy_stores(opts, bus_runtime.handle())?;
     // Records go from the bounded channel to the Redis log stream, in batches, on a background service.
     let data_plane = DataPlane::bind(settings)?
         .with_config_bus(config_bus, bus::sync_settings(opts))
-        .with_log_stream(log_stream, opts.log_queue_capacity);
+        .with_log_stream(log_stream, opts.log_queue_capacity)
+        .with_policy_stores(limits, cache);
     println!(
         "inference listening on http://{}",
         display_addr(data_plane.local_addr())
@@ -205,12 +209,33 @@ fn log_stream(opts: &GlobalOptions, runtime: &tokio::runtime::Handle) -> Result<
     Ok(Arc::new(stream))
 }
 
+/// Split mode's shared policy state on the bus's Redis and prefix: rate and spend counters (falling back to this
+/// node's own counters while Redis is unreachable) and the response cache that every node reads and fills.
+fn policy_stores(
+    opts: &GlobalOptions,
+    runtime: &tokio::runtime::Handle,
+) -> Result<(Arc<dyn LimitStore>, Arc<dyn ResponseCache>)> {
+    let settings = RedisBusSettings {
+        url: opts.redis_url.clone().ok_or_else(|| {
+            anyhow::anyhow!("split mode needs --redis-url for shared limits and cache")
+        })?,
+        prefix: opts.redis_prefix.clone(),
+    };
+    let limits = FallbackLimits::new(
+        RedisLimits::new(&settings, runtime.clone())?,
+        MemoryLimits::new(),
+    );
+    let cache = RedisResponseCache::new(&settings, runtime.clone())?;
+    Ok((Arc::new(limits), Arc::new(cache)))
+}
+
 fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     let mut settings = DataPlaneSettings::new(opts.proxy_listen);
     settings.threads = opts.proxy_threads;
     settings.grace_period = opts.shutdown_grace_period;
     settings.provider_base_urls = opts.provider_base_urls.clone();
     settings.max_body_bytes = opts.proxy_max_body_bytes;
+    settings.memory_cache_bytes = opts.memory_cache_bytes;
     settings.upstream_connect_timeout = opts.upstream_connect_timeout;
     settings.upstream_response_timeout = opts.upstream_response_timeout;
     settings.upstream_ca_file = opts.upstream_ca_file.clone();

@@ -20,9 +20,11 @@
 //! which reports it and keeps serving the previous version.
 
 mod error;
+pub mod limits;
 mod memory;
 mod model;
 mod redis;
+pub mod response_cache;
 mod subscription;
 #[cfg(feature = "testing")]
 pub mod testing;

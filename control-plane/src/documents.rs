@@ -61,7 +61,9 @@ pub fn gateway_document(
     key: &GatewayKey,
     version: i64,
 ) -> Result<Option<GatewayConfigDocument>, Error> {
-    let Some(record) = gateway_store::get(conn, &key.account_id, &key.gateway_id)? else {
+    let Some((record, cache_generation)) =
+        gateway_store::get_with_cache_generation(conn, &key.account_id, &key.gateway_id)?
+    else {
         return Ok(None);
     };
     Ok(Some(GatewayConfigDocument {
@@ -73,6 +75,7 @@ pub fn gateway_document(
         settings: record.settings,
         provider_configs: provider_config_entries(conn, key)?,
         custom_providers: custom_provider_entries(conn, &key.account_id)?,
+        cache_generation,
     }))
 }
 
@@ -152,6 +155,7 @@ mod tests {
             settings,
             provider_configs: vec![],
             custom_providers: vec![],
+            cache_generation: 0,
         }
     }
 
@@ -162,6 +166,15 @@ mod tests {
         let changed = stored_gateway(&document(3, false)).unwrap();
         assert_eq!(v1.hash, v2.hash, "same content, different version");
         assert_ne!(v1.hash, changed.hash);
+        let invalidated = GatewayConfigDocument {
+            cache_generation: 1,
+            ..document(1, true)
+        };
+        assert_ne!(
+            v1.hash,
+            stored_gateway(&invalidated).unwrap().hash,
+            "a new cache generation must reach the nodes"
+        );
         assert_eq!((v1.version, v2.version), (1, 2));
         let parsed: GatewayConfigDocument = serde_json::from_str(&v2.body).unwrap();
         assert_eq!(parsed, document(2, true), "the body carries the version");

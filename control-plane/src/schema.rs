@@ -10,6 +10,7 @@ diesel::table! {
         settings -> Text,
         created_at -> BigInt,
         modified_at -> BigInt,
+        cache_generation -> BigInt,
     }
 }
 

@@ -66,8 +66,12 @@ pub mod code {
     pub const PROVIDER_FAILED: u32 = 2005;
     /// Missing or invalid `cf-aig-authorization` on a gateway with `authentication: true`.
     pub const UNAUTHORIZED: u32 = 2009;
+    /// The gateway's request rate limit refused the request (Cloudflare's code and status: 429).
+    pub const RATE_LIMITED: u32 = 2003;
     /// `cf-aig-byok-alias` names no stored key of that provider.
     pub const BYOK_ALIAS_NOT_FOUND: u32 = 2040;
+    /// A spend-limit rule's budget for its window is used up (Cloudflare's code and status: 429).
+    pub const SPEND_LIMIT_EXCEEDED: u32 = 2041;
     /// The node has not loaded its first full config yet (`/readyz`, and later every inference request).
     pub const NOT_READY: u32 = 2900;
     /// The downstream request could not be processed (malformed body, broken framing).
@@ -84,6 +88,8 @@ pub struct AiGatewayError {
     pub status: StatusCode,
     pub code: u32,
     pub message: Cow<'static, str>,
+    /// Seconds until a refused request may succeed, sent as `Retry-After` (limits only).
+    pub retry_after_secs: Option<u64>,
 }
 
 impl AiGatewayError {
@@ -135,6 +141,7 @@ impl AiGatewayError {
             status,
             code,
             message: Cow::Borrowed(message),
+            retry_after_secs: None,
         }
     }
 
@@ -144,6 +151,7 @@ impl AiGatewayError {
             status: StatusCode::BAD_REQUEST,
             code: code::BAD_REQUEST,
             message: message.into(),
+            retry_after_secs: None,
         }
     }
 
@@ -160,6 +168,28 @@ impl AiGatewayError {
             message: Cow::Owned(format!(
                 "Provider '{provider}' has no BYOK credential named '{alias}'. Configured aliases: {list}"
             )),
+            retry_after_secs: None,
+        }
+    }
+
+    /// Cloudflare's 2003: the gateway's rate limit; `retry_after` is when a request can pass again.
+    pub fn rate_limited(retry_after: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: code::RATE_LIMITED,
+            message: Cow::Borrowed("Rate limited"),
+            // Whole seconds, rounded up, and at least one: `Retry-After: 0` would invite an immediate retry.
+            retry_after_secs: Some(retry_after.as_millis().div_ceil(1000).max(1) as u64),
+        }
+    }
+
+    /// Cloudflare's 2041: a spend-limit rule's budget is used up; the message names the rule.
+    pub fn spend_limit_exceeded(message: String, retry_after: Option<std::time::Duration>) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: code::SPEND_LIMIT_EXCEEDED,
+            message: Cow::Owned(message),
+            retry_after_secs: retry_after.map(|d| d.as_millis().div_ceil(1000).max(1) as u64),
         }
     }
 
@@ -315,6 +345,7 @@ mod tests {
             status: StatusCode::BAD_REQUEST,
             code: 2040,
             message: Cow::Owned(r#"Provider "x" has no BYOK credential"#.to_owned()),
+            retry_after_secs: None,
         };
         let body: serde_json::Value = serde_json::from_slice(&error.body()).expect("valid JSON");
         assert_eq!(

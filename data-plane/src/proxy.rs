@@ -11,13 +11,18 @@
 //! pingora's own upstream phases (`upstream_peer` and after) therefore never run; this also avoids pingora's
 //! 64 KiB replay limit for bodies read in `request_filter` (stack notes §3a).
 
+mod attempts;
 mod auth;
+mod cache;
 mod credentials;
 mod endpoint;
 mod forward;
 mod inference;
 mod log_draft;
 mod respond;
+mod spend;
+mod steps;
+mod universal;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +33,9 @@ use http::StatusCode;
 use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
+use gatehouse_bus::limits::LimitStore;
+use gatehouse_bus::response_cache::ResponseCache;
+
 use crate::error::AiGatewayError;
 use crate::logs::LogSink;
 use crate::readiness::ReadinessHandle;
@@ -36,6 +44,7 @@ use crate::settings::DataPlaneSettings;
 use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
 use endpoint::Endpoint;
 use forward::Upstreams;
+use inference::InferenceRoute;
 
 const HEALTHZ_BODY: &[u8] = br#"{"status":"ok"}"#;
 const READYZ_BODY: &[u8] = br#"{"status":"ready"}"#;
@@ -52,6 +61,17 @@ pub(crate) struct GatewayProxy {
     default_gateways: DefaultGatewayRequester,
     /// Where finished requests' log records go, without waiting.
     log_sink: LogSink,
+    /// Rate-limit and spend counters (Redis shared by the nodes, or this process's memory).
+    limits: Arc<dyn LimitStore>,
+    /// The response cache (Redis shared by the nodes, or this process's memory).
+    cache: Arc<dyn ResponseCache>,
+}
+
+/// The stores traffic policies keep their state in.
+#[derive(Debug, Clone)]
+pub(crate) struct PolicyStores {
+    pub limits: Arc<dyn LimitStore>,
+    pub cache: Arc<dyn ResponseCache>,
 }
 
 impl GatewayProxy {
@@ -62,6 +82,7 @@ impl GatewayProxy {
         table: UpstreamTable,
         default_gateways: DefaultGatewayRequester,
         log_sink: LogSink,
+        stores: PolicyStores,
     ) -> Self {
         Self {
             readiness,
@@ -75,6 +96,8 @@ impl GatewayProxy {
             max_body_bytes: settings.max_body_bytes,
             default_gateways,
             log_sink,
+            limits: stores.limits,
+            cache: stores.cache,
         }
     }
 
@@ -87,7 +110,7 @@ impl GatewayProxy {
                 respond::json(session, StatusCode::OK, Bytes::from_static(READYZ_BODY)).await
             }
             Endpoint::Readyz => respond::gateway_error(session, &AiGatewayError::NOT_READY).await,
-            Endpoint::Unknown | Endpoint::Provider(_) => {
+            Endpoint::Unknown | Endpoint::Provider(_) | Endpoint::Universal { .. } => {
                 respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await
             }
         }
@@ -100,8 +123,12 @@ pub(crate) struct RequestContext {
     started: Instant,
     /// The request id (a ULID), sent back as `cf-aig-request-id`.
     request_id: Option<ulid::Ulid>,
-    /// The log record in the making, when the request's gateway logs it.
+    /// The record in the making, when the request's gateway logs it or its cost must be charged to spend limits.
     log: Option<Box<log_draft::LogDraft>>,
+    /// Whether the record goes to the log sink (`false`: it exists only to learn the cost).
+    submit_log: bool,
+    /// The spend-limit buckets the answering step is charged to, once its cost is known.
+    spend: Option<spend::SpendCharge>,
 }
 
 #[async_trait]
@@ -113,6 +140,8 @@ impl ProxyHttp for GatewayProxy {
             started: Instant::now(),
             request_id: None,
             log: None,
+            submit_log: false,
+            spend: None,
         }
     }
 
@@ -127,7 +156,15 @@ impl ProxyHttp for GatewayProxy {
         let method = session.req_header().method.clone();
         match endpoint::classify(&method, uri.path()) {
             Endpoint::Provider(path) => {
-                self.serve_provider(session, ctx, path, uri.query()).await?
+                let route = InferenceRoute::Provider {
+                    path,
+                    query: uri.query(),
+                };
+                self.serve_inference(session, ctx, route).await?
+            }
+            Endpoint::Universal { account, gateway } => {
+                let route = InferenceRoute::Universal { account, gateway };
+                self.serve_inference(session, ctx, route).await?
             }
             other => self.answer(session, other).await?,
         }
@@ -187,7 +224,13 @@ impl ProxyHttp for GatewayProxy {
                 .response_written()
                 .map_or(499, |response| response.status.as_u16());
             let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            self.log_sink.submit(draft.into_record(status, duration_ms));
+            let record = draft.into_record(status, duration_ms);
+            if let Some(charge) = ctx.spend.take() {
+                self.charge_spend(charge, record.cost).await;
+            }
+            if ctx.submit_log {
+                self.log_sink.submit(record);
+            }
         }
         let request = session.req_header();
         tracing::debug!(

@@ -19,12 +19,14 @@ use crate::config_sync::{ConfigSync, ConfigSyncSettings};
 use crate::error::DataPlaneError;
 use crate::log_shipper::LogShipper;
 use crate::logs::{LogCounterSource, LogSink};
-use crate::proxy::GatewayProxy;
+use crate::proxy::{GatewayProxy, PolicyStores};
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
 use crate::settings::{DataPlaneSettings, whole_seconds};
 use crate::snapshot::default_gateway::DefaultGatewayRequests;
 use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
+use gatehouse_bus::limits::{LimitStore, MemoryLimits};
+use gatehouse_bus::response_cache::{MemoryResponseCache, ResponseCache};
 use prebound::PreboundListenerService;
 pub use shutdown::ShutdownMode;
 use shutdown::{ShutdownWatcher, StopReason};
@@ -50,6 +52,8 @@ pub struct DataPlane {
     log_sink: LogSink,
     /// Split mode: the log stream and the sink's receiver, handed to the log shipper service at start.
     log_shipping: Option<(Arc<LogStream>, tokio::sync::mpsc::Receiver<LogRecord>)>,
+    /// Where rate and spend counters and cached responses live; this process's memory unless told otherwise.
+    stores: PolicyStores,
 }
 
 impl DataPlane {
@@ -73,6 +77,7 @@ impl DataPlane {
         let table =
             UpstreamTable::new(&settings.provider_base_urls).map_err(DataPlaneError::Upstreams)?;
         let config = Arc::new(ConfigStore::new(settings.master_key.clone()));
+        let settings_cache_bytes = settings.memory_cache_bytes;
         let (default_gateways, default_gateway_requests) =
             DefaultGatewayRequester::new(Arc::clone(&config));
         Ok(DataPlane {
@@ -87,6 +92,10 @@ impl DataPlane {
             log_sink: LogSink::disabled(),
             log_shipping: None,
             default_gateway_requests,
+            stores: PolicyStores {
+                limits: Arc::new(MemoryLimits::new()),
+                cache: Arc::new(MemoryResponseCache::new(settings_cache_bytes)),
+            },
         })
     }
 
@@ -98,6 +107,17 @@ impl DataPlane {
         settings: ConfigSyncSettings,
     ) -> Self {
         self.bus = Some((bus, settings));
+        self
+    }
+
+    /// Keeps rate and spend counters in `limits` and cached responses in `cache` (split mode: Redis, shared by
+    /// every node). Without this call both live in this process's memory, which is right for one node only.
+    pub fn with_policy_stores(
+        mut self,
+        limits: Arc<dyn LimitStore>,
+        cache: Arc<dyn ResponseCache>,
+    ) -> Self {
+        self.stores = PolicyStores { limits, cache };
         self
     }
 
@@ -206,6 +226,7 @@ impl DataPlane {
                 self.table,
                 self.default_gateways.clone(),
                 self.log_sink.clone(),
+                self.stores,
             ),
         );
         let (service, service_exited) =

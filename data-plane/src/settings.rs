@@ -38,6 +38,8 @@ pub struct DataPlaneSettings {
     /// A PEM bundle of CA certificates that upstream TLS certificates are verified against, instead of the
     /// system roots (which `SSL_CERT_FILE` can also replace). For private CAs in front of self-hosted models.
     pub upstream_ca_file: Option<std::path::PathBuf>,
+    /// Memory the in-process response cache may hold (standalone mode; split mode caches in Redis).
+    pub memory_cache_bytes: usize,
 }
 
 impl DataPlaneSettings {
@@ -45,6 +47,7 @@ impl DataPlaneSettings {
     pub const DEFAULT_GRACE_PERIOD: Duration = Duration::from_secs(5);
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
+    pub const DEFAULT_MEMORY_CACHE_BYTES: usize = 256 * 1024 * 1024;
     pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -62,6 +65,7 @@ impl DataPlaneSettings {
             upstream_connect_timeout: Self::DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
             upstream_response_timeout: Self::DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
             upstream_ca_file: None,
+            memory_cache_bytes: Self::DEFAULT_MEMORY_CACHE_BYTES,
         }
     }
 

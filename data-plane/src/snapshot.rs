@@ -14,6 +14,7 @@ use arc_swap::ArcSwap;
 use gatehouse_shared::config::{DeploymentDocument, GatewayConfigDocument, GatewayKey};
 use gatehouse_shared::crypto::MasterKey;
 use gatehouse_shared::gateway::GatewaySettings;
+use gatehouse_shared::spend_limits::SpendLimits;
 use gatehouse_shared::token::TokenVerifier;
 
 pub use default_gateway::DefaultGatewayRequester;
@@ -90,6 +91,11 @@ pub struct CompiledGateway {
     pub provider_keys: HashMap<String, ProviderKeys>,
     /// Custom provider slug (without `custom-`) → upstream.
     pub custom_providers: HashMap<String, CustomUpstream>,
+    /// Part of every cache key: raised by the control plane to make what was cached before unreachable.
+    pub cache_generation: i64,
+    /// The typed `spend_limits` settings; `None` when no rule can apply (absent, switched off, or every rule
+    /// paused), so the request path checks one `Option` and nothing more for most gateways.
+    pub spend_limits: Option<Arc<SpendLimits>>,
 }
 
 /// Token verification for the whole deployment, compiled.
@@ -295,6 +301,7 @@ fn compile_gateway(
             },
         );
     }
+    let spend_limits = compile_spend_limits(&doc.settings)?;
     Ok(CompiledGateway {
         key: doc.key.clone(),
         version: doc.version,
@@ -304,7 +311,21 @@ fn compile_gateway(
         settings: doc.settings.clone(),
         provider_keys,
         custom_providers,
+        cache_generation: doc.cache_generation,
+        spend_limits,
     })
+}
+
+/// The gateway's spend limits when any rule can apply. Rules this node cannot read refuse the whole document: a
+/// node that served it without them would let spending run past a limit the operator set.
+fn compile_spend_limits(
+    settings: &GatewaySettings,
+) -> Result<Option<Arc<SpendLimits>>, CompileError> {
+    let Some(raw) = settings.spend_limits.as_ref().filter(|v| !v.is_null()) else {
+        return Ok(None);
+    };
+    let limits = SpendLimits::from_settings(raw).map_err(CompileError::Invalid)?;
+    Ok(limits.is_active().then(|| Arc::new(limits)))
 }
 
 #[cfg(test)]
@@ -322,6 +343,7 @@ mod tests {
             settings: GatewaySettings::for_default_gateway(),
             provider_configs: vec![],
             custom_providers: vec![],
+            cache_generation: 0,
         }
     }
 
@@ -385,5 +407,61 @@ mod tests {
             !format!("{gw:?}").contains("sk-live"),
             "secrets never reach Debug output"
         );
+    }
+
+    #[test]
+    fn spend_limits_and_the_cache_generation_compile_into_the_gateway() {
+        let store = ConfigStore::new(None);
+        let mut d = doc(1);
+        d.cache_generation = 3;
+        d.settings.spend_limits = Some(serde_json::json!({"enabled": true, "rules": [
+            {"id": "team", "limit": 10, "limitType": "cost", "window": 3600,
+             "provider": {"mode": "filter", "values": ["openai"]},
+             "metadata": {"user": {"mode": "partition"}}},
+            {"limit": 1, "limitType": "cost", "window": 60, "technique": "fixed", "enabled": false},
+        ]}));
+        store.apply_gateway(&d, "h1").unwrap();
+        let snapshot = store.load();
+        let gw = snapshot.gateway("acme", "gw").unwrap();
+        assert_eq!(gw.cache_generation, 3);
+        let limits = gw.spend_limits.as_ref().expect("an enabled rule");
+        assert_eq!(limits.rules.len(), 2);
+        assert_eq!(limits.rules[0].id, "team");
+        assert_eq!(limits.rules[1].id.len(), 8, "a derived id");
+        let metadata = serde_json::json!({"user": "ann"});
+        let applicable = limits.applicable("openai", None, metadata.as_object().unwrap());
+        assert_eq!(applicable.len(), 1);
+        assert_eq!(applicable[0].bucket, "team:user=ann");
+    }
+
+    #[test]
+    fn spend_limits_that_cannot_apply_compile_to_none() {
+        for spend_limits in [
+            serde_json::Value::Null,
+            serde_json::json!({"enabled": false, "rules": [
+                {"limit": 1, "limitType": "cost", "window": 60}]}),
+            serde_json::json!({"enabled": true, "rules": []}),
+            serde_json::json!({"enabled": true, "rules": [
+                {"enabled": false, "limit": 1, "limitType": "cost", "window": 60}]}),
+        ] {
+            let mut d = doc(1);
+            d.settings.spend_limits = Some(spend_limits.clone());
+            let compiled = compile_gateway(&d, "h", None).unwrap();
+            assert!(compiled.spend_limits.is_none(), "{spend_limits}");
+        }
+    }
+
+    #[test]
+    fn a_document_with_unreadable_spend_limits_keeps_the_previous_one() {
+        let store = ConfigStore::new(None);
+        store.apply_gateway(&doc(1), "h1").unwrap();
+        let mut bad = doc(2);
+        bad.settings.spend_limits = Some(serde_json::json!({"enabled": true, "rules": [
+            {"limit": 1, "limitType": "tokens", "window": 60}]}));
+        assert!(matches!(
+            store.apply_gateway(&bad, "h2"),
+            Err(CompileError::Invalid(reason)) if reason.contains("limitType")
+        ));
+        assert_eq!(store.load().gateway("acme", "gw").unwrap().version, 1);
     }
 }

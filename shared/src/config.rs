@@ -67,6 +67,11 @@ pub struct GatewayConfigDocument {
     /// The account's custom providers (spec §1.9), routable as `custom-{slug}`.
     #[serde(default)]
     pub custom_providers: Vec<CustomProviderEntry>,
+    /// Part of every cache key of this gateway; the control plane raises it when an update changes the settings of
+    /// a gateway with `cache_invalidate_on_update` (spec §3.2), so entries cached before are never served again.
+    /// Documents written before it existed read as 0, the value every gateway started at.
+    #[serde(default)]
+    pub cache_generation: i64,
 }
 
 /// A stored provider key as documents carry it.
@@ -136,6 +141,7 @@ mod tests {
             serde_json::from_str(include_str!("../fixtures/gateway-document-v1.json")).unwrap();
         assert_eq!(doc.key, GatewayKey::new("acme", "prod"));
         assert_eq!(doc.provider_configs.len(), 1);
+        assert_eq!(doc.cache_generation, 0, "written before cache generations");
         let dep: DeploymentDocument =
             serde_json::from_str(include_str!("../fixtures/deployment-document-v1.json")).unwrap();
         assert_eq!(dep.verification_keys.len(), 1);

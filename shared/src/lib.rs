@@ -12,4 +12,5 @@ pub mod log;
 pub mod node;
 pub mod pricing;
 pub mod providers;
+pub mod spend_limits;
 pub mod token;

@@ -11,6 +11,8 @@
 //! | `{p}nodes` | sorted set | node ids by last report (ms), to list statuses without `SCAN` |
 //! | `{p}default-gateway-requests` | stream, group `control-plane` | `account` fields |
 //! | `{p}logs` | stream, group `log-writers` | one entry per shipped batch: `records` = JSON array of log records |
+//! | `{p}limits:…` | hashes, sorted sets (with TTL) | rate and spend counters: the table is in `limits.rs` |
+//! | `{p}cache:{hex}` | string with TTL | one cached response (`response_cache.rs`) |
 
 use gatehouse_shared::config::GatewayKey;
 

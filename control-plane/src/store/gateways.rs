@@ -37,17 +37,19 @@ struct GatewayRow {
     settings: String,
     created_at: i64,
     modified_at: i64,
+    /// Raised when the settings of a gateway with `cache_invalidate_on_update` change (see [`update_settings`]).
+    cache_generation: i64,
 }
 
 impl GatewayRow {
-    fn into_record(self) -> Result<GatewayRecord, Error> {
+    fn into_record(self) -> Result<(GatewayRecord, i64), Error> {
         let settings = serde_json::from_str(&self.settings).map_err(|e| {
             Error::Internal(format!(
                 "stored settings of gateway {}/{} do not parse: {e}",
                 self.account_id, self.id
             ))
         })?;
-        Ok(GatewayRecord {
+        let record = GatewayRecord {
             account_id: self.account_id,
             id: self.id,
             internal_id: self.internal_id,
@@ -55,7 +57,8 @@ impl GatewayRow {
             settings,
             created_at_ms: self.created_at,
             modified_at_ms: self.modified_at,
-        })
+        };
+        Ok((record, self.cache_generation))
     }
 
     fn from_record(r: &GatewayRecord) -> Self {
@@ -68,6 +71,8 @@ impl GatewayRow {
                 .expect("gateway settings always serialise"),
             created_at: r.created_at_ms,
             modified_at: r.modified_at_ms,
+            // A new gateway has cached nothing yet.
+            cache_generation: 0,
         }
     }
 }
@@ -109,7 +114,7 @@ pub fn list(
         .load(conn)?;
     let items = rows
         .into_iter()
-        .map(GatewayRow::into_record)
+        .map(|row| row.into_record().map(|(record, _)| record))
         .collect::<Result<_, _>>()?;
     Ok(GatewayPage { items, total_count })
 }
@@ -141,6 +146,16 @@ pub fn get(
     account_id: &str,
     id: &str,
 ) -> Result<Option<GatewayRecord>, Error> {
+    Ok(get_with_cache_generation(conn, account_id, id)?.map(|(record, _)| record))
+}
+
+/// A gateway and its cache generation, which its config document carries so that nodes put it in cache keys. Kept
+/// out of [`GatewayRecord`] because only the document builder needs it.
+pub fn get_with_cache_generation(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+) -> Result<Option<(GatewayRecord, i64)>, Error> {
     let row: Option<GatewayRow> = gateways::table
         .filter(gateways::account_id.eq(account_id))
         .filter(gateways::id.eq(id))
@@ -166,6 +181,13 @@ pub fn already_exists(id: &str) -> Error {
 }
 
 /// Replaces the settings of an existing gateway; returns false when there is none.
+///
+/// When the new settings have `cache_invalidate_on_update` (spec §3.2) and differ from the stored ones, the cache
+/// generation is raised in the same statement. The comparison is made by the database on the row it updates, so
+/// it holds against concurrent updates (each sees the settings the previous one committed). It compares the stored
+/// text with the new text; both are written by this function from `GatewaySettings` (sorted keys, fixed field
+/// order), so equal settings are equal text. A row written by an older build may differ in text only, which costs
+/// one extra raise: invalidating too often loses cached answers, never serves stale ones.
 pub fn update_settings(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -173,13 +195,21 @@ pub fn update_settings(
     settings: &GatewaySettings,
     modified_at_ms: i64,
 ) -> Result<bool, Error> {
+    use diesel::dsl::case_when;
+    use diesel::sql_types::BigInt;
+
+    let raise = i64::from(settings.cache_invalidate_on_update);
     let settings = serde_json::to_string(settings).expect("gateway settings always serialise");
+    // Every right-hand side reads the row as it was before this statement, on both backends.
+    let changed = gateways::settings.ne(settings.clone());
     let n = diesel::update(
         gateways::table
             .filter(gateways::account_id.eq(account_id))
             .filter(gateways::id.eq(id)),
     )
     .set((
+        gateways::cache_generation.eq(gateways::cache_generation
+            + case_when(changed, raise.into_sql::<BigInt>()).otherwise(0_i64.into_sql::<BigInt>())),
         gateways::settings.eq(settings),
         gateways::modified_at.eq(modified_at_ms),
     ))

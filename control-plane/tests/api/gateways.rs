@@ -1,5 +1,7 @@
-//! Gateway CRUD, the URL endpoint and account isolation.
+//! Gateway CRUD, the URL endpoint, account isolation and cache invalidation on update.
 
+use gatehouse_bus::{ConfigBus, GatewayEntry, StoredDocument};
+use gatehouse_shared::config::{GatewayConfigDocument, GatewayKey};
 use serde_json::{Value, json};
 
 use crate::on_both_backends;
@@ -16,6 +18,7 @@ on_both_backends!(
     the_url_endpoint_returns_the_data_plane_url_of_a_provider,
     one_account_never_sees_another_accounts_gateways,
     the_same_gateway_id_may_exist_in_two_accounts,
+    updates_that_change_settings_raise_the_cache_generation_only_when_asked_to,
 );
 
 async fn a_gateway_goes_through_create_get_update_and_delete(app: TestApp) {
@@ -262,4 +265,79 @@ async fn the_same_gateway_id_may_exist_in_two_accounts(app: TestApp) {
         .get(&app.gw_url("globex", "/gateways/shared-name"))
         .await;
     assert_eq!(status, 200);
+}
+
+/// The cache generation of the gateway's document on the bus (the server publishes before it answers).
+async fn published_cache_generation(app: &TestApp, account: &str, id: &str) -> i64 {
+    let key = GatewayKey::new(account, id);
+    let entry = app
+        .bus
+        .fetch_gateways(std::slice::from_ref(&key))
+        .await
+        .unwrap()
+        .remove(0);
+    match entry {
+        Some(GatewayEntry::Document(StoredDocument { body, .. })) => {
+            serde_json::from_str::<GatewayConfigDocument>(&body)
+                .unwrap()
+                .cache_generation
+        }
+        other => panic!("expected a document, got {other:?}"),
+    }
+}
+
+async fn updates_that_change_settings_raise_the_cache_generation_only_when_asked_to(app: TestApp) {
+    let created = app.create_gateway("acme", "cached").await;
+    assert_eq!(created["cache_invalidate_on_update"], true);
+    assert_eq!(published_cache_generation(&app, "acme", "cached").await, 0);
+    app.create_gateway("acme", "bystander").await;
+
+    let url = app.gw_url("acme", "/gateways/cached");
+    let mut body = minimal_gateway("cached");
+    let put = async |body: &Value| {
+        let (status, answer) = app.put(&url, body).await;
+        assert_eq!(status, 200, "{answer}");
+        assert!(
+            answer["result"].get("cache_generation").is_none(),
+            "internal, not part of the API: {answer}"
+        );
+        published_cache_generation(&app, "acme", "cached").await
+    };
+
+    body["cache_ttl"] = json!(300);
+    assert_eq!(put(&body).await, 1, "settings changed");
+    assert_eq!(
+        put(&body).await,
+        1,
+        "the same settings again change nothing"
+    );
+
+    body["spend_limits"] =
+        json!({"enabled": true, "rules": [{"limit": 5, "limitType": "cost", "window": 60}]});
+    assert_eq!(put(&body).await, 2, "a nested object changed");
+    body.as_object_mut().unwrap().remove("spend_limits");
+    assert_eq!(
+        put(&body).await,
+        2,
+        "an omitted object keeps its stored value"
+    );
+
+    body["cache_invalidate_on_update"] = json!(false);
+    body["cache_ttl"] = json!(600);
+    assert_eq!(put(&body).await, 2, "not asked to invalidate");
+    body["cache_ttl"] = json!(900);
+    assert_eq!(put(&body).await, 2, "still not asked to");
+
+    body["cache_invalidate_on_update"] = json!(true);
+    assert_eq!(
+        put(&body).await,
+        3,
+        "switching it on is a change of settings that asks for it"
+    );
+
+    assert_eq!(
+        published_cache_generation(&app, "acme", "bystander").await,
+        0,
+        "other gateways keep theirs"
+    );
 }

@@ -11,6 +11,11 @@ pub(crate) enum Endpoint<'a> {
     Readyz,
     /// `/v1/{account}/{gateway}/{provider}/{rest}`: the provider-native form (spec §2.1 form 1).
     Provider(ProviderPath<'a>),
+    /// `POST /v1/{account}/{gateway}`: the universal endpoint (spec §2.1 form 3).
+    Universal {
+        account: &'a str,
+        gateway: &'a str,
+    },
     Unknown,
 }
 
@@ -36,8 +41,19 @@ pub(crate) fn classify<'a>(method: &Method, path: &'a str) -> Endpoint<'a> {
         return Endpoint::Unknown;
     };
     let mut parts = tail.splitn(4, '/');
-    let (Some(account), Some(gateway), Some(provider)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(account), Some(gateway)) = (parts.next(), parts.next()) else {
+        return Endpoint::Unknown;
+    };
+    let provider = parts.next();
+    if provider.is_none_or(str::is_empty) && parts.next().is_none() {
+        // `/v1/{account}/{gateway}` (a trailing slash allowed): the universal endpoint takes POST only.
+        return if method == Method::POST && !account.is_empty() && !gateway.is_empty() {
+            Endpoint::Universal { account, gateway }
+        } else {
+            Endpoint::Unknown
+        };
+    }
+    let Some(provider) = provider else {
         return Endpoint::Unknown;
     };
     if account.is_empty() || gateway.is_empty() || provider.is_empty() {
@@ -98,7 +114,25 @@ mod tests {
                 "/v1/acct/gw/workers-ai/@cf/meta/llama",
                 provider("acct", "gw", "workers-ai", "@cf/meta/llama"),
             ),
-            (Method::POST, "/v1/acct/gw", Endpoint::Unknown),
+            (
+                Method::POST,
+                "/v1/acct/gw",
+                Endpoint::Universal {
+                    account: "acct",
+                    gateway: "gw",
+                },
+            ),
+            (
+                Method::POST,
+                "/v1/acct/gw/",
+                Endpoint::Universal {
+                    account: "acct",
+                    gateway: "gw",
+                },
+            ),
+            (Method::GET, "/v1/acct/gw", Endpoint::Unknown),
+            (Method::POST, "/v1/acct", Endpoint::Unknown),
+            (Method::POST, "/v1//gw", Endpoint::Unknown),
             (Method::POST, "/v1//gw/openai/x", Endpoint::Unknown),
             (Method::POST, "/v1/acct//openai/x", Endpoint::Unknown),
             (Method::POST, "/v2/acct/gw/openai/x", Endpoint::Unknown),

@@ -1,6 +1,8 @@
-//! The upstream exchange, driven with pingora's HTTP connector (design §3): take a pooled session, send the
-//! rewritten header and the body, wait for the response header within the timeout, then relay the response
-//! downstream chunk by chunk as it arrives, and return the session to the pool when it completed cleanly.
+//! The upstream exchange, driven with pingora's HTTP connector (design §3), in two halves so the attempt loop
+//! (`attempts.rs`) can decide between them: [`Upstreams::open`] takes a pooled session, sends the rewritten header
+//! and the body and waits for the response header within the attempt's timeout; [`Upstreams::relay`] then sends
+//! the response downstream chunk by chunk as it arrives and returns the session to the pool when it completed.
+//! Until `relay` starts, nothing has reached the client, so a failed or refused attempt can still be retried.
 
 use std::time::Duration;
 
@@ -53,17 +55,46 @@ pub(crate) struct Upstreams {
     response_timeout: Duration,
 }
 
-/// One upstream exchange: where to, what to send, and what to add to the client's response.
-pub(crate) struct Exchange<'a> {
-    pub target: &'a UpstreamTarget,
-    pub request: RequestHeader,
-    pub body: Bytes,
-    /// Overrides the default wait for the response header (`cf-aig-request-timeout`).
-    pub response_timeout: Option<Duration>,
+/// A provider's response whose header has arrived and whose body is still on the connection.
+pub(crate) struct OpenedResponse {
+    session: HttpSession,
+    peer: HttpPeer,
+}
+
+impl OpenedResponse {
+    pub(crate) fn status(&self) -> u16 {
+        self.session
+            .response_header()
+            .map_or(0, |h| h.status.as_u16())
+    }
+}
+
+/// Why an attempt produced no response header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AttemptFailure {
+    /// Name resolution, connection or the exchange before the header failed.
+    Unreachable,
+    /// No response header within the attempt's wait.
+    TimedOut,
+}
+
+impl AttemptFailure {
+    pub(crate) fn error(self) -> AiGatewayError {
+        match self {
+            AttemptFailure::Unreachable => AiGatewayError::PROVIDER_UNREACHABLE,
+            AttemptFailure::TimedOut => AiGatewayError::PROVIDER_TIMEOUT,
+        }
+    }
+}
+
+/// What relaying sends downstream besides the provider's response.
+pub(crate) struct Relay<'a> {
     pub extra_response_headers: &'a [(&'static str, &'a str)],
     /// Provider slug and path after it, for reading usage in the provider's format.
     pub provider: &'a str,
     pub path: &'a str,
+    /// How long the body may pause between chunks.
+    pub read_timeout: Duration,
 }
 
 /// Why the exchange failed after the response had started: nothing more can be sent to the client, the
@@ -90,6 +121,11 @@ impl Upstreams {
             connect_timeout,
             response_timeout,
         }
+    }
+
+    /// The node's longest wait for a response header (and between body chunks); every attempt ends by then.
+    pub(crate) fn response_timeout(&self) -> Duration {
+        self.response_timeout
     }
 
     /// Builds the upstream request header from the client's: same method, the target path, every header except
@@ -121,48 +157,38 @@ impl Upstreams {
         Ok(up)
     }
 
-    /// Sends the request and relays the response; `capture` (when the request is logged) sees the response.
-    pub(crate) async fn forward(
+    /// One attempt: sends the request and waits up to `wait` for the response header. Nothing is written
+    /// downstream, so the caller may still retry or fall back.
+    pub(crate) async fn open(
         &self,
-        downstream: &mut Session,
-        exchange: Exchange<'_>,
-        mut capture: Option<&mut ResponseCapture>,
-    ) -> Result<(), ForwardError> {
-        let Exchange {
-            target,
-            request,
-            body,
-            response_timeout,
-            extra_response_headers,
-            provider,
-            path,
-        } = exchange;
+        target: &UpstreamTarget,
+        request: &RequestHeader,
+        body: &Bytes,
+        wait: Duration,
+    ) -> Result<OpenedResponse, AttemptFailure> {
         let addr = self
             .resolver
             .resolve(&target.host, target.port)
             .await
             .map_err(|e| {
                 tracing::debug!(host = %target.host, error = %e, "upstream name did not resolve");
-                ForwardError::BeforeResponse(AiGatewayError::PROVIDER_UNREACHABLE)
+                AttemptFailure::Unreachable
             })?;
         let mut peer = HttpPeer::new(addr, target.tls, target.host.clone());
         peer.options.connection_timeout = Some(self.connect_timeout);
         peer.options.total_connection_timeout = Some(self.connect_timeout);
         peer.options.idle_timeout = Some(POOL_IDLE_TIMEOUT);
-        let wait = response_timeout.unwrap_or(self.response_timeout);
 
         // A pooled connection may have been closed by the upstream while idle; that shows as an error before any
         // response byte. Such a failure is retried once on a fresh connection (the request never reached the
-        // provider's application), any other failure is final.
+        // provider's application), any other failure ends the attempt.
         let mut fresh_only = false;
-        let mut upstream = loop {
+        loop {
             let (mut session, reused) = match self.connector.get_http_session(&peer).await {
                 Ok(s) => s,
                 Err(e) => {
                     tracing::debug!(error = %e, "upstream connection failed");
-                    return Err(ForwardError::BeforeResponse(
-                        AiGatewayError::PROVIDER_UNREACHABLE,
-                    ));
+                    return Err(AttemptFailure::Unreachable);
                 }
             };
             if fresh_only && reused {
@@ -170,25 +196,38 @@ impl Upstreams {
                 continue;
             }
             match send(&mut session, request.clone(), body.clone(), wait).await {
-                Ok(()) => break session,
-                Err(SendError::Timeout) => {
-                    return Err(ForwardError::BeforeResponse(
-                        AiGatewayError::PROVIDER_TIMEOUT,
-                    ));
+                Ok(()) if session.response_header().is_some() => {
+                    return Ok(OpenedResponse { session, peer });
                 }
+                Ok(()) => return Err(AttemptFailure::Unreachable),
+                Err(SendError::Timeout) => return Err(AttemptFailure::TimedOut),
                 Err(SendError::Failed(e)) if reused && !fresh_only => {
                     tracing::debug!(error = %e, "reused upstream connection failed; retrying on a new one");
                     fresh_only = true;
                 }
                 Err(SendError::Failed(e)) => {
                     tracing::debug!(error = %e, "upstream exchange failed before the response");
-                    return Err(ForwardError::BeforeResponse(
-                        AiGatewayError::PROVIDER_UNREACHABLE,
-                    ));
+                    return Err(AttemptFailure::Unreachable);
                 }
             }
-        };
+        }
+    }
 
+    /// Sends an opened response downstream: its header (plus the gateway's), then each body chunk as it arrives.
+    /// `capture` (when the request is logged) and `tee` (when the response may be cached) see every chunk. The
+    /// connection returns to the pool when the body completed.
+    pub(crate) async fn relay(
+        &self,
+        downstream: &mut Session,
+        opened: OpenedResponse,
+        relay: Relay<'_>,
+        mut capture: Option<&mut ResponseCapture>,
+        mut tee: Option<&mut super::cache::CacheTee>,
+    ) -> Result<(), ForwardError> {
+        let OpenedResponse {
+            session: mut upstream,
+            peer,
+        } = opened;
         let Some(up_header) = upstream.response_header() else {
             return Err(ForwardError::BeforeResponse(
                 AiGatewayError::PROVIDER_UNREACHABLE,
@@ -199,28 +238,36 @@ impl Upstreams {
                 .headers
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok());
-            c.begin(content_type, provider, path);
+            c.begin(content_type, relay.provider, relay.path);
         }
-        let downstream_header =
-            response_header(up_header, downstream.is_http2(), extra_response_headers).map_err(
-                |e| {
-                    ForwardError::BeforeResponse(AiGatewayError::bad_request(format!(
-                        "provider response header: {e}"
-                    )))
-                },
-            )?;
+        if let Some(t) = tee.as_deref_mut() {
+            t.begin(up_header);
+        }
+        let downstream_header = response_header(
+            up_header,
+            downstream.is_http2(),
+            relay.extra_response_headers,
+        )
+        .map_err(|e| {
+            ForwardError::BeforeResponse(AiGatewayError::bad_request(format!(
+                "provider response header: {e}"
+            )))
+        })?;
         downstream
             .write_response_header(Box::new(downstream_header), false)
             .await
             .map_err(ForwardError::AfterResponse)?;
 
         // Streamed responses may pause between events for a long time; the read timeout still bounds a stall.
-        upstream.set_read_timeout(Some(wait));
+        upstream.set_read_timeout(Some(relay.read_timeout));
         loop {
             match upstream.read_response_body().await {
                 Ok(Some(chunk)) => {
                     if let Some(c) = capture.as_deref_mut() {
                         c.chunk(&chunk);
+                    }
+                    if let Some(t) = tee.as_deref_mut() {
+                        t.chunk(&chunk);
                     }
                     downstream
                         .write_response_body(Some(chunk), false)
@@ -228,7 +275,12 @@ impl Upstreams {
                         .map_err(ForwardError::AfterResponse)?;
                 }
                 Ok(None) => break,
-                Err(e) => return Err(ForwardError::AfterResponse(e)),
+                Err(e) => {
+                    if let Some(t) = tee.as_deref_mut() {
+                        t.abandon();
+                    }
+                    return Err(ForwardError::AfterResponse(e));
+                }
             }
         }
         downstream
@@ -236,9 +288,14 @@ impl Upstreams {
             .await
             .map_err(ForwardError::AfterResponse)?;
         if upstream.response_done() {
+            if let Some(t) = tee.as_deref_mut() {
+                t.complete();
+            }
             self.connector
                 .release_http_session(upstream, &peer, Some(POOL_IDLE_TIMEOUT))
                 .await;
+        } else if let Some(t) = tee {
+            t.abandon();
         }
         Ok(())
     }

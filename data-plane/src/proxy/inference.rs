@@ -1,52 +1,116 @@
-//! The provider-native inference path (`/v1/{account}/{gateway}/{provider}/{rest}`): gateway lookup,
-//! authentication, routing, body, credentials, then the upstream exchange.
+//! The inference path, for both the provider-native form (`/v1/{account}/{gateway}/{provider}/{rest}`) and the
+//! universal endpoint (`POST /v1/{account}/{gateway}`): gateway lookup, authentication, the rate limit, the body,
+//! the steps, the cache, then the attempt loop and the relay of the chosen answer.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use gatehouse_shared::gateway::GatewaySettings;
+use gatehouse_shared::gateway::{GatewaySettings, RateLimitingTechnique};
 use gatehouse_shared::ids::DEFAULT_GATEWAY_ID;
+use gatehouse_shared::pricing::CustomCost;
 use pingora::proxy::Session;
 
+use super::attempts::{self, Outcome, StepFailure};
 use super::auth::{GatewayCaller, authenticate};
+use super::cache::{CACHE_STATUS_HEADER, CacheTee, CachedResponse};
 use super::endpoint::ProviderPath;
-use super::forward::{Exchange, ForwardError};
-use super::log_draft::{LogDraft, ResponseCapture, flag, parse_metadata, request_model};
-use super::{GatewayProxy, RequestContext, credentials, respond};
+use super::forward::{ForwardError, Relay};
+use super::log_draft::{LogDraft, ResponseCapture, flag, parse_metadata};
+use super::steps::{self, Step, StepConfig, StepRequest};
+use super::{GatewayProxy, RequestContext, respond, universal};
 use crate::error::AiGatewayError;
-use crate::route::RouteError;
 use crate::snapshot::{CompiledGateway, ConfigSnapshot};
-use gatehouse_shared::pricing::CustomCost;
+use gatehouse_bus::limits::{Admission, WindowTechnique};
 
-/// Request headers the gateway reads.
+/// Request headers the gateway reads here (the step controls are in `steps.rs` and `cache.rs`).
 const AUTHORIZATION_HEADER: &str = "cf-aig-authorization";
-const BYOK_ALIAS_HEADER: &str = "cf-aig-byok-alias";
-const REQUEST_TIMEOUT_HEADER: &str = "cf-aig-request-timeout";
 const COLLECT_LOG_HEADER: &str = "cf-aig-collect-log";
 const COLLECT_PAYLOAD_HEADER: &str = "cf-aig-collect-log-payload";
 const EVENT_ID_HEADER: &str = "cf-aig-event-id";
 const METADATA_HEADER: &str = "cf-aig-metadata";
 const CUSTOM_COST_HEADER: &str = "cf-aig-custom-cost";
 
+/// Which form of inference request this is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum InferenceRoute<'a> {
+    Provider {
+        path: ProviderPath<'a>,
+        query: Option<&'a str>,
+    },
+    Universal {
+        account: &'a str,
+        gateway: &'a str,
+    },
+}
+
+impl<'a> InferenceRoute<'a> {
+    fn account(&self) -> &'a str {
+        match self {
+            InferenceRoute::Provider { path, .. } => path.account,
+            InferenceRoute::Universal { account, .. } => account,
+        }
+    }
+
+    fn gateway(&self) -> &'a str {
+        match self {
+            InferenceRoute::Provider { path, .. } => path.gateway,
+            InferenceRoute::Universal { gateway, .. } => gateway,
+        }
+    }
+}
+
+/// The response headers every answer of a request carries.
+struct ResponseIds {
+    request_id: String,
+    /// The answering step's log id, when the request is logged.
+    log_id: Option<String>,
+    event_id: Option<String>,
+    /// Universal requests: the answering step's index.
+    step: Option<String>,
+}
+
+impl ResponseIds {
+    fn headers(&self, cache_status: Option<&'static str>) -> Vec<(&'static str, &str)> {
+        let mut extra: Vec<(&'static str, &str)> = Vec::with_capacity(5);
+        extra.push(("cf-aig-request-id", self.request_id.as_str()));
+        if let Some(log_id) = &self.log_id {
+            extra.push(("cf-aig-log-id", log_id.as_str()));
+        }
+        if let Some(event_id) = &self.event_id {
+            extra.push(("cf-aig-event-id", event_id.as_str()));
+        }
+        if let Some(step) = &self.step {
+            extra.push(("cf-aig-step", step.as_str()));
+        }
+        if let Some(status) = cache_status {
+            extra.push((CACHE_STATUS_HEADER, status));
+        }
+        extra
+    }
+}
+
 impl GatewayProxy {
-    /// Serves one provider-native request; every gateway-made failure is rendered here, before any response byte.
-    pub(super) async fn serve_provider(
+    /// Serves one inference request; every gateway-made failure is rendered here, before any response byte.
+    pub(super) async fn serve_inference(
         &self,
         session: &mut Session,
         ctx: &mut RequestContext,
-        path: ProviderPath<'_>,
-        query: Option<&str>,
+        route: InferenceRoute<'_>,
     ) -> pingora::Result<()> {
         let request_id = ulid::Ulid::generate();
         ctx.request_id = Some(request_id);
-        match self
-            .forward_provider(session, ctx, path, query, request_id)
-            .await
-        {
+        match self.run_inference(session, ctx, route, request_id).await {
             Ok(()) => Ok(()),
             Err(ForwardError::BeforeResponse(error)) => {
-                respond::gateway_error(session, &error).await?;
+                let logged = ctx.log.as_deref().filter(|_| ctx.submit_log);
+                let ids = ResponseIds {
+                    request_id: request_id.to_string(),
+                    log_id: logged.map(|d| d.id.clone()),
+                    event_id: logged.map(|d| d.event_id.clone()),
+                    step: None,
+                };
+                respond::gateway_error_with(session, &error, &ids.headers(None)).await?;
                 if error.code == crate::error::code::BODY_TOO_LARGE {
                     drain_rejected_body(session).await;
                 }
@@ -56,12 +120,11 @@ impl GatewayProxy {
         }
     }
 
-    async fn forward_provider(
+    async fn run_inference(
         &self,
         session: &mut Session,
         ctx: &mut RequestContext,
-        path: ProviderPath<'_>,
-        query: Option<&str>,
+        route: InferenceRoute<'_>,
         request_id: ulid::Ulid,
     ) -> Result<(), ForwardError> {
         let before = ForwardError::BeforeResponse;
@@ -70,17 +133,13 @@ impl GatewayProxy {
         }
         // One snapshot for the whole request.
         let snapshot = self.config.load();
-        let caller = authenticate(
-            header(session, AUTHORIZATION_HEADER),
-            &snapshot,
-            path.account,
-        );
-        let gateway =
-            find_gateway(&snapshot, path.account, path.gateway, caller).map_err(before)?;
+        let (account, gateway_id) = (route.account(), route.gateway());
+        let caller = authenticate(header(session, AUTHORIZATION_HEADER), &snapshot, account);
+        let gateway = find_gateway(&snapshot, account, gateway_id, caller).map_err(before)?;
         if gateway.version == 0 && gateway.is_default {
             // Served from the settings it will be created with; the control plane creates it once (deduplicated,
             // never blocking) and the next requests use the stored one.
-            self.default_gateways.request(path.account);
+            self.default_gateways.request(account);
         }
         if gateway.settings.authentication && caller != GatewayCaller::Authorized {
             return Err(before(AiGatewayError::UNAUTHORIZED));
@@ -88,79 +147,391 @@ impl GatewayProxy {
         // From here on the request is the gateway's: it is logged, errors included, when logging is on.
         let collect =
             flag(header(session, COLLECT_LOG_HEADER)).unwrap_or(gateway.settings.collect_logs);
-        if collect {
-            ctx.log = Some(Box::new(new_draft(
-                session, &path, &gateway, request_id, caller,
-            )));
+        // Spend limits need the answer's cost, which the record works out: such a request gets a draft even when
+        // it is not logged (then without bodies, and never submitted).
+        if collect || gateway.spend_limits.is_some() {
+            let (provider, path) = match route {
+                InferenceRoute::Provider { path, .. } => (path.provider, path.rest),
+                InferenceRoute::Universal { .. } => ("universal", ""),
+            };
+            let mut draft = new_draft(
+                session, account, gateway_id, provider, path, &gateway, request_id, caller,
+            );
+            if !collect {
+                draft.collect_payload = false;
+                draft.response = ResponseCapture::new(false);
+            }
+            ctx.log = Some(Box::new(draft));
+            ctx.submit_log = collect;
         }
-        let target = self
-            .table
-            .route(path.provider, path.rest, query, path.account, |slug| {
-                gateway
-                    .custom_providers
-                    .get(slug)
-                    .map(|c| c.base_url.clone())
-            })
-            .map_err(|e| {
-                before(match e {
-                    RouteError::UnknownProvider => AiGatewayError::INVALID_PROVIDER,
-                    RouteError::BadPath(message) => AiGatewayError::bad_request(message),
-                })
-            })?;
-        let timeout = request_timeout(session).map_err(before)?;
-        let alias = header(session, BYOK_ALIAS_HEADER).and_then(|v| std::str::from_utf8(v).ok());
-        let credential = credentials::choose(
-            path.provider,
-            target.credential,
-            session.req_header(),
-            gateway.provider_keys.get(path.provider),
-            alias,
-        )
-        .map_err(before)?;
+        self.check_rate_limit(account, gateway_id, &gateway.settings)
+            .await
+            .map_err(before)?;
         let body = read_body(session, self.max_body_bytes)
             .await
             .map_err(before)?;
         if let Some(draft) = ctx.log.as_deref_mut() {
-            draft.model = request_model(&body);
+            draft.model = super::log_draft::request_model(&body);
             draft.request_body = body.clone();
         }
-        let mut upstream =
-            super::forward::Upstreams::upstream_header(session.req_header(), &target, body.len())
-                .map_err(|e| before(AiGatewayError::bad_request(format!("request header: {e}"))))?;
-        if let Some(c) = credential {
-            upstream.insert_header(c.name, c.value).map_err(|_| {
-                before(AiGatewayError::bad_request(
-                    "the stored provider key is not a valid header value",
-                ))
-            })?;
-        }
-        let id = request_id.to_string();
-        let event_id = ctx.log.as_deref().map(|d| d.event_id.clone());
-        let capture = ctx.log.as_deref_mut().map(|d| &mut d.response);
-        let mut extra: Vec<(&'static str, &str)> = vec![("cf-aig-request-id", id.as_str())];
-        if let Some(event_id) = event_id.as_deref() {
-            // Single-step requests: the log id is the request id (spec §2.4).
-            extra.push(("cf-aig-log-id", id.as_str()));
-            extra.push(("cf-aig-event-id", event_id));
-        }
-        let exchange = Exchange {
-            target: &target,
-            request: upstream,
-            body,
-            response_timeout: timeout,
-            extra_response_headers: &extra,
-            provider: path.provider,
-            path: path.rest,
+        let mut steps = self
+            .build_steps(session, route, &gateway, body)
+            .map_err(before)?;
+        let universal = matches!(route, InferenceRoute::Universal { .. });
+        let logged = ctx.submit_log;
+        let mut ids = ResponseIds {
+            request_id: request_id.to_string(),
+            log_id: None,
+            event_id: None,
+            step: None,
         };
-        self.upstreams.forward(session, exchange, capture).await?;
+
+        // A cache hit on the first step answers without any provider call (and without a spend check).
+        if let Some(plan) = steps[0].cache.as_ref().filter(|p| !p.skip)
+            && let Some(hit) = self.cache_lookup(&plan.key).await
+        {
+            self.describe_step(ctx, &steps[0], universal, &mut ids);
+            if let Some(draft) = ctx.log.as_deref_mut() {
+                draft.cached = true;
+            }
+            return self.serve_cached(session, ctx, &steps[0], hit, &ids).await;
+        }
+
+        // Spend limits: a step over a budget is left out; a universal request falls back past it.
+        let mut charges = Vec::new();
+        if let Some(limits) = gateway.spend_limits.as_deref() {
+            let metadata =
+                super::spend::metadata_map(ctx.log.as_deref().and_then(|d| d.metadata.as_deref()));
+            let mut kept = Vec::with_capacity(steps.len());
+            let mut refusal = None;
+            for step in steps {
+                match self
+                    .check_spend(account, gateway_id, limits, &step, &metadata)
+                    .await
+                {
+                    Ok(charge) => {
+                        kept.push(step);
+                        charges.push(Some(charge));
+                    }
+                    Err(error) => {
+                        refusal.get_or_insert(error);
+                    }
+                }
+            }
+            if let Some(error) = refusal.filter(|_| kept.is_empty()) {
+                return Err(before(error));
+            }
+            steps = kept;
+        }
+        self.describe_step(ctx, &steps[0], universal, &mut ids);
+
+        let started = Instant::now();
+        let log_failures = logged;
+        let mut failed_steps: Vec<(usize, StepFailure, Duration)> = Vec::new();
+        let outcome = attempts::run(&self.upstreams, &steps, |index, failure| {
+            if log_failures {
+                failed_steps.push((index, failure, started.elapsed()));
+            }
+        })
+        .await;
+        self.log_failed_steps(ctx, &steps, failed_steps);
+
+        let (answering, opened) = match outcome {
+            Outcome::Respond { step, opened } => (step, opened),
+            Outcome::Failed { step, failure } => {
+                self.switch_draft_to_step(ctx, &steps, step, &mut ids);
+                return Err(before(failure.error()));
+            }
+        };
+        self.switch_draft_to_step(ctx, &steps, answering, &mut ids);
+        ctx.spend = charges.get_mut(answering).and_then(Option::take);
+        let step = &steps[answering];
+        let mut tee = step
+            .cache
+            .as_ref()
+            .filter(|p| !p.skip)
+            .map(|_| CacheTee::default());
+        let cache_status = step.cache.as_ref().map(|_| "MISS");
+        let extra = ids.headers(cache_status);
+        let relay = Relay {
+            extra_response_headers: &extra,
+            provider: &step.provider,
+            path: &step.path,
+            read_timeout: self.upstreams.response_timeout(),
+        };
+        let capture = ctx.log.as_deref_mut().map(|d| &mut d.response);
+        self.upstreams
+            .relay(session, opened, relay, capture, tee.as_mut())
+            .await?;
+        if let (Some(plan), Some(entry)) = (&step.cache, tee.and_then(CacheTee::into_entry)) {
+            self.cache_store(&plan.key, entry, plan.ttl).await;
+        }
         Ok(())
+    }
+
+    /// The request's steps: the provider-native request itself, or each step of a universal body.
+    fn build_steps(
+        &self,
+        session: &Session,
+        route: InferenceRoute<'_>,
+        gateway: &CompiledGateway,
+        body: Bytes,
+    ) -> Result<Vec<Step>, AiGatewayError> {
+        let client = session.req_header();
+        match route {
+            InferenceRoute::Provider { path, query } => {
+                let config = StepConfig::default();
+                let step = steps::build(
+                    &self.table,
+                    gateway,
+                    StepRequest {
+                        provider: path.provider,
+                        rest: path.rest,
+                        query,
+                        account: path.account,
+                        client,
+                        step_headers: &[],
+                        method: None,
+                        body,
+                        config: &config,
+                    },
+                )?;
+                Ok(vec![step])
+            }
+            InferenceRoute::Universal { account, .. } => universal::parse(&body)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    steps::build(
+                        &self.table,
+                        gateway,
+                        StepRequest {
+                            provider: &u.provider,
+                            rest: &u.endpoint,
+                            query: u.query_string.as_deref(),
+                            account,
+                            client,
+                            step_headers: &u.headers,
+                            method: Some(http::Method::POST),
+                            body: u.body.clone(),
+                            config: &u.config,
+                        },
+                    )
+                    .map(|step| Step {
+                        index: i as u32,
+                        ..step
+                    })
+                    .map_err(|e| AiGatewayError {
+                        message: format!("step {i}: {}", e.message).into(),
+                        ..e
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// The gateway's request rate limit (spec §3.3); every request that reaches the gateway counts, cache hits
+    /// included. A store failure admits the request: the limit store answers from local counters when Redis is
+    /// unreachable, so an error here means something unexpected, and refusing traffic for it would be worse.
+    async fn check_rate_limit(
+        &self,
+        account: &str,
+        gateway: &str,
+        settings: &GatewaySettings,
+    ) -> Result<(), AiGatewayError> {
+        let (Some(limit), Some(interval)) = (
+            settings.rate_limiting_limit.filter(|l| *l > 0),
+            settings.rate_limiting_interval.filter(|i| *i > 0),
+        ) else {
+            return Ok(());
+        };
+        let technique = match settings.rate_limiting_technique {
+            Some(RateLimitingTechnique::Sliding) => WindowTechnique::Sliding,
+            // Cloudflare's default (spec §1.2).
+            Some(RateLimitingTechnique::Fixed) | None => WindowTechnique::Fixed,
+        };
+        let key = format!("rl:{account}:{gateway}");
+        match self
+            .limits
+            .admit_request(
+                &key,
+                limit as u64,
+                Duration::from_secs(interval as u64),
+                technique,
+            )
+            .await
+        {
+            Ok(Admission::Admitted) => Ok(()),
+            Ok(Admission::Limited { retry_after }) => {
+                Err(AiGatewayError::rate_limited(retry_after))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "rate limit store failed; admitting the request");
+                Ok(())
+            }
+        }
+    }
+
+    async fn cache_lookup(
+        &self,
+        key: &gatehouse_bus::response_cache::CacheKey,
+    ) -> Option<CachedResponse> {
+        match self.cache.get(key).await {
+            Ok(Some(entry)) => CachedResponse::decode(entry),
+            Ok(None) => None,
+            Err(error) => {
+                // A cache that cannot answer is a miss; the provider still can.
+                tracing::debug!(%error, "cache lookup failed");
+                None
+            }
+        }
+    }
+
+    async fn cache_store(
+        &self,
+        key: &gatehouse_bus::response_cache::CacheKey,
+        entry: Bytes,
+        ttl: Duration,
+    ) {
+        if let Err(error) = self.cache.put(key, entry, ttl).await {
+            tracing::debug!(%error, "cache store failed");
+        }
+    }
+
+    /// Sends a cached answer; the log record reads usage from it as from a provider response.
+    async fn serve_cached(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestContext,
+        step: &Step,
+        hit: CachedResponse,
+        ids: &ResponseIds,
+    ) -> Result<(), ForwardError> {
+        let header = hit
+            .response_header(&ids.headers(Some("HIT")))
+            .map_err(|e| {
+                ForwardError::BeforeResponse(AiGatewayError::bad_request(format!(
+                    "cached header: {e}"
+                )))
+            })?;
+        if let Some(capture) = ctx.log.as_deref_mut().map(|d| &mut d.response) {
+            capture.begin(hit.content_type(), &step.provider, &step.path);
+            capture.chunk(&hit.body);
+        }
+        session
+            .write_response_header(Box::new(header), false)
+            .await
+            .map_err(ForwardError::AfterResponse)?;
+        session
+            .write_response_body(Some(hit.body), true)
+            .await
+            .map_err(ForwardError::AfterResponse)?;
+        Ok(())
+    }
+
+    /// Points the request's draft and response ids at the first step to be tried: universal records carry
+    /// their step's provider, path and body, and the response names the step.
+    fn describe_step(
+        &self,
+        ctx: &mut RequestContext,
+        first: &Step,
+        universal: bool,
+        ids: &mut ResponseIds,
+    ) {
+        if universal {
+            ids.step = Some(first.index.to_string());
+            if let Some(draft) = ctx.log.as_deref_mut() {
+                *draft = draft.for_step(
+                    draft.id.clone(),
+                    first.index,
+                    &first.provider,
+                    &first.path,
+                    first.body.clone(),
+                );
+            }
+        }
+        if ctx.submit_log
+            && let Some(draft) = ctx.log.as_deref()
+        {
+            ids.log_id = Some(draft.id.clone());
+            ids.event_id = Some(draft.event_id.clone());
+        }
+    }
+
+    /// Universal requests: a record for every step that handed over to the next one, submitted now.
+    fn log_failed_steps(
+        &self,
+        ctx: &RequestContext,
+        steps: &[Step],
+        failed: Vec<(usize, StepFailure, Duration)>,
+    ) {
+        let Some(base) = ctx.log.as_deref() else {
+            return;
+        };
+        for (index, failure, elapsed) in failed {
+            let step = &steps[index];
+            let id = if index == 0 {
+                base.id.clone()
+            } else {
+                ulid::Ulid::generate().to_string()
+            };
+            let draft = base.for_step(
+                id,
+                step.index,
+                &step.provider,
+                &step.path,
+                step.body.clone(),
+            );
+            let status = match failure {
+                StepFailure::Status(status) => status,
+                StepFailure::NoAnswer(failure) => failure.error().status.as_u16(),
+            };
+            let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+            self.log_sink.submit(draft.into_record(status, duration_ms));
+        }
+    }
+
+    /// Makes the request's draft describe step `index` (the one whose answer the client gets) and points the
+    /// response's log id and step header at it.
+    fn switch_draft_to_step(
+        &self,
+        ctx: &mut RequestContext,
+        steps: &[Step],
+        index: usize,
+        ids: &mut ResponseIds,
+    ) {
+        if ids.step.is_none() {
+            return;
+        }
+        let step = &steps[index];
+        ids.step = Some(step.index.to_string());
+        // The first step tried already owns the request's draft and its id.
+        if index == 0 {
+            return;
+        }
+        if let Some(draft) = ctx.log.as_deref_mut() {
+            *draft = draft.for_step(
+                ulid::Ulid::generate().to_string(),
+                step.index,
+                &step.provider,
+                &step.path,
+                step.body.clone(),
+            );
+            if ctx.submit_log {
+                ids.log_id = Some(draft.id.clone());
+            }
+        }
     }
 }
 
 /// The draft of a request's log record, from what is known before the body is read.
+#[allow(clippy::too_many_arguments)]
 fn new_draft(
     session: &Session,
-    path: &ProviderPath<'_>,
+    account: &str,
+    gateway_id: &str,
+    provider: &str,
+    path: &str,
     gateway: &CompiledGateway,
     request_id: ulid::Ulid,
     caller: GatewayCaller,
@@ -170,10 +541,10 @@ fn new_draft(
     LogDraft {
         id: request_id.to_string(),
         created_at_ms: i64::try_from(request_id.timestamp_ms()).unwrap_or(i64::MAX),
-        account_id: path.account.to_owned(),
-        gateway_id: path.gateway.to_owned(),
-        provider: path.provider.to_owned(),
-        path: path.rest.to_owned(),
+        account_id: account.to_owned(),
+        gateway_id: gateway_id.to_owned(),
+        provider: provider.to_owned(),
+        path: path.to_owned(),
         // A client-chosen event id is kept within a sane length; otherwise the request id serves.
         event_id: text(EVENT_ID_HEADER)
             .filter(|e| !e.is_empty() && e.len() <= 256)
@@ -190,6 +561,8 @@ fn new_draft(
         custom_cost: header(session, CUSTOM_COST_HEADER)
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(|v| CustomCost::parse(v).ok()),
+        step: 0,
+        cached: false,
         response: ResponseCapture::new(collect_payload),
     }
 }
@@ -225,24 +598,9 @@ fn find_gateway(
         settings: GatewaySettings::for_default_gateway(),
         provider_keys: Default::default(),
         custom_providers: Default::default(),
+        cache_generation: 0,
+        spend_limits: None,
     }))
-}
-
-/// `cf-aig-request-timeout`: milliseconds to the provider's first response byte.
-fn request_timeout(session: &Session) -> Result<Option<Duration>, AiGatewayError> {
-    let Some(raw) = header(session, REQUEST_TIMEOUT_HEADER) else {
-        return Ok(None);
-    };
-    std::str::from_utf8(raw)
-        .ok()
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .filter(|ms| *ms > 0)
-        .map(|ms| Some(Duration::from_millis(ms)))
-        .ok_or_else(|| {
-            AiGatewayError::bad_request(
-                "cf-aig-request-timeout must be a positive number of milliseconds",
-            )
-        })
 }
 
 /// How much of a refused body is read and thrown away, and for how long, after the 413 is sent.

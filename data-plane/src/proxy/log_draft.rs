@@ -89,10 +89,40 @@ pub(crate) struct LogDraft {
     pub config_hash: String,
     /// `cf-aig-custom-cost`, when it parsed.
     pub custom_cost: Option<CustomCost>,
+    /// The universal step this record is for (0 for the provider-native form).
+    pub step: u32,
+    /// Answered from the cache: no provider call, nothing paid.
+    pub cached: bool,
     pub response: ResponseCapture,
 }
 
 impl LogDraft {
+    /// The draft of another step of the same request: the request's facts, the step's own id, provider, path,
+    /// model and body, and a fresh response capture.
+    pub fn for_step(&self, id: String, step: u32, provider: &str, path: &str, body: Bytes) -> Self {
+        Self {
+            id,
+            created_at_ms: self.created_at_ms,
+            account_id: self.account_id.clone(),
+            gateway_id: self.gateway_id.clone(),
+            provider: provider.to_owned(),
+            path: path.to_owned(),
+            event_id: self.event_id.clone(),
+            metadata: self.metadata.clone(),
+            collect_payload: self.collect_payload,
+            user_agent: self.user_agent.clone(),
+            authenticated: self.authenticated,
+            request_content_type: self.request_content_type.clone(),
+            model: request_model(&body),
+            request_body: body,
+            config_hash: self.config_hash.clone(),
+            custom_cost: self.custom_cost,
+            step,
+            cached: false,
+            response: ResponseCapture::new(self.collect_payload),
+        }
+    }
+
     /// The record, once the response is over. `status` and `duration_ms` come from the finished exchange.
     pub fn into_record(mut self, status: u16, duration_ms: u64) -> LogRecord {
         let usage = self
@@ -103,6 +133,8 @@ impl LogDraft {
             .unwrap_or_default();
         let model = self.model.take().or(usage.model);
         let (cost, custom_cost) = match (&self.custom_cost, model.as_deref()) {
+            // A cache hit made no provider call.
+            _ if self.cached => (Some(0.0), false),
             (Some(custom), _) => (custom.cost(usage.tokens_in, usage.tokens_out), true),
             (None, Some(m)) => (
                 pricing::cost(
@@ -141,7 +173,7 @@ impl LogDraft {
             response_content_type: self.response.content_type,
             status_code: status,
             success: (200..400).contains(&status),
-            cached: false,
+            cached: self.cached,
             duration_ms,
             tokens_in: usage.tokens_in,
             tokens_out: usage.tokens_out,
@@ -150,7 +182,7 @@ impl LogDraft {
             custom_cost: custom_cost && cost.is_some(),
             metadata: self.metadata,
             event_id: self.event_id,
-            step: 0,
+            step: self.step,
             user_agent: self.user_agent,
             authenticated: self.authenticated,
             request_head: if self.collect_payload {

@@ -152,6 +152,7 @@ mod tests {
             settings: GatewaySettings::for_default_gateway(),
             provider_configs: vec![],
             custom_providers: vec![],
+            cache_generation: 0,
         }
     }
 

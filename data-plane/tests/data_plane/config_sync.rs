@@ -69,6 +69,7 @@ fn gateway(id: &str, version: i64, authentication: bool) -> GatewayConfigDocumen
         settings,
         provider_configs: vec![],
         custom_providers: vec![],
+        cache_generation: 0,
     }
 }
 

@@ -73,6 +73,7 @@ fn gateway(account: &str, id: &str, version: i64) -> GatewayConfigDocument {
         settings,
         provider_configs: vec![],
         custom_providers: vec![],
+        cache_generation: 0,
     }
 }
 

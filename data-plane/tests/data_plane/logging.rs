@@ -26,6 +26,7 @@ fn gateway(id: &str, collect_logs: bool) -> GatewayConfigDocument {
         settings,
         provider_configs: vec![],
         custom_providers: vec![],
+        cache_generation: 0,
     }
 }
 

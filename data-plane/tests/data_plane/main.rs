@@ -1,5 +1,6 @@
 //! Integration tests: the real data plane on port 0, driven over TCP with a minimal HTTP/1.1 client.
 
+mod cache_limits;
 mod client;
 mod config_sync;
 mod controlled_bus;
@@ -8,5 +9,8 @@ mod harness;
 mod inference;
 mod lifecycle;
 mod logging;
+mod policy_node;
 mod probes;
+mod retries;
+mod spend;
 mod tls;

@@ -134,6 +134,7 @@ fn gateway() -> GatewayConfigDocument {
         settings,
         provider_configs: vec![],
         custom_providers: vec![],
+        cache_generation: 0,
     }
 }
 

@@ -98,6 +98,7 @@ pub(crate) async fn handle(
         query: parts.uri.query().map(str::to_owned),
         headers: parts.headers.clone(),
         body: body.clone(),
+        received_at: std::time::Instant::now(),
     });
 
     let behaviour = match state.behaviour().overlay(&parts.headers) {

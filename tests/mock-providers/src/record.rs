@@ -14,6 +14,8 @@ pub struct RecordedRequest {
     pub headers: HeaderMap,
     /// The whole body, byte for byte.
     pub body: Bytes,
+    /// When the whole request had arrived (retry and backoff tests measure the gaps).
+    pub received_at: std::time::Instant,
 }
 
 impl RecordedRequest {

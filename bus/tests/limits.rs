@@ -1,0 +1,554 @@
+//! Rate and spend limits: one behaviour suite run against `MemoryLimits` and `RedisLimits` (both on a
+//! `ManualClock`), two Redis "nodes" sharing counters under load, and `FallbackLimits` through a Redis outage.
+//! Redis tests use `TEST_REDIS_URL` (required when `CI=true`) and a prefix per test.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use gatehouse_bus::RedisBusSettings;
+use gatehouse_bus::limits::{
+    Admission, EXACT_LOG_MAX, FallbackLimits, LimitStore, ManualClock, MemoryLimits, RedisLimits,
+    SpendWindow, WindowTechnique,
+};
+use gatehouse_bus::testing::{PrivateRedis, delete_prefix, test_redis_url, unique_prefix};
+
+/// 2024-01-01 12:00:00 UTC.
+const NOON: i64 = 1_704_110_400_000;
+const MINUTE: i64 = 60_000;
+const USD: u64 = 1_000_000_000;
+
+/// Redis limits under a fresh prefix; the keys go when dropped.
+struct Fixture {
+    url: String,
+    prefix: String,
+}
+
+impl Fixture {
+    fn start(label: &str) -> Option<Fixture> {
+        let url = test_redis_url()?;
+        Some(Fixture {
+            url,
+            prefix: unique_prefix(label),
+        })
+    }
+
+    /// A store as one node would have it; several share the prefix like nodes of one deployment.
+    fn node(&self) -> RedisLimits {
+        RedisLimits::new(
+            &RedisBusSettings {
+                url: self.url.clone(),
+                prefix: self.prefix.clone(),
+            },
+            tokio::runtime::Handle::current(),
+        )
+        .unwrap()
+    }
+
+    fn keys(&self) -> Vec<String> {
+        let mut conn = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("KEYS")
+            .arg(format!(
+                "{}*",
+                gatehouse_bus::testing::glob_escape(&self.prefix)
+            ))
+            .query(&mut conn)
+            .unwrap()
+    }
+
+    fn pttl(&self, key: &str) -> i64 {
+        let mut conn = redis::Client::open(self.url.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        redis::cmd("PTTL").arg(key).query(&mut conn).unwrap()
+    }
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        delete_prefix(&self.url, &self.prefix);
+    }
+}
+
+fn retry_ms(admission: Admission) -> u128 {
+    match admission {
+        Admission::Limited { retry_after } => retry_after.as_millis(),
+        Admission::Admitted => panic!("expected a refusal"),
+    }
+}
+
+async fn admit(
+    store: &dyn LimitStore,
+    key: &str,
+    limit: u64,
+    window_ms: i64,
+    technique: WindowTechnique,
+) -> Admission {
+    let window = Duration::from_millis(u64::try_from(window_ms).unwrap());
+    store
+        .admit_request(key, limit, window, technique)
+        .await
+        .unwrap()
+}
+
+fn spend(key: &str, window_ms: i64, technique: WindowTechnique) -> SpendWindow {
+    SpendWindow {
+        key: key.to_owned(),
+        window: Duration::from_millis(u64::try_from(window_ms).unwrap()),
+        technique,
+    }
+}
+
+// The suite: each behaviour takes a store and the clock it reads.
+
+async fn a_fixed_window_opens_again_at_the_next_aligned_boundary(
+    store: &dyn LimitStore,
+    clock: &ManualClock,
+) {
+    let window = 10 * MINUTE;
+    clock.set(NOON + 9 * MINUTE);
+    for _ in 0..10 {
+        assert_eq!(
+            admit(store, "rl:a:g", 10, window, WindowTechnique::Fixed).await,
+            Admission::Admitted
+        );
+    }
+    // Refusals are not counted, and each says the window ends at 12:10.
+    for _ in 0..3 {
+        let refused = admit(store, "rl:a:g", 10, window, WindowTechnique::Fixed).await;
+        assert_eq!(retry_ms(refused), 60_000);
+    }
+    clock.set(NOON + 10 * MINUTE - 1);
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:g", 10, window, WindowTechnique::Fixed).await),
+        1
+    );
+    clock.set(NOON + 11 * MINUTE);
+    for _ in 0..10 {
+        assert_eq!(
+            admit(store, "rl:a:g", 10, window, WindowTechnique::Fixed).await,
+            Admission::Admitted
+        );
+    }
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:g", 10, window, WindowTechnique::Fixed).await),
+        9 * 60_000
+    );
+}
+
+async fn a_sliding_window_admits_again_exactly_when_the_oldest_request_leaves(
+    store: &dyn LimitStore,
+    clock: &ManualClock,
+) {
+    let window = 10_000;
+    let t0 = NOON + 123;
+    for offset in [0, 1_000, 2_000] {
+        clock.set(t0 + offset);
+        assert_eq!(
+            admit(store, "rl:a:s", 3, window, WindowTechnique::Sliding).await,
+            Admission::Admitted
+        );
+    }
+    clock.set(t0 + 5_000);
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:s", 3, window, WindowTechnique::Sliding).await),
+        5_000
+    );
+    clock.set(t0 + window - 1);
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:s", 3, window, WindowTechnique::Sliding).await),
+        1
+    );
+    clock.set(t0 + window);
+    assert_eq!(
+        admit(store, "rl:a:s", 3, window, WindowTechnique::Sliding).await,
+        Admission::Admitted
+    );
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:s", 3, window, WindowTechnique::Sliding).await),
+        1_000
+    );
+}
+
+async fn a_large_sliding_limit_counts_in_slots_and_never_exceeds_the_limit(
+    store: &dyn LimitStore,
+    clock: &ManualClock,
+) {
+    // 64 slots of 1 s over a 64 s window.
+    let window = 64_000;
+    let limit = EXACT_LOG_MAX + 1;
+    clock.set(NOON + 500);
+    for chunk in 0..limit.div_ceil(1_000) {
+        let n = (limit - chunk * 1_000).min(1_000);
+        let answers = join_all(
+            (0..n).map(|_| admit(store, "rl:a:big", limit, window, WindowTechnique::Sliding)),
+        )
+        .await;
+        assert!(answers.iter().all(|a| *a == Admission::Admitted));
+    }
+    // Full. The slot [NOON, NOON + 1 s) overlaps the window until now - 64 s + 1 ms reaches NOON + 1 s.
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:big", limit, window, WindowTechnique::Sliding).await),
+        64_499
+    );
+    clock.set(NOON + 1_000 + window - 2);
+    assert_eq!(
+        retry_ms(admit(store, "rl:a:big", limit, window, WindowTechnique::Sliding).await),
+        1
+    );
+    clock.set(NOON + 1_000 + window - 1);
+    assert_eq!(
+        admit(store, "rl:a:big", limit, window, WindowTechnique::Sliding).await,
+        Admission::Admitted
+    );
+}
+
+async fn keys_and_window_lengths_count_apart(store: &dyn LimitStore, clock: &ManualClock) {
+    clock.set(NOON);
+    for (key, window) in [
+        ("rl:a:1", MINUTE),
+        ("rl:a:1", 2 * MINUTE),
+        ("rl:a:2", MINUTE),
+    ] {
+        for technique in [WindowTechnique::Fixed, WindowTechnique::Sliding] {
+            let first = admit(store, key, 1, window, technique).await;
+            assert_eq!(first, Admission::Admitted, "{key} {window} {technique:?}");
+        }
+    }
+    assert!(matches!(
+        admit(store, "rl:a:1", 1, MINUTE, WindowTechnique::Sliding).await,
+        Admission::Limited { .. }
+    ));
+}
+
+async fn a_limit_of_zero_admits_nothing(store: &dyn LimitStore, clock: &ManualClock) {
+    clock.set(NOON);
+    let refused = admit(store, "rl:a:zero", 0, MINUTE, WindowTechnique::Fixed).await;
+    assert_eq!(retry_ms(refused), 60_000);
+    let bad_window = store
+        .admit_request("rl:a:zero", 1, Duration::ZERO, WindowTechnique::Fixed)
+        .await;
+    assert!(bad_window.is_err());
+}
+
+async fn fixed_spend_sums_aligned_buckets_and_starts_over(
+    store: &dyn LimitStore,
+    clock: &ManualClock,
+) {
+    let day = 24 * 60 * MINUTE;
+    let windows = [
+        spend("sl:a:g", day, WindowTechnique::Fixed),
+        spend("sl:a:g", MINUTE, WindowTechnique::Fixed),
+    ];
+    clock.set(NOON);
+    assert_eq!(store.spent(&windows).await.unwrap(), [0, 0]);
+    store.record_spend(&windows, 3 * USD / 2).await.unwrap();
+    store.record_spend(&windows, 250_000_000).await.unwrap();
+    assert_eq!(
+        store.spent(&windows).await.unwrap(),
+        [1_750_000_000, 1_750_000_000]
+    );
+    clock.set(NOON + MINUTE);
+    assert_eq!(store.spent(&windows).await.unwrap(), [1_750_000_000, 0]);
+    store.record_spend(&windows, 1).await.unwrap();
+    assert_eq!(store.spent(&windows).await.unwrap(), [1_750_000_001, 1]);
+    // Buckets are epoch-aligned days: NOON is 12 h into its day.
+    clock.set(NOON + day / 2);
+    assert_eq!(store.spent(&windows).await.unwrap(), [0, 0]);
+    assert!(store.spent(&[]).await.unwrap().is_empty());
+}
+
+async fn sliding_spend_weights_the_oldest_slot_and_forgets_what_left(
+    store: &dyn LimitStore,
+    clock: &ManualClock,
+) {
+    // 32 slots of 1 s over a 32 s window.
+    let window = 32_000;
+    let windows = [
+        spend("sl:a:s", window, WindowTechnique::Sliding),
+        spend("sl:a:s", 10 * window, WindowTechnique::Sliding),
+    ];
+    clock.set(NOON + 500);
+    store.record_spend(&windows, 1_000).await.unwrap();
+    clock.set(NOON + 10_000);
+    store.record_spend(&windows, 20).await.unwrap();
+    assert_eq!(store.spent(&windows).await.unwrap(), [1_020, 1_020]);
+    clock.set(NOON + window);
+    assert_eq!(store.spent(&windows).await.unwrap(), [1_020, 1_020]);
+    // A quarter of the oldest slot has left the window.
+    clock.set(NOON + window + 250);
+    assert_eq!(store.spent(&windows).await.unwrap(), [770, 1_020]);
+    clock.set(NOON + window + 11_000);
+    assert_eq!(store.spent(&windows).await.unwrap(), [0, 1_020]);
+    store.record_spend(&windows, 5).await.unwrap();
+    assert_eq!(store.spent(&windows).await.unwrap(), [5, 1_025]);
+}
+
+/// Runs each behaviour against a `MemoryLimits` and a `RedisLimits`, both on a fresh `ManualClock`.
+macro_rules! on_both_stores {
+    ($($behaviour:ident),* $(,)?) => {
+        mod memory_store {
+            $(
+                #[tokio::test]
+                async fn $behaviour() {
+                    let clock = std::sync::Arc::new(super::ManualClock::new(super::NOON));
+                    let store = super::MemoryLimits::with_clock(clock.clone());
+                    super::$behaviour(&store, &clock).await;
+                }
+            )*
+        }
+        mod redis_store {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $behaviour() {
+                    let Some(fx) = super::Fixture::start("limits") else {
+                        return;
+                    };
+                    let clock = std::sync::Arc::new(super::ManualClock::new(super::NOON));
+                    let store = fx.node().with_clock(clock.clone());
+                    super::$behaviour(&store, &clock).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_stores!(
+    a_fixed_window_opens_again_at_the_next_aligned_boundary,
+    a_sliding_window_admits_again_exactly_when_the_oldest_request_leaves,
+    a_large_sliding_limit_counts_in_slots_and_never_exceeds_the_limit,
+    keys_and_window_lengths_count_apart,
+    a_limit_of_zero_admits_nothing,
+    fixed_spend_sums_aligned_buckets_and_starts_over,
+    sliding_spend_weights_the_oldest_slot_and_forgets_what_left,
+);
+
+/// Sends `tasks × calls` admissions, spread over `nodes` from concurrent tasks; returns how many were admitted.
+async fn hammer(nodes: &[Arc<RedisLimits>], limit: u64, technique: WindowTechnique) -> u64 {
+    let tasks = (0..8).map(|task| {
+        let node = Arc::clone(&nodes[task % nodes.len()]);
+        tokio::spawn(async move {
+            let mut admitted = 0;
+            for _ in 0..40 {
+                let answer = node
+                    .admit_request("rl:a:shared", limit, Duration::from_secs(60), technique)
+                    .await
+                    .unwrap();
+                if answer == Admission::Admitted {
+                    admitted += 1;
+                }
+            }
+            admitted
+        })
+    });
+    join_all(tasks).await.into_iter().map(Result::unwrap).sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_together_admit_exactly_a_sliding_limit() {
+    let Some(fx) = Fixture::start("limits-nodes-sliding") else {
+        return;
+    };
+    // Redis server time, as in production.
+    let nodes = [Arc::new(fx.node()), Arc::new(fx.node())];
+    assert_eq!(hammer(&nodes, 50, WindowTechnique::Sliding).await, 50);
+    // Demand below the limit: everything is admitted.
+    let fx = Fixture::start("limits-nodes-sliding-low").unwrap();
+    let nodes = [Arc::new(fx.node()), Arc::new(fx.node())];
+    assert_eq!(hammer(&nodes, 1_000, WindowTechnique::Sliding).await, 320);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_nodes_together_admit_exactly_a_fixed_limit() {
+    let Some(fx) = Fixture::start("limits-nodes-fixed") else {
+        return;
+    };
+    // A frozen clock, so the load cannot straddle a window boundary.
+    let clock = Arc::new(ManualClock::new(NOON));
+    let nodes = [
+        Arc::new(fx.node().with_clock(clock.clone())),
+        Arc::new(fx.node().with_clock(clock.clone())),
+    ];
+    assert_eq!(hammer(&nodes, 50, WindowTechnique::Fixed).await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_redis_key_is_under_the_prefix_and_expires_after_its_window() {
+    let Some(fx) = Fixture::start("limits-keys") else {
+        return;
+    };
+    let store = fx.node();
+    let minute = MINUTE;
+    for technique in [WindowTechnique::Fixed, WindowTechnique::Sliding] {
+        admit(&store, "rl:a:g", 5, minute, technique).await;
+        admit(&store, "rl:a:big", EXACT_LOG_MAX + 1, minute, technique).await;
+        store
+            .record_spend(&[spend("sl:a:g", minute, technique)], 10)
+            .await
+            .unwrap();
+    }
+    let mut keys = fx.keys();
+    keys.sort();
+    let relative: Vec<&str> = keys.iter().map(|k| &k[fx.prefix.len()..]).collect();
+    assert_eq!(
+        relative,
+        [
+            "limits:rl:a:big:rate:fixed:60000",
+            "limits:rl:a:big:rate:slots:60000",
+            "limits:rl:a:g:rate:fixed:60000",
+            "limits:rl:a:g:rate:log:60000",
+            "limits:sl:a:g:spend:fixed:60000",
+            "limits:sl:a:g:spend:sliding:60000",
+        ]
+    );
+    for key in &keys {
+        let ttl = fx.pttl(key);
+        // At most a window, a slot and the one-second grace.
+        assert!(
+            ttl > 0 && ttl <= minute + minute / 32 + 1_000,
+            "{key}: {ttl}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fallback_answers_locally_while_redis_is_down_and_returns_when_it_is_back() {
+    // The Redis variant must not be skipped in CI; this test needs only a redis-server binary besides.
+    if test_redis_url().is_none() {
+        return;
+    }
+    let mut redis = PrivateRedis::start();
+    let primary = RedisLimits::new(
+        &RedisBusSettings {
+            url: redis.url(),
+            prefix: unique_prefix("limits-fallback"),
+        },
+        tokio::runtime::Handle::current(),
+    )
+    .unwrap();
+    let limits = FallbackLimits::new(primary, MemoryLimits::new());
+    let timed_admit = async |limits: &FallbackLimits| {
+        let started = Instant::now();
+        let answer = limits
+            .admit_request(
+                "rl:a:g",
+                1_000,
+                Duration::from_secs(60),
+                WindowTechnique::Sliding,
+            )
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(took < Duration::from_millis(300), "a call took {took:?}");
+        answer
+    };
+
+    assert_eq!(timed_admit(&limits).await, Admission::Admitted);
+    assert!(!limits.is_degraded());
+    assert_eq!(limits.answered_locally(), 0);
+
+    redis.kill();
+    for _ in 0..40 {
+        assert_eq!(timed_admit(&limits).await, Admission::Admitted);
+        let windows = [spend("sl:a:g", MINUTE, WindowTechnique::Fixed)];
+        limits.record_spend(&windows, 5).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(limits.is_degraded());
+    assert!(
+        limits.answered_locally() >= 70,
+        "{}",
+        limits.answered_locally()
+    );
+    // Spend recorded during the outage is in the local counters.
+    assert_eq!(
+        limits
+            .spent(&[spend("sl:a:g", MINUTE, WindowTechnique::Fixed)])
+            .await
+            .unwrap(),
+        [200]
+    );
+
+    redis.restart();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while limits.is_degraded() {
+        assert!(
+            Instant::now() < deadline,
+            "still degraded 5 s after Redis restarted"
+        );
+        timed_admit(&limits).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Back on the (empty) Redis: the spend recorded locally was not replayed.
+    let local_before = limits.answered_locally();
+    assert_eq!(
+        limits
+            .spent(&[spend("sl:a:g", MINUTE, WindowTechnique::Fixed)])
+            .await
+            .unwrap(),
+        [0]
+    );
+    assert_eq!(limits.answered_locally(), local_before);
+}
+
+/// The cost of one admission against the test Redis, next to a plain `PING` on the same kind of connection (what
+/// the network and the machine cost by themselves). Not a pass/fail test: run it with
+/// `cargo test -p gatehouse-bus --release --test limits -- --ignored --nocapture admit_latency`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement, not a check"]
+async fn admit_latency() {
+    let Some(fx) = Fixture::start("limits-latency") else {
+        return;
+    };
+    let store = fx.node();
+    let mut ping = redis::Client::open(fx.url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let report = |label: &str, mut took: Vec<Duration>| {
+        took.sort();
+        let at = |q: f64| took[((took.len() as f64) * q) as usize];
+        println!(
+            "{label}: p50 {:?}, p99 {:?}, max {:?}",
+            at(0.50),
+            at(0.99),
+            took[took.len() - 1]
+        );
+    };
+    let mut took = Vec::with_capacity(10_000);
+    for i in 0..10_500 {
+        let started = Instant::now();
+        let () = redis::cmd("PING")
+            .query_async(&mut ping)
+            .await
+            .map(|_: String| ())
+            .unwrap();
+        if i >= 500 {
+            took.push(started.elapsed());
+        }
+    }
+    report("PING (baseline)", took);
+    for (label, technique) in [
+        ("admit_request fixed", WindowTechnique::Fixed),
+        ("admit_request sliding", WindowTechnique::Sliding),
+    ] {
+        let mut took = Vec::with_capacity(10_000);
+        for i in 0..10_500 {
+            let key = format!("rl:a:{}", i % 100);
+            let started = Instant::now();
+            store
+                .admit_request(&key, 1_000_000, Duration::from_secs(60), technique)
+                .await
+                .unwrap();
+            if i >= 500 {
+                took.push(started.elapsed());
+            }
+        }
+        report(label, took);
+    }
+}

@@ -1,0 +1,196 @@
+//! The attempt loop of design §3: each step of a request (one for the provider-native form, several for the
+//! universal endpoint) is tried with its retries, and the steps in order, until a provider answers well enough to
+//! be sent to the client. Nothing reaches the client before that decision, so a retry or a fallback never follows
+//! a byte that was already sent.
+//!
+//! Decisions (spec §3.4–3.5; the inferred ones are written down in ARCHITECTURE.md):
+//! - An attempt is retried (same step, after the step's backoff) on a connection failure, a timeout, or a
+//!   provider answer of 408, 429 or 5xx. Other 4xx answers are final for the step.
+//! - A step that did not succeed (any status ≥ 400, or no answer) hands over to the next step; the last step's
+//!   answer, whatever it is, is the client's answer (provider errors pass through unchanged).
+//! - The request timeout cuts an attempt that has not produced a response header in time, except the final
+//!   attempt of a request that already made others ("on the final retry attempt the gateway waits"). A
+//!   request's only attempt is cut (504), as Cloudflare does for a direct provider request with a timeout. The
+//!   node's own response timeout bounds every attempt regardless.
+
+use std::time::Duration;
+
+use super::forward::{AttemptFailure, OpenedResponse, Upstreams};
+use super::steps::Step;
+
+/// How a step repeats a failed attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RetryPolicy {
+    /// Total attempts, the first included (1 = no retry); 1..=5.
+    pub max_attempts: u32,
+    /// The base delay between attempts.
+    pub delay: Duration,
+    pub backoff: Backoff,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_attempts: 1,
+            delay: Duration::ZERO,
+            backoff: Backoff::Constant,
+        }
+    }
+}
+
+/// How the delay grows with each retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Backoff {
+    Constant,
+    Linear,
+    Exponential,
+}
+
+impl RetryPolicy {
+    /// The pause before retry number `retry` (1 = the second attempt): constant `d`, linear `d·n`, exponential
+    /// `d·2^(n−1)`.
+    pub(crate) fn delay_before(&self, retry: u32) -> Duration {
+        let n = retry.max(1);
+        match self.backoff {
+            Backoff::Constant => self.delay,
+            Backoff::Linear => self.delay.saturating_mul(n),
+            Backoff::Exponential => self.delay.saturating_mul(1 << (n - 1).min(16)),
+        }
+    }
+}
+
+/// Whether a provider status is worth another attempt of the same step.
+pub(crate) fn is_retryable_status(status: u16) -> bool {
+    status == 408 || status == 429 || (500..600).contains(&status)
+}
+
+/// Whether a provider status ends the request successfully (no fallback).
+pub(crate) fn is_success_status(status: u16) -> bool {
+    status < 400
+}
+
+/// How one step ended without being the request's answer, for its log record.
+#[derive(Debug)]
+pub(crate) enum StepFailure {
+    /// The provider answered with this status (its body was not sent to the client).
+    Status(u16),
+    /// No answer.
+    NoAnswer(AttemptFailure),
+}
+
+/// The request's answer. Its large variant (a whole upstream session) is moved once per request; boxing it would
+/// cost an allocation per request instead.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Outcome {
+    /// A provider response to send to the client: a success, or the last step's final answer.
+    Respond { step: usize, opened: OpenedResponse },
+    /// The last step's last attempt produced no answer.
+    Failed {
+        step: usize,
+        failure: AttemptFailure,
+    },
+}
+
+/// Runs `steps` in order with their retries. `on_step_failed` hears about every step that handed over to the
+/// next one (for its log record).
+pub(crate) async fn run(
+    upstreams: &Upstreams,
+    steps: &[Step],
+    mut on_step_failed: impl FnMut(usize, StepFailure),
+) -> Outcome {
+    let node_wait = upstreams.response_timeout();
+    let mut attempts_made = 0u32;
+    let mut last_failure = AttemptFailure::Unreachable;
+    for (index, step) in steps.iter().enumerate() {
+        let last_step = index + 1 == steps.len();
+        let max_attempts = step.retry.max_attempts.max(1);
+        for attempt in 1..=max_attempts {
+            let last_attempt_of_step = attempt == max_attempts;
+            let final_attempt = last_step && last_attempt_of_step;
+            if attempt > 1 {
+                tokio::time::sleep(step.retry.delay_before(attempt - 1)).await;
+            }
+            let wait = match step.timeout {
+                Some(cut) if !(final_attempt && attempts_made > 0) => cut.min(node_wait),
+                _ => node_wait,
+            };
+            attempts_made += 1;
+            match upstreams
+                .open(&step.target, &step.header, &step.body, wait)
+                .await
+            {
+                Ok(opened) => {
+                    let status = opened.status();
+                    let retry = is_retryable_status(status) && !last_attempt_of_step;
+                    if is_success_status(status) || (last_step && !retry) {
+                        return Outcome::Respond {
+                            step: index,
+                            opened,
+                        };
+                    }
+                    // The refused answer's connection is closed, not pooled: its body was never read.
+                    drop(opened);
+                    if retry {
+                        tracing::debug!(step = index, attempt, status, "retrying");
+                        continue;
+                    }
+                    on_step_failed(index, StepFailure::Status(status));
+                    break;
+                }
+                Err(failure) => {
+                    last_failure = failure;
+                    if final_attempt {
+                        return Outcome::Failed {
+                            step: index,
+                            failure,
+                        };
+                    }
+                    if !last_attempt_of_step {
+                        tracing::debug!(step = index, attempt, ?failure, "retrying");
+                        continue;
+                    }
+                    on_step_failed(index, StepFailure::NoAnswer(failure));
+                }
+            }
+        }
+    }
+    // Only reached with no steps at all, which the callers never build.
+    Outcome::Failed {
+        step: steps.len().saturating_sub(1),
+        failure: last_failure,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delays_follow_the_documented_formulas() {
+        let policy = |backoff| RetryPolicy {
+            max_attempts: 5,
+            delay: Duration::from_millis(100),
+            backoff,
+        };
+        let ms = |p: RetryPolicy| {
+            (1..=4)
+                .map(|n| p.delay_before(n).as_millis() as u64)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ms(policy(Backoff::Constant)), [100, 100, 100, 100]);
+        assert_eq!(ms(policy(Backoff::Linear)), [100, 200, 300, 400]);
+        assert_eq!(ms(policy(Backoff::Exponential)), [100, 200, 400, 800]);
+    }
+
+    #[test]
+    fn only_timeouts_throttling_and_server_errors_are_retried() {
+        for status in [408, 429, 500, 502, 503, 504, 599] {
+            assert!(is_retryable_status(status), "{status}");
+        }
+        for status in [200, 201, 301, 400, 401, 403, 404, 409, 413, 422] {
+            assert!(!is_retryable_status(status), "{status}");
+        }
+        assert!(is_success_status(200) && is_success_status(304));
+        assert!(!is_success_status(400) && !is_success_status(500));
+    }
+}
