@@ -182,6 +182,12 @@ pub struct GlobalOptions {
     /// A PEM bundle of CA certificates for upstream TLS, used instead of the system roots (private CAs).
     #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_CA_FILE")]
     pub upstream_ca_file: Option<PathBuf>,
+    /// Largest inference request header (every field's name and value together), in bytes (431 beyond it).
+    #[arg(long, global = true, env = "GATEHOUSE_PROXY_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
+    pub proxy_max_header_bytes: usize,
+    /// The longest one upstream exchange may take, from the request to the last response byte (streams included).
+    #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_TOTAL_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
+    pub upstream_total_timeout: std::time::Duration,
     /// Standalone mode: memory the in-process response cache may hold, in bytes (split mode caches in Redis).
     #[arg(long, global = true, env = "GATEHOUSE_MEMORY_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub memory_cache_bytes: usize,

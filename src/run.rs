@@ -236,6 +236,8 @@ fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     settings.provider_base_urls = opts.provider_base_urls.clone();
     settings.max_body_bytes = opts.proxy_max_body_bytes;
     settings.memory_cache_bytes = opts.memory_cache_bytes;
+    settings.max_header_bytes = opts.proxy_max_header_bytes;
+    settings.upstream_total_timeout = opts.upstream_total_timeout;
     settings.upstream_connect_timeout = opts.upstream_connect_timeout;
     settings.upstream_response_timeout = opts.upstream_response_timeout;
     settings.upstream_ca_file = opts.upstream_ca_file.clone();

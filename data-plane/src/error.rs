@@ -80,6 +80,8 @@ pub mod code {
     pub const INTERNAL: u32 = 2902;
     /// The request body is larger than the node's cap (`--proxy-max-body-bytes`).
     pub const BODY_TOO_LARGE: u32 = 2903;
+    /// The request header is larger than the node's cap (`--proxy-max-header-bytes`).
+    pub const HEADER_TOO_LARGE: u32 = 2904;
 }
 
 /// One gateway-made error: the HTTP status, the internal code and the human-readable message.
@@ -127,6 +129,11 @@ impl AiGatewayError {
         StatusCode::PAYLOAD_TOO_LARGE,
         code::BODY_TOO_LARGE,
         "Request body too large",
+    );
+    pub const HEADER_TOO_LARGE: Self = Self::fixed(
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        code::HEADER_TOO_LARGE,
+        "Request header too large",
     );
     pub const INTERNAL: Self = Self::fixed(
         StatusCode::INTERNAL_SERVER_ERROR,

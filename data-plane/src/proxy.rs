@@ -57,6 +57,7 @@ pub(crate) struct GatewayProxy {
     table: UpstreamTable,
     upstreams: Upstreams,
     max_body_bytes: usize,
+    max_header_bytes: usize,
     /// Asks the control plane to create an account's `default` gateway on its first authorised use.
     default_gateways: DefaultGatewayRequester,
     /// Where finished requests' log records go, without waiting.
@@ -91,9 +92,11 @@ impl GatewayProxy {
             upstreams: Upstreams::new(
                 settings.upstream_connect_timeout,
                 settings.upstream_response_timeout,
+                settings.upstream_total_timeout,
                 settings.upstream_ca_file.as_deref(),
             ),
             max_body_bytes: settings.max_body_bytes,
+            max_header_bytes: settings.max_header_bytes,
             default_gateways,
             log_sink,
             limits: stores.limits,

@@ -31,10 +31,15 @@ pub struct DataPlaneSettings {
     pub provider_base_urls: Vec<(String, String)>,
     /// Largest request body read from a client; larger is 413.
     pub max_body_bytes: usize,
+    /// Largest request header (names and values of every field together); larger is 431.
+    pub max_header_bytes: usize,
     /// How long to wait for an upstream TCP (and TLS) connection.
     pub upstream_connect_timeout: Duration,
     /// How long to wait for an upstream's response header when the request sets no timeout of its own.
     pub upstream_response_timeout: Duration,
+    /// The longest one upstream exchange may take from the request to the last response byte, streams included,
+    /// so a provider that trickles bytes forever cannot hold a request (and its connection) forever.
+    pub upstream_total_timeout: Duration,
     /// A PEM bundle of CA certificates that upstream TLS certificates are verified against, instead of the
     /// system roots (which `SSL_CERT_FILE` can also replace). For private CAs in front of self-hosted models.
     pub upstream_ca_file: Option<std::path::PathBuf>,
@@ -48,6 +53,8 @@ impl DataPlaneSettings {
     pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(5);
     pub const DEFAULT_MAX_BODY_BYTES: usize = 32 * 1024 * 1024;
     pub const DEFAULT_MEMORY_CACHE_BYTES: usize = 256 * 1024 * 1024;
+    pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
+    pub const DEFAULT_UPSTREAM_TOTAL_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     pub const DEFAULT_UPSTREAM_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
     pub const DEFAULT_UPSTREAM_RESPONSE_TIMEOUT: Duration = Duration::from_secs(600);
 
@@ -62,8 +69,10 @@ impl DataPlaneSettings {
             master_key: None,
             provider_base_urls: Vec::new(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
+            max_header_bytes: Self::DEFAULT_MAX_HEADER_BYTES,
             upstream_connect_timeout: Self::DEFAULT_UPSTREAM_CONNECT_TIMEOUT,
             upstream_response_timeout: Self::DEFAULT_UPSTREAM_RESPONSE_TIMEOUT,
+            upstream_total_timeout: Self::DEFAULT_UPSTREAM_TOTAL_TIMEOUT,
             upstream_ca_file: None,
             memory_cache_bytes: Self::DEFAULT_MEMORY_CACHE_BYTES,
         }
@@ -73,6 +82,11 @@ impl DataPlaneSettings {
         if self.threads == 0 {
             return Err(DataPlaneError::InvalidSettings(
                 "threads must be at least 1",
+            ));
+        }
+        if self.upstream_total_timeout.is_zero() || self.upstream_response_timeout.is_zero() {
+            return Err(DataPlaneError::InvalidSettings(
+                "upstream timeouts must be longer than zero",
             ));
         }
         if let Some(path) = &self.upstream_ca_file {

@@ -53,12 +53,15 @@ pub(crate) struct Upstreams {
     resolver: Resolver,
     connect_timeout: Duration,
     response_timeout: Duration,
+    total_timeout: Duration,
 }
 
 /// A provider's response whose header has arrived and whose body is still on the connection.
 pub(crate) struct OpenedResponse {
     session: HttpSession,
     peer: HttpPeer,
+    /// When the exchange must be over, body included (`--upstream-total-timeout` from the attempt's start).
+    deadline: tokio::time::Instant,
 }
 
 impl OpenedResponse {
@@ -111,6 +114,7 @@ impl Upstreams {
     pub(crate) fn new(
         connect_timeout: Duration,
         response_timeout: Duration,
+        total_timeout: Duration,
         ca_file: Option<&std::path::Path>,
     ) -> Self {
         let mut options = ConnectorOptions::new(UPSTREAM_POOL_SIZE);
@@ -120,6 +124,7 @@ impl Upstreams {
             resolver: Resolver::new(Duration::from_secs(60)),
             connect_timeout,
             response_timeout,
+            total_timeout,
         }
     }
 
@@ -182,6 +187,8 @@ impl Upstreams {
         // A pooled connection may have been closed by the upstream while idle; that shows as an error before any
         // response byte. Such a failure is retried once on a fresh connection (the request never reached the
         // provider's application), any other failure ends the attempt.
+        let deadline = tokio::time::Instant::now() + self.total_timeout;
+        let wait = wait.min(self.total_timeout);
         let mut fresh_only = false;
         loop {
             let (mut session, reused) = match self.connector.get_http_session(&peer).await {
@@ -197,7 +204,11 @@ impl Upstreams {
             }
             match send(&mut session, request.clone(), body.clone(), wait).await {
                 Ok(()) if session.response_header().is_some() => {
-                    return Ok(OpenedResponse { session, peer });
+                    return Ok(OpenedResponse {
+                        session,
+                        peer,
+                        deadline,
+                    });
                 }
                 Ok(()) => return Err(AttemptFailure::Unreachable),
                 Err(SendError::Timeout) => return Err(AttemptFailure::TimedOut),
@@ -227,6 +238,7 @@ impl Upstreams {
         let OpenedResponse {
             session: mut upstream,
             peer,
+            deadline,
         } = opened;
         let Some(up_header) = upstream.response_header() else {
             return Err(ForwardError::BeforeResponse(
@@ -261,7 +273,23 @@ impl Upstreams {
         // Streamed responses may pause between events for a long time; the read timeout still bounds a stall.
         upstream.set_read_timeout(Some(relay.read_timeout));
         loop {
-            match upstream.read_response_body().await {
+            let next = match tokio::time::timeout_at(deadline, upstream.read_response_body()).await
+            {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::debug!(
+                        "upstream exchange exceeded the total timeout; cutting the response"
+                    );
+                    if let Some(t) = tee.as_deref_mut() {
+                        t.abandon();
+                    }
+                    return Err(ForwardError::AfterResponse(pingora::Error::explain(
+                        pingora::ErrorType::ReadTimedout,
+                        "the upstream exchange exceeded --upstream-total-timeout",
+                    )));
+                }
+            };
+            match next {
                 Ok(Some(chunk)) => {
                     if let Some(c) = capture.as_deref_mut() {
                         c.chunk(&chunk);

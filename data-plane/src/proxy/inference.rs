@@ -131,6 +131,9 @@ impl GatewayProxy {
         if !self.readiness.is_ready() {
             return Err(before(AiGatewayError::NOT_READY));
         }
+        if header_bytes(session) > self.max_header_bytes {
+            return Err(before(AiGatewayError::HEADER_TOO_LARGE));
+        }
         // One snapshot for the whole request.
         let snapshot = self.config.load();
         let (account, gateway_id) = (route.account(), route.gateway());
@@ -565,6 +568,16 @@ fn new_draft(
         cached: false,
         response: ResponseCapture::new(collect_payload),
     }
+}
+
+/// The size of the request header as the node caps it: every field's name and value.
+fn header_bytes(session: &Session) -> usize {
+    session
+        .req_header()
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
 }
 
 fn header<'s>(session: &'s Session, name: &str) -> Option<&'s [u8]> {

@@ -11,6 +11,7 @@ mod lifecycle;
 mod logging;
 mod policy_node;
 mod probes;
+mod request_limits;
 mod retries;
 mod spend;
 mod tls;

@@ -37,12 +37,22 @@ impl PolicyNode {
         mock: &MockProvider,
         stores: Option<(Arc<dyn LimitStore>, Arc<dyn ResponseCache>)>,
     ) -> PolicyNode {
+        Self::start_tweaked(mock, stores, |_| {})
+    }
+
+    /// [`PolicyNode::start_with`], with the node's settings adjusted by `tweak`.
+    pub fn start_tweaked(
+        mock: &MockProvider,
+        stores: Option<(Arc<dyn LimitStore>, Arc<dyn ResponseCache>)>,
+        tweak: impl FnOnce(&mut gatehouse_data_plane::DataPlaneSettings),
+    ) -> PolicyNode {
         let mut settings = test_settings();
         settings.provider_base_urls = vec![
             ("openai".into(), mock.url("/v1")),
             ("anthropic".into(), mock.base_url()),
         ];
         settings.upstream_response_timeout = Duration::from_secs(10);
+        tweak(&mut settings);
         let (sink, logs) = LogSink::channel(1024);
         let mut dp = DataPlane::bind(settings).unwrap().with_log_sink(sink);
         if let Some((limits, cache)) = stores {
