@@ -51,8 +51,7 @@ pub enum Outcome {
 
 const DONE: &[u8] = b"data: [DONE]\n\n";
 
-/// Sends `target` once; a request not complete within `timeout` fails as `timeout`.
-pub async fn exchange(client: &HttpClient, target: &Target, timeout: Duration) -> Outcome {
+fn request(target: &Target) -> Result<Request<Full<Bytes>>, http::Error> {
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(target.uri.clone())
@@ -60,7 +59,12 @@ pub async fn exchange(client: &HttpClient, target: &Target, timeout: Duration) -
     for (name, value) in &target.headers {
         builder = builder.header(name, value);
     }
-    let request = match builder.body(Full::new(target.body.clone())) {
+    builder.body(Full::new(target.body.clone()))
+}
+
+/// Sends `target` once; a request not complete within `timeout` fails as `timeout`.
+pub async fn exchange(client: &HttpClient, target: &Target, timeout: Duration) -> Outcome {
+    let request = match request(target) {
         Ok(r) => r,
         Err(e) => return Outcome::Failed(format!("bad request: {e}")),
     };
@@ -120,6 +124,40 @@ async fn run(
         latency,
         first_byte: first_byte.unwrap_or(latency),
         events: if stream { events } else { 0 },
+    }
+}
+
+/// Sends `target` once, unmeasured, and says what the response's header `name` was: its value, `absent`, or why
+/// there was no answer. A check that a policy applied, e.g. `cf-aig-cache-status: HIT` on a cached gateway.
+pub async fn sample_header(
+    client: &HttpClient,
+    target: &Target,
+    name: &HeaderName,
+    timeout: Duration,
+) -> String {
+    let request = match request(target) {
+        Ok(r) => r,
+        Err(e) => return format!("bad request: {e}"),
+    };
+    let answer = tokio::time::timeout(timeout, async {
+        let response = client.request(request).await.map_err(|e| e.to_string())?;
+        let (parts, body) = response.into_parts();
+        body.collect().await.map_err(|e| e.to_string())?;
+        let value = parts.headers.get(name).map_or_else(
+            || "absent".to_owned(),
+            |v| String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        );
+        Ok::<_, String>(if parts.status.is_success() {
+            value
+        } else {
+            format!("{value} (status {})", parts.status.as_u16())
+        })
+    })
+    .await;
+    match answer {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => format!("failed: {e}"),
+        Err(_) => "failed: timeout".into(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! starts the processes; `bench/README.md` says what is measured and how to read it.
 
 pub mod client;
+pub mod compare;
 pub mod cpu;
 pub mod load;
 pub mod report;

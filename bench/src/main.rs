@@ -10,7 +10,8 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use clap::Parser;
-use gatehouse_bench::client::{HttpClient, Target, http_client};
+use gatehouse_bench::client::{HttpClient, Target, http_client, sample_header};
+use gatehouse_bench::compare::{Labelled, parse_labelled_url};
 use gatehouse_bench::cpu::{clock_ticks, process_cpu, threads_cpu};
 use gatehouse_bench::load::{PhaseResult, closed_loop, open_loop};
 use gatehouse_bench::report::{Pair, Results, Side, json_summary, table};
@@ -33,6 +34,15 @@ struct Args {
     /// table compares the gateway's CPU per request with logging on and off.
     #[arg(long)]
     through_logged: Option<String>,
+    /// A further gateway to run the chat phase through with the same schedule, as LABEL=URL (repeatable), e.g.
+    /// `cache-hit=http://127.0.0.1:8787/v1/ACCOUNT/cached/openai`. Each is compared with `--through`: latency and
+    /// CPU per request, which is what a traffic policy (cache, rate limit) adds or saves (`bench/policies.sh`).
+    #[arg(long = "through-also", value_parser = parse_labelled_url)]
+    through_also: Vec<(String, String)>,
+    /// A response header read from one unmeasured request through `--through` and each `--through-also` gateway
+    /// after the phases, so the run shows whether the policy applied (e.g. `HIT` on a cached gateway).
+    #[arg(long, default_value = "cf-aig-cache-status")]
+    sample_header: HeaderName,
     /// Pause after the warm-up and after the measured run of the chat phases through a gateway before reading its
     /// CPU time, so the log writer's batches (100 ms linger) of the warm-up are not counted and those of the
     /// measured requests are.
@@ -204,6 +214,10 @@ impl Bench {
         .await
     }
 
+    async fn sample(&self, t: &Target) -> String {
+        sample_header(&self.client, t, &self.args.sample_header, self.args.timeout).await
+    }
+
     async fn closed(&self, label: &str, t: &Arc<Target>) -> Side {
         let a = &self.args;
         eprintln!("gatehouse-bench: {label} (warm-up)");
@@ -256,6 +270,27 @@ impl Bench {
                 None => None,
             };
             results.chat = Some(Pair { direct, through });
+            for (label, base) in &a.through_also {
+                let t = target(base, false, None, 0)?;
+                let side = self
+                    .open(
+                        &format!("chat through {label}"),
+                        &t,
+                        schedule,
+                        warmup,
+                        a.settle,
+                    )
+                    .await;
+                let sample = self.sample(&t).await;
+                results.chat_also.push(Labelled {
+                    label: label.clone(),
+                    side,
+                    sample: Some(sample),
+                });
+            }
+            if let (Some(base), false) = (a.through.as_deref(), a.through_also.is_empty()) {
+                results.through_sample = Some(self.sample(&*target(base, false, None, 0)?).await);
+            }
             if let Some(base) = a.through_logged.as_deref() {
                 results.chat_logged = Some(
                     self.open(
@@ -356,6 +391,8 @@ impl Bench {
             "closed_duration_s": a.closed_duration.as_secs_f64(), "client_threads": a.threads,
             "gateway_pid": a.gateway_pid, "logged_gateway": a.through_logged.is_some(),
             "settle_s": a.settle.as_secs_f64(),
+            "through_also": a.through_also.iter().map(|(l, _)| l).collect::<Vec<_>>(),
+            "sample_header": a.sample_header.as_str(),
         })
     }
 }
@@ -393,7 +430,10 @@ fn main() -> ExitCode {
     };
     let settings = bench.settings();
     if !bench.args.json_only {
-        print!("{}", table(&results, &bench.title()));
+        print!(
+            "{}",
+            table(&results, &bench.title(), bench.args.sample_header.as_str())
+        );
     }
     println!("{}", json_summary(&results, &settings));
     if results.errors() > 0 {

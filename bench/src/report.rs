@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::compare::{self, Labelled};
 use crate::load::PhaseResult;
 use crate::stats::{Summary, added_us};
 
@@ -92,6 +93,10 @@ pub struct Results {
     /// Through the gateway only: streams with more chunks, for the marginal cost of a chunk.
     pub long_stream: Option<Side>,
     pub closed: Option<Pair>,
+    /// The chat phase through further gateways (`--through-also`), compared with `chat.through`.
+    pub chat_also: Vec<Labelled>,
+    /// The sampled response header (`--sample-header`) of `chat.through`, when further gateways were measured.
+    pub through_sample: Option<String>,
 }
 
 impl Results {
@@ -144,6 +149,11 @@ impl Results {
                 .long_stream
                 .as_ref()
                 .map_or(0, |s| s.result.error_count())
+            + self
+                .chat_also
+                .iter()
+                .map(|a| a.side.result.error_count())
+                .sum::<usize>()
     }
 }
 
@@ -246,8 +256,8 @@ impl Table {
     }
 }
 
-/// The human-readable table.
-pub fn table(results: &Results, title: &str) -> String {
+/// The human-readable table; `sample_header` names the header sampled through the further gateways.
+pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
     let mut t = Table(String::new());
     let _ = writeln!(t.0, "{title}");
     if let Some(chat) = &results.chat {
@@ -339,6 +349,14 @@ pub fn table(results: &Results, title: &str) -> String {
                 &ratio_verdict(ratio),
             );
         }
+    }
+    if !results.chat_also.is_empty() {
+        t.0.push_str(&compare::table(
+            results.chat.as_ref().and_then(|c| c.through.as_ref()),
+            results.through_sample.as_deref(),
+            &results.chat_also,
+            sample_header,
+        ));
     }
     if let Some(stream) = &results.stream {
         t.header("streaming chat completions, time to first byte");
@@ -437,6 +455,11 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
         }),
         "logging_cpu_ratio": results.logging_cpu_ratio().map(|r| round(r, 3)),
         "logging_data_plane_cpu_ratio": results.logging_data_plane_cpu_ratio().map(|r| round(r, 3)),
+        "through_sample_header": results.through_sample,
+        "chat_also": results.chat_also.iter().map(|a| {
+            let baseline = results.chat.as_ref().and_then(|c| c.through.as_ref());
+            compare::json(baseline, a, side_json(&a.side, PhaseResult::latency))
+        }).collect::<Vec<_>>(),
         "stream_ttfb": results.stream.as_ref().map(|p| pair_json(p, PhaseResult::first_byte)),
         "long_stream": results.long_stream.as_ref().map(|s| side_json(s, PhaseResult::first_byte)),
         "gateway_cpu_per_chunk_us": results.cpu_per_chunk_us().map(|c| round(c, 2)),
