@@ -44,13 +44,18 @@ pub fn adjust_counter(
     {
         return Ok(());
     }
-    let created = diesel::insert_into(log_counters::table)
-        .values((
-            log_counters::account_id.eq(account_id),
-            log_counters::gateway_id.eq(gateway_id),
-            log_counters::stored.eq(delta.max(0)),
-        ))
-        .execute(conn);
+    // Two writers may both find no row and both insert; the loser's unique violation must not abort the caller's
+    // transaction (PostgreSQL refuses every later statement of an aborted one), so the insert runs in a savepoint
+    // (diesel's nested transaction) and only that is rolled back.
+    let created = conn.transaction(|conn| {
+        diesel::insert_into(log_counters::table)
+            .values((
+                log_counters::account_id.eq(account_id),
+                log_counters::gateway_id.eq(gateway_id),
+                log_counters::stored.eq(delta.max(0)),
+            ))
+            .execute(conn)
+    });
     match created {
         Ok(_) => Ok(()),
         Err(e) if crate::store::is_unique_violation(&e) => {

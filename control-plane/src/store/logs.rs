@@ -176,9 +176,6 @@ pub fn insert_batch(conn: &mut AnyConnection, records: &[LogRecord]) -> Result<u
     })
 }
 
-/// The most matches a filtered list counts for its `total_count`.
-pub const FILTERED_COUNT_CAP: i64 = 100_000;
-
 /// One page of logs and the total across pages.
 #[derive(Debug)]
 pub struct LogPage {
@@ -196,19 +193,17 @@ pub fn list(
     limit: i64,
 ) -> Result<LogPage, Error> {
     // Without filters the gateway's stored count answers at once (kept in step with every write through
-    // `log_caps::store_with_caps` and every delete). A filtered list counts its matches, but at most
-    // FILTERED_COUNT_CAP of them: an exact count of millions of matching rows takes seconds and pages that deep
-    // are not read one by one. Past the cap `total_count` says "at least this many" (ARCHITECTURE.md, inferred).
+    // `log_caps::store_with_caps` and every delete); a filtered list counts its matches in the database. (A count
+    // capped by fetching up to N matching rows was measured slower at 1M rows, 150 vs 111 ms: the rows cross the
+    // wire, the aggregate does not.)
     let total_count: i64 =
         if query.search.as_deref().is_none_or(str::is_empty) && query.filters.is_empty() {
             crate::store::log_caps::stored_count(conn, account_id, gateway_id)?
         } else {
-            let matches: Vec<i32> = query
+            query
                 .filtered(account_id, gateway_id)?
-                .select(diesel::dsl::sql::<diesel::sql_types::Integer>("1"))
-                .limit(FILTERED_COUNT_CAP)
-                .load(conn)?;
-            matches.len() as i64
+                .count()
+                .get_result(conn)?
         };
     let items = query
         .ordered(query.filtered(account_id, gateway_id)?)

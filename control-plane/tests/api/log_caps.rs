@@ -199,3 +199,32 @@ async fn a_bulk_delete_can_order_by_cost_and_the_unfiltered_total_follows_the_co
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+/// Two writers storing the first records of gateways nobody has counted yet: both find no counter row and both
+/// create it. Found by the ingest benchmark on PostgreSQL, where the losing insert used to abort its whole batch.
+/// PostgreSQL only: split mode runs several writers (one per control plane); standalone SQLite has one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_first_batches_of_a_new_gateway_all_store() {
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    for round in 0..8 {
+        let gateway = format!("race-{round}");
+        let (a, b) = (records(&gateway, 0, 50), records(&gateway, 50, 50));
+        let (db_a, db_b) = (app.db.clone(), app.db.clone());
+        let (ra, rb) = tokio::join!(
+            tokio::spawn(async move { store_batch(&db_a, a).await }),
+            tokio::spawn(async move { store_batch(&db_b, b).await }),
+        );
+        assert_eq!(
+            ra.unwrap().unwrap() + rb.unwrap().unwrap(),
+            100,
+            "round {round}"
+        );
+        let counted = app
+            .db
+            .with_conn(move |c| log_caps::stored_count(c, "acme", &gateway))
+            .unwrap();
+        assert_eq!(counted, 100, "round {round}");
+    }
+}

@@ -1,19 +1,15 @@
 //! The response cache and the gateway rate limit (spec §3.2–3.3), on one node with in-process stores and on two
 //! nodes sharing split mode's Redis stores.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use gatehouse_bus::RedisBusSettings;
-use gatehouse_bus::limits::{FallbackLimits, LimitStore, MemoryLimits, RedisLimits};
-use gatehouse_bus::response_cache::{RedisResponseCache, ResponseCache};
 use gatehouse_bus::testing::{delete_prefix, test_redis_url, unique_prefix};
 use gatehouse_mock_providers::MockProvider;
 use gatehouse_shared::gateway::RateLimitingTechnique;
 use reqwest::Response;
 use serde_json::{Value, json};
 
-use crate::policy_node::{PolicyNode, chat, gateway};
+use crate::policy_node::{PolicyNode, chat, gateway, redis_stores};
 
 const CHAT: &str = "/v1/acme/cached/openai/chat/completions";
 
@@ -223,28 +219,13 @@ async fn the_rate_limit_refuses_with_2003_and_retry_after() {
     assert_eq!(records.iter().filter(|r| r.status_code == 429).count(), 1);
 }
 
-/// Split mode's stores on a fresh prefix of the test Redis.
-fn redis_stores(prefix: &str) -> Option<(Arc<dyn LimitStore>, Arc<dyn ResponseCache>)> {
-    let url = test_redis_url()?;
-    let settings = RedisBusSettings {
-        url,
-        prefix: prefix.to_owned(),
-    };
-    let runtime = tokio::runtime::Handle::current();
-    let limits = FallbackLimits::new(
-        RedisLimits::new(&settings, runtime.clone()).unwrap(),
-        MemoryLimits::new(),
-    );
-    let cache = RedisResponseCache::new(&settings, runtime).unwrap();
-    Some((Arc::new(limits), Arc::new(cache)))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_share_one_cache_and_one_rate_limit_through_redis() {
-    let prefix = unique_prefix("policies");
-    let (Some(stores_a), Some(stores_b)) = (redis_stores(&prefix), redis_stores(&prefix)) else {
+    let Some(url) = test_redis_url() else {
         return;
     };
+    let prefix = unique_prefix("policies");
+    let (stores_a, stores_b) = (redis_stores(&url, &prefix), redis_stores(&url, &prefix));
     let mock = MockProvider::start();
     let a = PolicyNode::start_with(&mock, Some(stores_a));
     let b = PolicyNode::start_with(&mock, Some(stores_b));

@@ -128,3 +128,19 @@ pub fn chat(content: &str) -> String {
 pub fn unique(label: &str) -> String {
     format!("{label}-{}", ulid::Ulid::generate())
 }
+
+/// Split mode's stores (rate and spend counters with their local fallback, and the response cache) on `prefix` of
+/// the Redis at `url`; two nodes given the same prefix share them.
+pub fn redis_stores(url: &str, prefix: &str) -> (Arc<dyn LimitStore>, Arc<dyn ResponseCache>) {
+    let settings = gatehouse_bus::RedisBusSettings {
+        url: url.to_owned(),
+        prefix: prefix.to_owned(),
+    };
+    let runtime = tokio::runtime::Handle::current();
+    let limits = gatehouse_bus::limits::FallbackLimits::new(
+        gatehouse_bus::limits::RedisLimits::new(&settings, runtime.clone()).unwrap(),
+        gatehouse_bus::limits::MemoryLimits::new(),
+    );
+    let cache = gatehouse_bus::response_cache::RedisResponseCache::new(&settings, runtime).unwrap();
+    (Arc::new(limits), Arc::new(cache))
+}

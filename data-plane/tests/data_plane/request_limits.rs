@@ -1,18 +1,14 @@
 //! Request limits that protect the node (issue: "a configurable body cap, header size limits, and upstream
 //! timeouts that always end"), and what the shared limits do while Redis is unreachable.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gatehouse_bus::RedisBusSettings;
-use gatehouse_bus::limits::{FallbackLimits, LimitStore, MemoryLimits, RedisLimits};
-use gatehouse_bus::response_cache::{RedisResponseCache, ResponseCache};
 use gatehouse_bus::testing::PrivateRedis;
 use gatehouse_mock_providers::{MockProvider, control};
 use gatehouse_shared::gateway::RateLimitingTechnique;
 use serde_json::{Value, json};
 
-use crate::policy_node::{PolicyNode, chat, gateway};
+use crate::policy_node::{PolicyNode, chat, gateway, redis_stores};
 
 const CHAT: &str = "/v1/acme/gw/openai/chat/completions";
 
@@ -81,20 +77,6 @@ async fn a_stream_that_never_ends_is_cut_at_the_total_timeout() {
             "the stream must not look complete"
         ),
     }
-}
-
-fn redis_stores(url: &str, prefix: &str) -> (Arc<dyn LimitStore>, Arc<dyn ResponseCache>) {
-    let settings = RedisBusSettings {
-        url: url.to_owned(),
-        prefix: prefix.to_owned(),
-    };
-    let runtime = tokio::runtime::Handle::current();
-    let limits = FallbackLimits::new(
-        RedisLimits::new(&settings, runtime.clone()).unwrap(),
-        MemoryLimits::new(),
-    );
-    let cache = RedisResponseCache::new(&settings, runtime).unwrap();
-    (Arc::new(limits), Arc::new(cache))
 }
 
 /// Split mode with Redis gone: requests are served without waiting on Redis, the cache misses, and the rate limit

@@ -1,16 +1,11 @@
 //! Spend limits (spec §3.15): a rule blocks once its window's cost reaches the limit, partitions keep separate
 //! buckets, and two nodes on split mode's Redis share one budget. Costs are made exact with `cf-aig-custom-cost`.
 
-use std::sync::Arc;
-
-use gatehouse_bus::RedisBusSettings;
-use gatehouse_bus::limits::{FallbackLimits, MemoryLimits, RedisLimits};
-use gatehouse_bus::response_cache::MemoryResponseCache;
 use gatehouse_bus::testing::{delete_prefix, test_redis_url, unique_prefix};
 use gatehouse_mock_providers::MockProvider;
 use serde_json::{Value, json};
 
-use crate::policy_node::{PolicyNode, chat, gateway};
+use crate::policy_node::{PolicyNode, chat, gateway, redis_stores};
 
 const CHAT: &str = "/v1/acme/budget/openai/chat/completions";
 /// Every token costs a hundredth of a dollar, so each mock answer (tens of tokens) costs well over $0.05.
@@ -89,24 +84,9 @@ async fn two_nodes_share_one_budget_through_redis() {
         return;
     };
     let prefix = unique_prefix("spend");
-    let stores = || {
-        let settings = RedisBusSettings {
-            url: url.clone(),
-            prefix: prefix.clone(),
-        };
-        let limits = FallbackLimits::new(
-            RedisLimits::new(&settings, tokio::runtime::Handle::current()).unwrap(),
-            MemoryLimits::new(),
-        );
-        Some((
-            Arc::new(limits) as Arc<dyn gatehouse_bus::limits::LimitStore>,
-            Arc::new(MemoryResponseCache::new(1 << 20))
-                as Arc<dyn gatehouse_bus::response_cache::ResponseCache>,
-        ))
-    };
     let mock = MockProvider::start();
-    let a = PolicyNode::start_with(&mock, stores());
-    let b = PolicyNode::start_with(&mock, stores());
+    let a = PolicyNode::start_with(&mock, Some(redis_stores(&url, &prefix)));
+    let b = PolicyNode::start_with(&mock, Some(redis_stores(&url, &prefix)));
     let doc = budget_gateway(json!([
         {"id": "shared", "limit": 0.05, "limitType": "cost", "window": 600, "technique": "sliding"}
     ]));

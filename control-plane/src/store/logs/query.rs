@@ -21,10 +21,18 @@ diesel::define_sql_function! {
     fn lower(x: Nullable<Text>) -> Nullable<Text>;
 }
 
-/// The text `search` looks in, exactly as the PostgreSQL trigram index `logs_search_trgm` is defined, so the
-/// planner can use that index.
-const SEARCH_DOCUMENT: &str =
-    "lower(id || ' ' || provider || ' ' || coalesce(model, '') || ' ' || path)";
+/// The text `search` looks in besides the id, exactly as the PostgreSQL trigram index `logs_search_trgm` is
+/// defined, so the planner can use that index.
+const SEARCH_DOCUMENT: &str = "lower(provider || ' ' || coalesce(model, '') || ' ' || path)";
+
+/// Whether `term` could occur in a log id: ids are ULIDs (Crockford base32: digits and letters without I, L, O,
+/// U), compared lower-cased.
+fn could_be_in_a_log_id(term: &str) -> bool {
+    term.chars().all(|c| {
+        let c = c.to_ascii_lowercase();
+        c.is_ascii_digit() || (c.is_ascii_lowercase() && !matches!(c, 'i' | 'l' | 'o' | 'u'))
+    })
+}
 
 /// The filter keys of spec §1.5 that map to a column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -322,24 +330,26 @@ impl LogQuery {
              -> Pred {
                 Box::new(lower(col).like(pattern.clone()).escape('\\'))
             };
-            let p = or(
+            let fields = or(
                 or(
-                    hit(Box::new(logs::id.nullable())),
                     hit(Box::new(logs::provider.nullable())),
-                ),
-                or(
                     hit(Box::new(logs::model)),
-                    hit(Box::new(logs::path.nullable())),
                 ),
+                hit(Box::new(logs::path.nullable())),
             );
-            // The joined form first: on PostgreSQL its trigram index (migration 000040) finds the candidate rows
-            // without reading the gateway's every row; the per-field test then keeps the answer exact (a term
-            // spanning two fields' boundary matches the joined text only).
-            let document = diesel::dsl::sql::<Nullable<Bool>>(SEARCH_DOCUMENT)
-                .sql(" LIKE ")
-                .bind::<Text, _>(pattern.clone())
-                .sql(" ESCAPE '\\'");
-            q = q.filter(document).filter(p);
+            if could_be_in_a_log_id(term) {
+                // Only a term made of ULID characters can be part of an id, and no index serves that test.
+                q = q.filter(or(hit(Box::new(logs::id.nullable())), fields));
+            } else {
+                // The joined form first: on PostgreSQL its trigram index (migration 000040) finds the candidate
+                // rows without reading the gateway's every row; the per-field test then keeps the answer exact (a
+                // term spanning two fields' boundary matches the joined text only).
+                let document = diesel::dsl::sql::<Nullable<Bool>>(SEARCH_DOCUMENT)
+                    .sql(" LIKE ")
+                    .bind::<Text, _>(pattern.clone())
+                    .sql(" ESCAPE '\\'");
+                q = q.filter(document).filter(fields);
+            }
         }
         for f in &self.filters {
             q = q.filter(filter_pred(f)?);
@@ -378,6 +388,28 @@ impl LogQuery {
         } else {
             q.then_order_by(logs::created_at.desc())
                 .then_order_by(logs::id.desc())
+        }
+    }
+}
+
+#[cfg(test)]
+mod search_tests {
+    use super::could_be_in_a_log_id;
+
+    #[test]
+    fn only_terms_of_ulid_characters_are_looked_for_in_ids() {
+        for term in ["01JD3", "01jd3", "7zz", "GPT"] {
+            assert!(could_be_in_a_log_id(term), "{term}");
+        }
+        for term in [
+            "o3-mini",
+            "claude",
+            "gpt-4o",
+            "openai",
+            "chat/completions",
+            "a b",
+        ] {
+            assert!(!could_be_in_a_log_id(term), "{term}");
         }
     }
 }
