@@ -149,7 +149,8 @@ impl ResponseCache for MemoryResponseCache {
             return Ok(false);
         }
         // The entry being replaced goes first, so it neither counts against the room the new one needs nor gets
-        // chosen as a victim in place of a colder entry.
+        // chosen as a victim in place of a colder entry. A reader racing this overwrite may miss for a moment,
+        // which costs it one provider call, as any miss does.
         let replaced = self.shard(key).remove(key);
         self.release(replaced);
         if !self.reserve(charge, now) {
