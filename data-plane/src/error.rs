@@ -191,12 +191,13 @@ impl AiGatewayError {
     }
 
     /// Cloudflare's 2041: a spend-limit rule's budget is used up; the message names the rule.
-    pub fn spend_limit_exceeded(message: String, retry_after: Option<std::time::Duration>) -> Self {
+    /// No `Retry-After`: a sliding window frees budget gradually, by the cost of requests not yet known.
+    pub fn spend_limit_exceeded(message: String) -> Self {
         Self {
             status: StatusCode::TOO_MANY_REQUESTS,
             code: code::SPEND_LIMIT_EXCEEDED,
             message: Cow::Owned(message),
-            retry_after_secs: retry_after.map(|d| d.as_millis().div_ceil(1000).max(1) as u64),
+            retry_after_secs: None,
         }
     }
 

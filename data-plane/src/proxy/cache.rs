@@ -78,6 +78,7 @@ pub(crate) fn plan(
     target: &UpstreamTarget,
     upstream: &RequestHeader,
     body: &Bytes,
+    streaming: bool,
 ) -> Result<Option<CachePlan>, AiGatewayError> {
     let header_ttl = match controls
         .get(CACHE_TTL_HEADER)
@@ -120,7 +121,7 @@ pub(crate) fn plan(
     else {
         return Ok(None);
     };
-    if body.len() > MAX_CACHED_BYTES || requests_stream(body) {
+    if body.len() > MAX_CACHED_BYTES || streaming {
         return Ok(None);
     }
     let skip = flag(controls.get(SKIP_CACHE_HEADER))
@@ -128,18 +129,6 @@ pub(crate) fn plan(
         .unwrap_or(false);
     let key = cache_key(gateway, target, upstream, body, custom_key);
     Ok(Some(CachePlan { key, ttl, skip }))
-}
-
-/// Whether a JSON body asks for a streamed answer (`"stream": true`); other fields are skipped unread.
-fn requests_stream(body: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Peek {
-        stream: Option<bool>,
-    }
-    serde_json::from_slice::<Peek>(body)
-        .ok()
-        .and_then(|p| p.stream)
-        .unwrap_or(false)
 }
 
 fn cache_key(
@@ -414,13 +403,5 @@ mod tests {
             tee.complete();
             assert!(tee.into_entry().is_none(), "{status} {content_type}");
         }
-    }
-
-    #[test]
-    fn streaming_requests_are_recognised_from_the_body() {
-        assert!(requests_stream(br#"{"model":"m","stream":true}"#));
-        assert!(!requests_stream(br#"{"model":"m","stream":false}"#));
-        assert!(!requests_stream(br#"{"model":"m"}"#));
-        assert!(!requests_stream(b"not json"));
     }
 }

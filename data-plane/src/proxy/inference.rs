@@ -16,7 +16,7 @@ use super::auth::{GatewayCaller, authenticate};
 use super::cache::{CACHE_STATUS_HEADER, CacheTee, CachedResponse};
 use super::endpoint::ProviderPath;
 use super::forward::{ForwardError, Relay};
-use super::log_draft::{LogDraft, ResponseCapture, flag, parse_metadata};
+use super::log_draft::{LogDraft, RequestPeek, ResponseCapture, flag, parse_metadata};
 use super::steps::{self, Step, StepConfig, StepRequest};
 use super::{GatewayProxy, RequestContext, respond, universal};
 use crate::error::AiGatewayError;
@@ -173,12 +173,17 @@ impl GatewayProxy {
         let body = read_body(session, self.max_body_bytes)
             .await
             .map_err(before)?;
+        // The provider-native body is read once for its model and stream flag (universal steps read their own).
+        let peek = match route {
+            InferenceRoute::Provider { .. } => RequestPeek::of(&body),
+            InferenceRoute::Universal { .. } => RequestPeek::default(),
+        };
         if let Some(draft) = ctx.log.as_deref_mut() {
-            draft.model = super::log_draft::request_model(&body);
+            draft.model = peek.model.clone();
             draft.request_body = body.clone();
         }
         let mut steps = self
-            .build_steps(session, route, &gateway, body)
+            .build_steps(session, route, &gateway, body, peek)
             .map_err(before)?;
         let universal = matches!(route, InferenceRoute::Universal { .. });
         let logged = ctx.submit_log;
@@ -279,6 +284,7 @@ impl GatewayProxy {
         route: InferenceRoute<'_>,
         gateway: &CompiledGateway,
         body: Bytes,
+        peek: RequestPeek,
     ) -> Result<Vec<Step>, AiGatewayError> {
         let client = session.req_header();
         match route {
@@ -296,6 +302,7 @@ impl GatewayProxy {
                         step_headers: &[],
                         method: None,
                         body,
+                        peek,
                         config: &config,
                     },
                 )?;
@@ -316,6 +323,7 @@ impl GatewayProxy {
                             client,
                             step_headers: &u.headers,
                             method: Some(http::Method::POST),
+                            peek: RequestPeek::of(&u.body),
                             body: u.body.clone(),
                             config: &u.config,
                         },
@@ -444,13 +452,7 @@ impl GatewayProxy {
         if universal {
             ids.step = Some(first.index.to_string());
             if let Some(draft) = ctx.log.as_deref_mut() {
-                *draft = draft.for_step(
-                    draft.id.clone(),
-                    first.index,
-                    &first.provider,
-                    &first.path,
-                    first.body.clone(),
-                );
+                *draft = draft.for_step(draft.id.clone(), first);
             }
         }
         if ctx.submit_log
@@ -478,13 +480,7 @@ impl GatewayProxy {
             } else {
                 ulid::Ulid::generate().to_string()
             };
-            let draft = base.for_step(
-                id,
-                step.index,
-                &step.provider,
-                &step.path,
-                step.body.clone(),
-            );
+            let draft = base.for_step(id, step);
             let status = match failure {
                 StepFailure::Status(status) => status,
                 StepFailure::NoAnswer(failure) => failure.error().status.as_u16(),
@@ -513,13 +509,7 @@ impl GatewayProxy {
             return;
         }
         if let Some(draft) = ctx.log.as_deref_mut() {
-            *draft = draft.for_step(
-                ulid::Ulid::generate().to_string(),
-                step.index,
-                &step.provider,
-                &step.path,
-                step.body.clone(),
-            );
+            *draft = draft.for_step(ulid::Ulid::generate().to_string(), step);
             if ctx.submit_log {
                 ids.log_id = Some(draft.id.clone());
             }

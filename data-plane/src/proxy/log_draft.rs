@@ -99,25 +99,25 @@ pub(crate) struct LogDraft {
 impl LogDraft {
     /// The draft of another step of the same request: the request's facts, the step's own id, provider, path,
     /// model and body, and a fresh response capture.
-    pub fn for_step(&self, id: String, step: u32, provider: &str, path: &str, body: Bytes) -> Self {
+    pub fn for_step(&self, id: String, step: &super::steps::Step) -> Self {
         Self {
             id,
             created_at_ms: self.created_at_ms,
             account_id: self.account_id.clone(),
             gateway_id: self.gateway_id.clone(),
-            provider: provider.to_owned(),
-            path: path.to_owned(),
+            provider: step.provider.clone(),
+            path: step.path.clone(),
             event_id: self.event_id.clone(),
             metadata: self.metadata.clone(),
             collect_payload: self.collect_payload,
             user_agent: self.user_agent.clone(),
             authenticated: self.authenticated,
             request_content_type: self.request_content_type.clone(),
-            model: request_model(&body),
-            request_body: body,
+            model: step.model.clone(),
+            request_body: step.body.clone(),
             config_hash: self.config_hash.clone(),
             custom_cost: self.custom_cost,
-            step,
+            step: step.index,
             cached: false,
             response: ResponseCapture::new(self.collect_payload),
         }
@@ -220,17 +220,31 @@ pub(crate) fn parse_metadata(raw: &[u8]) -> Option<String> {
     (!kept.is_empty()).then(|| Value::Object(kept).to_string())
 }
 
-/// The `model` of a JSON request body, read without building the whole document (other fields are skipped).
-pub(crate) fn request_model(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Peek<'a> {
-        #[serde(borrow)]
-        model: Option<std::borrow::Cow<'a, str>>,
+/// What the gateway reads out of a JSON request body, in one pass that skips every other field: the `model`
+/// (logs, spend rules) and whether it asks for a stream (never cached).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct RequestPeek {
+    pub model: Option<String>,
+    pub stream: bool,
+}
+
+impl RequestPeek {
+    pub(crate) fn of(body: &[u8]) -> Self {
+        #[derive(serde::Deserialize)]
+        struct Peek<'a> {
+            #[serde(borrow)]
+            model: Option<std::borrow::Cow<'a, str>>,
+            // Any JSON value, so a body with an odd `stream` still yields its model.
+            stream: Option<Value>,
+        }
+        match serde_json::from_slice::<Peek<'_>>(body) {
+            Ok(p) => Self {
+                model: p.model.map(std::borrow::Cow::into_owned),
+                stream: matches!(p.stream, Some(Value::Bool(true))),
+            },
+            Err(_) => Self::default(),
+        }
     }
-    serde_json::from_slice::<Peek<'_>>(body)
-        .ok()?
-        .model
-        .map(std::borrow::Cow::into_owned)
 }
 
 /// `true`/`false` header values (anything else is absent).
@@ -260,17 +274,26 @@ mod tests {
     }
 
     #[test]
-    fn the_model_is_read_from_a_json_body_and_nothing_else_is_needed() {
+    fn the_model_and_stream_flag_are_read_from_a_json_body_and_nothing_else_is_needed() {
+        let model = |b: &[u8]| RequestPeek::of(b).model;
         assert_eq!(
-            request_model(br#"{"messages":[{"a":1}],"model":"gpt-4o"}"#).as_deref(),
+            model(br#"{"messages":[{"a":1}],"model":"gpt-4o"}"#).as_deref(),
             Some("gpt-4o")
         );
         assert_eq!(
-            request_model(br#"{"model":"esc\u0061ped"}"#).as_deref(),
+            model(br#"{"model":"esc\u0061ped"}"#).as_deref(),
             Some("escaped")
         );
-        assert_eq!(request_model(b"{}"), None);
-        assert_eq!(request_model(b"binary\xff"), None);
+        assert_eq!(model(b"{}"), None);
+        assert_eq!(model(b"binary\xff"), None);
+        assert!(RequestPeek::of(br#"{"model":"m","stream":true}"#).stream);
+        assert!(!RequestPeek::of(br#"{"model":"m","stream":false}"#).stream);
+        assert!(!RequestPeek::of(br#"{"model":"m"}"#).stream);
+        assert!(!RequestPeek::of(b"not json").stream);
+        assert_eq!(
+            model(br#"{"model":"m","stream":"yes"}"#).as_deref(),
+            Some("m")
+        );
     }
 
     #[test]

@@ -76,7 +76,6 @@ impl GatewayProxy {
                         return Err(AiGatewayError::spend_limit_exceeded(
                             rule.rule
                                 .exceeded_message(&step.provider, step.model.as_deref()),
-                            None,
                         ));
                     }
                 }

@@ -15,6 +15,7 @@ use super::attempts::{Backoff, RetryPolicy};
 use super::cache::CachePlan;
 use super::credentials;
 use super::forward::Upstreams;
+use super::log_draft::RequestPeek;
 use crate::error::AiGatewayError;
 use crate::route::{RouteError, UpstreamTable, UpstreamTarget};
 use crate::snapshot::CompiledGateway;
@@ -184,6 +185,8 @@ pub(crate) struct StepRequest<'a> {
     /// Universal steps always POST.
     pub method: Option<http::Method>,
     pub body: Bytes,
+    /// What the body says of itself, read once by the caller.
+    pub peek: RequestPeek,
     pub config: &'a StepConfig,
 }
 
@@ -250,8 +253,14 @@ pub(crate) fn build(
             AiGatewayError::bad_request("the stored provider key is not a valid header value")
         })?;
     }
-    let model = super::log_draft::request_model(&request.body);
-    let cache = super::cache::plan(gateway, &controls, &target, &header, &request.body)?;
+    let cache = super::cache::plan(
+        gateway,
+        &controls,
+        &target,
+        &header,
+        &request.body,
+        request.peek.stream,
+    )?;
     Ok(Step {
         index: 0,
         provider: request.provider.to_owned(),
@@ -259,7 +268,7 @@ pub(crate) fn build(
         target,
         header,
         body: request.body,
-        model,
+        model: request.peek.model,
         retry,
         timeout,
         cache,

@@ -72,6 +72,20 @@ impl PolicyNode {
         format!("http://{}{}", self.plane.addr, path)
     }
 
+    /// Sends a chat request with `content` and these headers to `path`.
+    pub async fn chat(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        content: &str,
+    ) -> reqwest::Response {
+        let mut req = self.http.post(self.url(path)).body(chat(content));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req.send().await.unwrap()
+    }
+
     pub fn apply(&self, doc: &GatewayConfigDocument) {
         self.store.apply_gateway(doc, "test").unwrap();
     }

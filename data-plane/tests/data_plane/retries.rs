@@ -7,7 +7,7 @@ use gatehouse_mock_providers::{MockProvider, control};
 use gatehouse_shared::gateway::RetryBackoff;
 use serde_json::{Value, json};
 
-use crate::policy_node::{PolicyNode, chat, gateway, unique};
+use crate::policy_node::{PolicyNode, gateway, unique};
 
 const CHAT: &str = "/v1/acme/gw/openai/chat/completions";
 const UNIVERSAL: &str = "/v1/acme/gw";
@@ -31,17 +31,18 @@ async fn a_failing_provider_is_retried_until_it_answers() {
     let node = start(&mock);
     let key = unique("retry");
     let resp = node
-        .http
-        .post(node.url(CHAT))
-        .header("authorization", "Bearer sk")
-        .header("cf-aig-max-attempts", "3")
-        .header(control::FAIL_FIRST, "2")
-        .header(control::FAIL_STATUS, "503")
-        .header(control::FAIL_KEY, &key)
-        .body(chat("retry me"))
-        .send()
-        .await
-        .unwrap();
+        .chat(
+            CHAT,
+            &[
+                ("authorization", "Bearer sk"),
+                ("cf-aig-max-attempts", "3"),
+                (control::FAIL_FIRST, "2"),
+                (control::FAIL_STATUS, "503"),
+                (control::FAIL_KEY, key.as_str()),
+            ],
+            "retry me",
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     assert_eq!(hits(&mock, &key), 3, "two failures, then the answer");
 }
@@ -56,16 +57,17 @@ async fn the_gateway_settings_retry_and_the_last_failure_passes_through() {
     }));
     let key = unique("exhausted");
     let resp = node
-        .http
-        .post(node.url(CHAT))
-        .header("authorization", "Bearer sk")
-        .header(control::FAIL_FIRST, "5")
-        .header(control::FAIL_STATUS, "429")
-        .header(control::FAIL_KEY, &key)
-        .body(chat("never works"))
-        .send()
-        .await
-        .unwrap();
+        .chat(
+            CHAT,
+            &[
+                ("authorization", "Bearer sk"),
+                (control::FAIL_FIRST, "5"),
+                (control::FAIL_STATUS, "429"),
+                (control::FAIL_KEY, key.as_str()),
+            ],
+            "never works",
+        )
+        .await;
     // The provider's own error is what the client gets after the last attempt, not a gateway error.
     assert_eq!(resp.status(), 429);
     let body: Value = resp.json().await.unwrap();
@@ -79,17 +81,18 @@ async fn a_client_error_is_not_retried() {
     let node = start(&mock);
     let key = unique("no-retry");
     let resp = node
-        .http
-        .post(node.url(CHAT))
-        .header("authorization", "Bearer sk")
-        .header("cf-aig-max-attempts", "4")
-        .header(control::FAIL_FIRST, "1")
-        .header(control::FAIL_STATUS, "400")
-        .header(control::FAIL_KEY, &key)
-        .body(chat("bad"))
-        .send()
-        .await
-        .unwrap();
+        .chat(
+            CHAT,
+            &[
+                ("authorization", "Bearer sk"),
+                ("cf-aig-max-attempts", "4"),
+                (control::FAIL_FIRST, "1"),
+                (control::FAIL_STATUS, "400"),
+                (control::FAIL_KEY, key.as_str()),
+            ],
+            "bad",
+        )
+        .await;
     assert_eq!(resp.status(), 400);
     assert_eq!(hits(&mock, &key), 1);
 }
@@ -105,18 +108,19 @@ async fn backoff_spaces_the_attempts_as_configured() {
     let key = unique("backoff");
     let started = Instant::now();
     let resp = node
-        .http
-        .post(node.url(CHAT))
-        .header("authorization", "Bearer sk")
-        .header("cf-aig-max-attempts", "3")
-        .header("cf-aig-retry-delay", "150")
-        .header("cf-aig-backoff", "exponential")
-        .header(control::FAIL_FIRST, "2")
-        .header(control::FAIL_KEY, &key)
-        .body(chat("backoff"))
-        .send()
-        .await
-        .unwrap();
+        .chat(
+            CHAT,
+            &[
+                ("authorization", "Bearer sk"),
+                ("cf-aig-max-attempts", "3"),
+                ("cf-aig-retry-delay", "150"),
+                ("cf-aig-backoff", "exponential"),
+                (control::FAIL_FIRST, "2"),
+                (control::FAIL_KEY, key.as_str()),
+            ],
+            "backoff",
+        )
+        .await;
     let elapsed = started.elapsed();
     assert_eq!(resp.status(), 200);
     assert!(
@@ -148,15 +152,16 @@ async fn a_timeout_ends_a_lone_attempt_with_504_and_the_final_retry_waits() {
     let node = start(&mock);
     let started = Instant::now();
     let resp = node
-        .http
-        .post(node.url(CHAT))
-        .header("authorization", "Bearer sk")
-        .header("cf-aig-request-timeout", "200")
-        .header(control::HEADER_DELAY_MS, "3000")
-        .body(chat("slow"))
-        .send()
-        .await
-        .unwrap();
+        .chat(
+            CHAT,
+            &[
+                ("authorization", "Bearer sk"),
+                ("cf-aig-request-timeout", "200"),
+                (control::HEADER_DELAY_MS, "3000"),
+            ],
+            "slow",
+        )
+        .await;
     assert_eq!(resp.status(), 504);
     assert!(
         started.elapsed() < Duration::from_millis(2_000),
@@ -169,16 +174,17 @@ async fn a_timeout_ends_a_lone_attempt_with_504_and_the_final_retry_waits() {
     // Two attempts: the first is cut at 200 ms, the final one is allowed its 600 ms.
     let started = Instant::now();
     let resp = node
-        .http
-        .post(node.url(CHAT))
-        .header("authorization", "Bearer sk")
-        .header("cf-aig-request-timeout", "200")
-        .header("cf-aig-max-attempts", "2")
-        .header(control::HEADER_DELAY_MS, "600")
-        .body(chat("slow but final"))
-        .send()
-        .await
-        .unwrap();
+        .chat(
+            CHAT,
+            &[
+                ("authorization", "Bearer sk"),
+                ("cf-aig-request-timeout", "200"),
+                ("cf-aig-max-attempts", "2"),
+                (control::HEADER_DELAY_MS, "600"),
+            ],
+            "slow but final",
+        )
+        .await;
     assert_eq!(resp.status(), 200);
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(780), "{elapsed:?}");
@@ -195,14 +201,7 @@ async fn a_bad_control_header_is_a_400_naming_it() {
         ("cf-aig-request-timeout", "-5"),
         ("cf-aig-cache-ttl", "5"),
     ] {
-        let resp = node
-            .http
-            .post(node.url(CHAT))
-            .header(name, value)
-            .body(chat("x"))
-            .send()
-            .await
-            .unwrap();
+        let resp = node.chat(CHAT, &[(name, value)], "x").await;
         assert_eq!(resp.status(), 400, "{name}: {value}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["name"], "AiGatewayError");
