@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Result;
-use gatehouse_bus::limits::{FallbackLimits, LimitStore, MemoryLimits, RedisLimits};
+use gatehouse_bus::limits::{
+    FallbackLimits, LimitStore, MemoryLimits, RedisLimits, RedisLimitsSettings,
+};
 use gatehouse_bus::response_cache::{RedisResponseCache, ResponseCache};
 use gatehouse_bus::{ConfigBus, LogStream, MemoryBus, RedisBusSettings};
 use gatehouse_control_plane::api::AppState;
@@ -221,8 +223,12 @@ fn policy_stores(
         })?,
         prefix: opts.redis_prefix.clone(),
     };
+    let limit_settings = RedisLimitsSettings {
+        max_lease: opts.rate_limit_max_lease,
+        ..RedisLimitsSettings::default()
+    };
     let limits = FallbackLimits::new(
-        RedisLimits::new(&settings, runtime.clone())?,
+        RedisLimits::with_settings(&settings, &limit_settings, runtime.clone())?,
         MemoryLimits::new(),
     );
     let cache = RedisResponseCache::new(&settings, runtime.clone())?;

@@ -16,6 +16,9 @@
 //!   - Above it, 64 slots per window, and every slot that overlaps the trailing window counts in full: never more
 //!     than `limit`, at the price of refusing up to one slot (1/64 of the window) early. Cost: at most 65 slots.
 //!
+//! In [`RedisLimits`] a node leases admissions ahead of its requests (`lease.rs`): the limit holds exactly across
+//! nodes, most admissions make no round trip, and what it costs is refusing a little early.
+//!
 //! # Spend limits
 //! Amounts are integer nano-USD (1 USD = 1 000 000 000), so sums do not drift. A caller reads several windows at
 //! once before forwarding a request ([`LimitStore::spent`]) and adds the cost to them after the response
@@ -40,8 +43,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `{p}limits:{key}:rate:fixed:{ms}` | hash | `b` = window start (ms), `n` = requests counted in it |
-//! | `{p}limits:{key}:rate:log:{ms}` | sorted set | one member per counted request (`{node}:{seq}`), scored by its time (ms) |
+//! | `{p}limits:{key}:rate:fixed:{ms}` | hash | `b` = window start (ms), `n` = requests counted (admitted or leased) in it |
+//! | `{p}limits:{key}:rate:log:{ms}` | sorted set | one member per counted request (`{node}:{seq}:{n}`), scored by its time (ms); leased ones by their lease's deadline |
 //! | `{p}limits:{key}:rate:slots:{ms}` | hash | slot number → requests counted in it (limits above 10 000) |
 //! | `{p}limits:{key}:spend:fixed:{ms}` | hash | `b` = bucket start (ms), `v` = nano-USD spent in it |
 //! | `{p}limits:{key}:spend:sliding:{ms}` | hash | slot number → nano-USD spent in it |
@@ -54,6 +57,7 @@
 
 mod clock;
 mod fallback;
+mod lease;
 mod memory;
 mod redis;
 mod scripts;
@@ -67,7 +71,7 @@ use crate::error::BusError;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use fallback::FallbackLimits;
 pub use memory::MemoryLimits;
-pub use redis::{RedisLimits, RedisLimitsSettings};
+pub use redis::{DEFAULT_MAX_LEASE, RedisLimits, RedisLimitsSettings};
 pub use window::EXACT_LOG_MAX;
 
 /// How a window moves with time.

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 use gatehouse_bus::RedisBusSettings;
 use gatehouse_bus::limits::{
-    Admission, EXACT_LOG_MAX, FallbackLimits, LimitStore, ManualClock, MemoryLimits, RedisLimits,
-    SpendWindow, WindowTechnique,
+    Admission, Clock, DEFAULT_MAX_LEASE, EXACT_LOG_MAX, FallbackLimits, LimitStore, ManualClock,
+    MemoryLimits, RedisLimits, RedisLimitsSettings, SpendWindow, WindowTechnique,
 };
 use gatehouse_bus::testing::{PrivateRedis, delete_prefix, test_redis_url, unique_prefix};
 
@@ -374,6 +374,191 @@ async fn two_nodes_together_admit_exactly_a_fixed_limit() {
         Arc::new(fx.node().with_clock(clock.clone())),
     ];
     assert_eq!(hammer(&nodes, 50, WindowTechnique::Fixed).await, 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_leasing_nodes_admit_exactly_a_limit_large_enough_for_leases() {
+    let Some(fx) = Fixture::start("limits-nodes-leases") else {
+        return;
+    };
+    // 320 calls against 200 leaves leases of up to 12 admissions in play; refusals still stop at the limit.
+    let nodes = [Arc::new(fx.node()), Arc::new(fx.node())];
+    assert_eq!(hammer(&nodes, 200, WindowTechnique::Fixed).await, 200);
+    let fx = Fixture::start("limits-nodes-leases-log").unwrap();
+    let nodes = [Arc::new(fx.node()), Arc::new(fx.node())];
+    assert_eq!(hammer(&nodes, 200, WindowTechnique::Sliding).await, 200);
+}
+
+/// Two leasing nodes on one `ManualClock`, each trying `per_step` admissions every `step_ms` for `steps` steps
+/// under one limit; returns the time of every admission. Refills run in the background between steps, as they do
+/// between requests.
+async fn saturate(
+    fx: &Fixture,
+    limit: u64,
+    window_ms: i64,
+    technique: WindowTechnique,
+    per_step: usize,
+    step_ms: i64,
+    steps: usize,
+) -> Vec<i64> {
+    let clock = Arc::new(ManualClock::new(NOON + 7));
+    let nodes = [
+        fx.node().with_clock(clock.clone()),
+        fx.node().with_clock(clock.clone()),
+    ];
+    let mut admitted = Vec::new();
+    for _ in 0..steps {
+        for node in &nodes {
+            for _ in 0..per_step {
+                if admit(node, "rl:a:edges", limit, window_ms, technique).await
+                    == Admission::Admitted
+                {
+                    admitted.push(clock.now_ms());
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_micros(200)).await;
+        clock.advance(Duration::from_millis(u64::try_from(step_ms).unwrap()));
+    }
+    admitted
+}
+
+/// The most admissions in any trailing window `(t - window, t]` (times sorted).
+fn busiest_trailing_window(times: &[i64], window_ms: i64) -> usize {
+    let mut first = 0;
+    let mut most = 0;
+    for (last, t) in times.iter().enumerate() {
+        while times[first] <= t - window_ms {
+            first += 1;
+        }
+        most = most.max(last + 1 - first);
+    }
+    most
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_keep_every_fixed_window_within_its_limit() {
+    let Some(fx) = Fixture::start("limits-edges-fixed") else {
+        return;
+    };
+    let (limit, window) = (400, 2_000);
+    // Demand is twice the limit, over three and a half windows.
+    let times = saturate(&fx, limit, window, WindowTechnique::Fixed, 2, 10, 700).await;
+    let mut per_window = std::collections::BTreeMap::<i64, u64>::new();
+    for t in &times {
+        *per_window.entry(t - t.rem_euclid(window)).or_default() += 1;
+    }
+    for (start, count) in &per_window {
+        assert!(*count <= limit, "window at {start}: {count} > {limit}");
+    }
+    // The whole windows in the middle are nearly used up: leases refuse early only by what is left over.
+    let whole: Vec<u64> = per_window.values().copied().skip(1).take(2).collect();
+    assert!(
+        whole.iter().all(|c| *c >= limit * 9 / 10),
+        "admitted per whole window: {whole:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_keep_every_trailing_window_of_an_exact_log_within_its_limit() {
+    let Some(fx) = Fixture::start("limits-edges-log") else {
+        return;
+    };
+    let (limit, window) = (400, 2_000);
+    let times = saturate(&fx, limit, window, WindowTechnique::Sliding, 2, 10, 700).await;
+    let busiest = busiest_trailing_window(&times, window);
+    assert!(busiest <= 400, "{busiest} admitted within one window");
+    assert!(
+        busiest >= 360,
+        "only {busiest} admitted in the busiest window"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn leases_keep_every_trailing_window_of_a_slotted_limit_within_its_limit() {
+    let Some(fx) = Fixture::start("limits-edges-slots") else {
+        return;
+    };
+    // 64 slots of 50 ms; demand 50 per 10 ms is 16,000 per window against 10,001.
+    let (limit, window) = (EXACT_LOG_MAX + 1, 3_200);
+    let times = saturate(&fx, limit, window, WindowTechnique::Sliding, 25, 10, 1_000).await;
+    let busiest = busiest_trailing_window(&times, window);
+    let limit = usize::try_from(limit).unwrap();
+    assert!(busiest <= limit, "{busiest} admitted within one window");
+    assert!(
+        busiest >= limit * 9 / 10,
+        "only {busiest} admitted in the busiest window"
+    );
+}
+
+/// Script calls (`EVALSHA` and `EVAL`) a Redis server has answered.
+fn script_calls(url: &str) -> u64 {
+    let mut conn = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_node_admits_most_requests_without_a_round_trip() {
+    // Counting calls needs a server of its own; the Redis variant must not be skipped in CI.
+    if test_redis_url().is_none() {
+        return;
+    }
+    let redis = PrivateRedis::start();
+    let store = |max_lease| {
+        RedisLimits::with_settings(
+            &RedisBusSettings {
+                url: redis.url(),
+                prefix: unique_prefix("limits-leases"),
+            },
+            &RedisLimitsSettings {
+                max_lease,
+                ..RedisLimitsSettings::default()
+            },
+            tokio::runtime::Handle::current(),
+        )
+        .unwrap()
+    };
+    let run = async |store: &RedisLimits, limit: u64, technique: WindowTechnique| {
+        let before = script_calls(&redis.url());
+        for _ in 0..5_000 {
+            let answer = admit(store, "rl:a:busy", limit, MINUTE, technique).await;
+            assert_eq!(answer, Admission::Admitted);
+        }
+        script_calls(&redis.url()) - before
+    };
+    let leasing = store(DEFAULT_MAX_LEASE);
+    for (limit, technique) in [
+        (1_000_000, WindowTechnique::Fixed),
+        (10_000, WindowTechnique::Sliding),
+        (1_000_000, WindowTechnique::Sliding),
+    ] {
+        let calls = run(&leasing, limit, technique).await;
+        eprintln!("{limit} {technique:?}: {calls} round trips for 5,000 admissions");
+        assert!(
+            calls <= 250,
+            "{calls} round trips for 5,000 admissions ({limit} {technique:?})"
+        );
+    }
+    // Leasing off: a round trip per admission.
+    assert_eq!(
+        run(&store(1), 1_000_000, WindowTechnique::Fixed).await,
+        5_000
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,15 +10,18 @@
 //! first time a usage object starts, and the model name once. Anything that is not JSON, is cut off, or is huge
 //! ends with `None` fields rather than an error: usage is an estimate and must never fail a response.
 //!
-//! Not covered: Bedrock's binary `application/vnd.amazon.eventstream` framing (ConverseStream, InvokeModel with
-//! streaming): [`choose_format`] returns [`Framing::None`] for it, so those responses record no tokens.
+//! Bedrock's binary `application/vnd.amazon.eventstream` framing (ConverseStream, InvokeModelWithResponseStream)
+//! goes through `usage/eventstream.rs`, which gathers each message's payload (small: up to 64 KiB, in one buffer
+//! reused for the response) and feeds it as one document, base64-decoded first when it wraps the model's own chunk.
 
+mod eventstream;
 mod json;
 mod raw;
 mod sse;
 #[cfg(test)]
 mod tests;
 
+use eventstream::EventStreamScan;
 use json::JsonScan;
 use sse::SseScan;
 
@@ -49,7 +52,9 @@ pub enum Framing {
     Json,
     /// `text/event-stream`: one JSON document per event's `data:`.
     Sse,
-    /// Not scanned (audio, images, binary event streams): every field stays `None`.
+    /// AWS's binary event stream (`application/vnd.amazon.eventstream`): one JSON document per message.
+    EventStream,
+    /// Not scanned (audio, images): every field stays `None`.
     None,
 }
 
@@ -82,6 +87,7 @@ pub fn choose_format(provider: &str, path: &str, content_type: Option<&str>) -> 
     }) {
         None => Framing::Json,
         Some(c) if c == "text/event-stream" => Framing::Sse,
+        Some(c) if c == "application/vnd.amazon.eventstream" => Framing::EventStream,
         Some(c)
             if c == "application/json" || c.ends_with("+json") || c == "application/x-ndjson" =>
         {
@@ -123,6 +129,7 @@ pub struct UsageScanner {
     format: ResponseFormat,
     json: JsonScan,
     sse: SseScan,
+    event_stream: EventStreamScan,
 }
 
 impl UsageScanner {
@@ -131,6 +138,7 @@ impl UsageScanner {
             format,
             json: JsonScan::new(),
             sse: SseScan::new(),
+            event_stream: EventStreamScan::new(),
         }
     }
 
@@ -139,13 +147,15 @@ impl UsageScanner {
         match self.format.framing {
             Framing::Json => self.json.feed(chunk),
             Framing::Sse => self.sse.feed(chunk, &mut self.json),
+            Framing::EventStream => self.event_stream.feed(chunk, &mut self.json),
             Framing::None => {}
         }
     }
 
-    /// Heap bytes the scanner holds between chunks (the capture buffer); bounded by 4 KiB whatever the body.
+    /// Heap bytes the scanner holds between chunks (the capture buffer, and an event stream's payload buffers);
+    /// bounded whatever the body: 4 KiB, plus 64 KiB and its decoding for an event stream.
     pub fn retained_bytes(&self) -> usize {
-        self.json.retained_bytes()
+        self.json.retained_bytes() + self.event_stream.retained_bytes()
     }
 
     /// The usage found. A usage object cut off by the end of the body does not count; fields the provider did not

@@ -7,6 +7,7 @@ mod cluster;
 mod inference;
 mod log_pipeline;
 mod logs;
+mod policies;
 mod propagation;
 mod sdk;
 mod split;

@@ -20,12 +20,16 @@ end
 local GRACE_MS = 1000
 ";
 
-/// Counts one request if the limit allows it.
+/// Grants admissions under a rate limit: one for the asking request (`own` 1) and up to `want` in all, as a lease
+/// (`lease.rs`). A grant is at least one and never more than a sixteenth of what the window still has (so the
+/// last admissions go one at a time), nor more than the node's pace can use before the lease ends.
 ///
-/// KEYS: the counter. ARGV: now, kind (`fixed`, `log`, `slots`), limit, window (ms), then for `log` a member
-/// unique to this request and for `slots` the slot length (ms). Returns `{1}` when admitted, `{0, retry_after_ms}`
-/// when not.
-pub(super) static ADMIT: LazyLock<Script> = LazyLock::new(|| {
+/// KEYS: the counter. ARGV: now, kind (`fixed`, `log`, `slots`), limit, window (ms), want, own (`1` when the
+/// asking request takes the first admission, `0` for a refill), pace (the node's requests per second), then for
+/// `log` a member prefix unique to this call and how long the lease stays usable (ms), and for `slots` the slot
+/// length (ms). Returns `{granted, valid_ms}` (the lease is usable for `valid_ms` from now) or
+/// `{0, retry_after_ms}` when nothing is left.
+pub(super) static LEASE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{NOW}{}",
         r"
@@ -33,26 +37,45 @@ local now = now_ms(ARGV[1])
 local kind = ARGV[2]
 local limit = tonumber(ARGV[3])
 local window = tonumber(ARGV[4])
+local want = tonumber(ARGV[5])
+local own = ARGV[6] == '1'
+local pace = tonumber(ARGV[7])
+local function grant_of(room, valid)
+  return math.max(1, math.min(want, math.floor(room / 16), math.ceil(pace * valid / 1000)))
+end
 if kind == 'fixed' then
   local start = now - (now % window)
   local stored = redis.call('HMGET', KEYS[1], 'b', 'n')
   local count = 0
   if tonumber(stored[1]) == start then count = tonumber(stored[2]) or 0 end
   if count >= limit then return {0, start + window - now} end
-  redis.call('HSET', KEYS[1], 'b', string.format('%d', start), 'n', count + 1)
+  local grant = grant_of(limit - count, start + window - now)
+  redis.call('HSET', KEYS[1], 'b', string.format('%d', start), 'n', count + grant)
   redis.call('PEXPIRE', KEYS[1], start + window - now + GRACE_MS)
-  return {1}
+  return {grant, start + window - now}
 elseif kind == 'log' then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[1]) >= limit then
+  local count = redis.call('ZCARD', KEYS[1])
+  if count >= limit then
     local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
     return {0, tonumber(oldest[2]) + window - now}
   end
-  redis.call('ZADD', KEYS[1], now, ARGV[5])
-  redis.call('PEXPIRE', KEYS[1], window + GRACE_MS)
-  return {1}
+  local valid = tonumber(ARGV[9])
+  local grant = grant_of(limit - count, valid)
+  -- The asking request is admitted now; leased members may be used until now + valid, so they are scored then:
+  -- each admission counts for at least a whole window after it happened.
+  local members = {}
+  for i = 1, grant do
+    local at = now + valid
+    if i == 1 and own then at = now end
+    members[2 * i - 1] = string.format('%d', at)
+    members[2 * i] = ARGV[8] .. ':' .. i
+  end
+  redis.call('ZADD', KEYS[1], unpack(members))
+  redis.call('PEXPIRE', KEYS[1], window + valid + GRACE_MS)
+  return {grant, valid}
 else
-  local slot = tonumber(ARGV[5])
+  local slot = tonumber(ARGV[8])
   local first = math.floor((now - window + 1) / slot)
   local stored = redis.call('HGETALL', KEYS[1])
   local ids, counts, total = {}, {}, 0
@@ -76,9 +99,12 @@ else
     end
     return {0, window}
   end
-  redis.call('HINCRBY', KEYS[1], string.format('%d', math.floor(now / slot)), 1)
+  local id = math.floor(now / slot)
+  local grant = grant_of(limit - total, (id + 1) * slot - now)
+  redis.call('HINCRBY', KEYS[1], string.format('%d', id), grant)
   redis.call('PEXPIRE', KEYS[1], window + slot + GRACE_MS)
-  return {1}
+  -- Counted in this slot, so usable only while it lasts.
+  return {grant, (id + 1) * slot - now}
 end
 "
     ))

@@ -1,6 +1,7 @@
 //! Tests of the usage scanner. `formats` holds one recorded body per provider shape, each fed whole, byte by
 //! byte, in two pieces at every split point and in random pieces; `robustness` holds the bodies that must not hurt.
 
+mod event_stream;
 mod formats;
 mod robustness;
 
@@ -36,7 +37,11 @@ impl Rng {
 /// Scans `body` whole, byte by byte, split in two at every index and in random pieces; every way must give the
 /// same usage, which is returned.
 fn scan_every_way(format: ResponseFormat, body: &str) -> Usage {
-    let body = body.as_bytes();
+    scan_bytes_every_way(format, body.as_bytes())
+}
+
+/// [`scan_every_way`] for a binary body.
+fn scan_bytes_every_way(format: ResponseFormat, body: &[u8]) -> Usage {
     let whole = scan_pieces(format, [body]);
     assert_eq!(scan_pieces(format, body.chunks(1)), whole, "byte by byte");
     for at in 0..=body.len() {

@@ -247,7 +247,7 @@ fn the_format_is_chosen_from_provider_path_and_content_type() {
             "aws-bedrock",
             "bedrock-runtime/us-east-1/model/m/converse-stream",
             Some("application/vnd.amazon.eventstream"),
-            f(Dialect::BedrockConverse, Framing::None),
+            f(Dialect::BedrockConverse, Framing::EventStream),
         ),
         (
             "groq",
