@@ -45,7 +45,8 @@ pub(super) const LEASE_HORIZON_MS: u64 = 500;
 /// The pace is counted in buckets this long.
 pub(super) const PACE_BUCKET_MS: i64 = 1_000;
 /// How long a refused request waits for its node's own admissions in flight.
-pub(super) const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+/// Well under `FallbackLimits`'s 200 ms call timeout, together with a Redis call after it.
+pub(super) const SETTLE_WAIT: std::time::Duration = std::time::Duration::from_millis(50);
 /// Keys held before leases that have ended are swept out.
 const SWEEP_AT: usize = 4_096;
 
