@@ -192,8 +192,41 @@ async fn a_dead_consumers_entries_are_claimed_after_they_idle_and_unreadable_one
             .is_empty()
     );
     let all: Vec<String> = claimed.entries.iter().map(|e| e.id.clone()).collect();
+    // A consumer with entries pending is never forgotten, however idle.
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    assert_eq!(
+        stream
+            .forget_idle_consumers("dead", Duration::from_millis(200))
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "live holds four entries; dead is the caller"
+    );
     assert_eq!(stream.ack(&all).await.unwrap(), 4);
     assert_eq!(stream.pending().await.unwrap(), 0);
+    // Nothing pending: the idle one that is not the caller goes, once.
+    assert_eq!(
+        stream
+            .forget_idle_consumers("live", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Vec::<String>::new(),
+        "not idle long enough"
+    );
+    assert_eq!(
+        stream
+            .forget_idle_consumers("live", Duration::from_millis(200))
+            .await
+            .unwrap(),
+        ["dead"]
+    );
+    assert!(
+        stream
+            .forget_idle_consumers("live", Duration::ZERO)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

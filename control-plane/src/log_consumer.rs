@@ -117,6 +117,9 @@ struct Consumer {
     counters: Arc<LogConsumerCounters>,
 }
 
+/// A consumer of the group that has not read for this long and holds nothing pending belongs to a control plane
+/// that is gone (a live one reads at least every `block`).
+const FORGET_CONSUMERS_AFTER: Duration = Duration::from_secs(3600);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const MAX_RETRY: Duration = Duration::from_secs(5);
 
@@ -212,9 +215,26 @@ impl Consumer {
                 return false;
             }
             if claimed.next == "0-0" || *stopped.borrow() {
+                self.forget_gone_consumers().await;
                 return true;
             }
             start = claimed.next;
+        }
+    }
+
+    /// Removes the names of control planes gone for [`FORGET_CONSUMERS_AFTER`] from the group (a failure is only
+    /// logged: the names cost Redis a few bytes each, nothing more).
+    async fn forget_gone_consumers(&self) {
+        match self
+            .stream
+            .forget_idle_consumers(&self.settings.consumer, FORGET_CONSUMERS_AFTER)
+            .await
+        {
+            Ok(removed) if !removed.is_empty() => {
+                tracing::info!(consumers = ?removed, "removed log stream consumers gone for an hour");
+            }
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot list the log stream's consumers"),
         }
     }
 

@@ -275,6 +275,39 @@ impl LogStream {
         .await
     }
 
+    /// Removes from the group the consumers other than `this` that hold no pending entry and have not read for
+    /// `min_idle` (control planes that are gone: with a node id per process, each restart adds a name to the
+    /// group). Losing nothing: a consumer with pending entries is kept until they are claimed, and a live one that
+    /// is removed comes back with its next read. Returns the names removed.
+    pub async fn forget_idle_consumers(
+        &self,
+        this: &str,
+        min_idle: Duration,
+    ) -> Result<Vec<String>, BusError> {
+        let this = this.to_owned();
+        let min_idle_ms = usize::try_from(min_idle.as_millis()).unwrap_or(usize::MAX);
+        self.on_bus(move |mut conn, keys| async move {
+            let reply: Result<redis::streams::StreamInfoConsumersReply, redis::RedisError> =
+                conn.xinfo_consumers(keys.logs(), LOGS_GROUP).await;
+            let consumers = match reply {
+                Err(e) if e.code() == Some("NOGROUP") => return Ok(Vec::new()),
+                other => other?.consumers,
+            };
+            let mut removed = Vec::new();
+            for consumer in consumers {
+                if consumer.name == this || consumer.pending > 0 || consumer.idle < min_idle_ms {
+                    continue;
+                }
+                let _: usize = conn
+                    .xgroup_delconsumer(keys.logs(), LOGS_GROUP, &consumer.name)
+                    .await?;
+                removed.push(consumer.name);
+            }
+            Ok(removed)
+        })
+        .await
+    }
+
     /// How many entries the group has delivered and not had acknowledged (for tests and status).
     pub async fn pending(&self) -> Result<usize, BusError> {
         self.on_bus(|mut conn, keys| async move {
