@@ -192,7 +192,7 @@ pub struct GlobalOptions {
     #[arg(long, global = true, env = "GATEHOUSE_MEMORY_CACHE_BYTES", default_value_t = 256 * 1024 * 1024)]
     pub memory_cache_bytes: usize,
     /// Split mode: the most admissions of one rate limit a data plane takes from Redis at once and admits
-    /// locally (a lease; see ARCHITECTURE.md "Rate limits"). 1 makes every admission a Redis round trip.
+    /// locally (a lease; see ARCHITECTURE.md "Rate-limit leases"). 1 makes every admission a Redis round trip.
     #[arg(long, global = true, env = "GATEHOUSE_RATE_LIMIT_MAX_LEASE", default_value_t = gatehouse_bus::limits::DEFAULT_MAX_LEASE, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub rate_limit_max_lease: u64,
     /// Log records a data plane holds for its writer before it drops (and counts) new ones.

@@ -214,8 +214,12 @@ impl Consumer {
             if !self.handle(claimed.entries).await {
                 return false;
             }
-            if claimed.next == "0-0" || *stopped.borrow() {
+            if claimed.next == "0-0" {
+                // The whole pending list was scanned: whoever still holds nothing is gone or alive, not dying.
                 self.forget_gone_consumers().await;
+                return true;
+            }
+            if *stopped.borrow() {
                 return true;
             }
             start = claimed.next;

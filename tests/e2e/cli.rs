@@ -118,7 +118,7 @@ type BadSettingsCase<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
 fn bad_settings_fail_before_serving_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    let cases: [BadSettingsCase; 4] = [
+    let cases: [BadSettingsCase; 5] = [
         (
             &["migrate", "--database-url", "mysql://x@h/db"],
             &[],
@@ -142,6 +142,11 @@ fn bad_settings_fail_before_serving_with_a_clear_message() {
             &["--api-listen", "not-an-address"],
             &[],
             "invalid socket address",
+        ),
+        (
+            &["data-plane", "--rate-limit-max-lease", "0"],
+            &[],
+            "0 is not in 1..=100000",
         ),
     ];
     for (args, envs, expected) in cases {

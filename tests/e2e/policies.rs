@@ -65,33 +65,30 @@ async fn two_nodes_share_one_cache_and_one_rate_limit() {
             "rate_limiting_interval": 3600, "rate_limiting_limit": LIMIT, "rate_limiting_technique": "sliding"}),
     )
     .await;
-    let url = |node: &str| {
-        cluster
-            .node(node)
-            .inference_url("/v1/acme/pol/openai/chat/completions")
+    // Every request carries the caller's own provider key (no stored key on this gateway).
+    let send = |node: &str, content: &str, skip_cache: bool| {
+        let mut request = cluster
+            .http
+            .post(
+                cluster
+                    .node(node)
+                    .inference_url("/v1/acme/pol/openai/chat/completions"),
+            )
+            .bearer_auth("sk-client-key")
+            .body(chat(content));
+        if skip_cache {
+            request = request.header("cf-aig-skip-cache", "true");
+        }
+        request.send()
     };
 
     // One cache: node B answers from what node A stored, without calling the provider.
     mock.reset();
-    let first = cluster
-        .http
-        .post(url("node-a"))
-        .bearer_auth("sk-client-key")
-        .body(chat("cache me"))
-        .send()
-        .await
-        .unwrap();
+    let first = send("node-a", "cache me", false).await.unwrap();
     assert_eq!(first.status(), 200);
     assert_eq!(first.headers()["cf-aig-cache-status"], "MISS");
     let first_body = first.bytes().await.unwrap();
-    let second = cluster
-        .http
-        .post(url("node-b"))
-        .bearer_auth("sk-client-key")
-        .body(chat("cache me"))
-        .send()
-        .await
-        .unwrap();
+    let second = send("node-b", "cache me", false).await.unwrap();
     assert_eq!(second.status(), 200);
     assert_eq!(second.headers()["cf-aig-cache-status"], "HIT");
     assert_eq!(second.bytes().await.unwrap(), first_body);
@@ -104,21 +101,15 @@ async fn two_nodes_share_one_cache_and_one_rate_limit() {
     // One rate limit: the two requests above counted (a hit counts too); the rest of the limit goes to whichever
     // node asks, and every request past it is refused on both nodes, with Retry-After.
     let (mut admitted, mut refused) = (2, 0);
+    let mut refusing_nodes = std::collections::BTreeSet::new();
     for i in 0..100 {
         let node = if i % 2 == 0 { "node-a" } else { "node-b" };
-        let response = cluster
-            .http
-            .post(url(node))
-            .bearer_auth("sk-client-key")
-            .header("cf-aig-skip-cache", "true")
-            .body(chat(&format!("request {i}")))
-            .send()
-            .await
-            .unwrap();
+        let response = send(node, &format!("request {i}"), true).await.unwrap();
         match response.status().as_u16() {
             200 => admitted += 1,
             429 => {
                 refused += 1;
+                refusing_nodes.insert(node);
                 let retry_after: u64 = response.headers()["retry-after"]
                     .to_str()
                     .unwrap()
@@ -133,5 +124,10 @@ async fn two_nodes_share_one_cache_and_one_rate_limit() {
     }
     assert_eq!(admitted, LIMIT, "admitted across both nodes");
     assert_eq!(refused, 102 - LIMIT);
+    assert_eq!(
+        refusing_nodes.len(),
+        2,
+        "both nodes enforce the shared limit"
+    );
     assert_eq!(mock.requests().len(), 1 + LIMIT - 2);
 }

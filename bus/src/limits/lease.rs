@@ -284,57 +284,34 @@ impl LeaseTable {
         }
     }
 
-    /// Keeps what Redis granted beyond the asking request's own admission.
-    pub(super) fn deposit(
+    /// Keeps admissions Redis granted: `left` of a grant of `size`, usable until `valid_until_ms` (an inline ask
+    /// keeps what is beyond the asking request's own; a refill keeps all). Dropped when the key's limit changed
+    /// meanwhile: they were granted under the old one.
+    pub(super) fn land(
         &mut self,
         key: &str,
         limit: u64,
-        spare: u64,
+        left: u64,
         size: u64,
         valid_until_ms: i64,
         now_ms: i64,
     ) {
-        let entry = self.entry(key, limit, now_ms);
-        store_grant(
-            entry,
-            Grant {
-                left: spare,
-                size,
-                valid_until_ms,
-            },
-            now_ms,
-        );
-    }
-
-    /// Stores a background refill (`granted` 0: the limit is reached, nothing to keep).
-    pub(super) fn refilled(
-        &mut self,
-        key: &str,
-        limit: u64,
-        granted: u64,
-        valid_until_ms: i64,
-        now_ms: i64,
-    ) {
-        let Some(entry) = self.keys.get_mut(key) else {
-            return;
-        };
-        if entry.limit != limit {
-            return;
+        if let Some(entry) = self.keys.get_mut(key).filter(|e| e.limit == limit) {
+            store_grant(
+                entry,
+                Grant {
+                    left,
+                    size,
+                    valid_until_ms,
+                },
+                now_ms,
+            );
         }
-        entry.refill_pending = false;
-        store_grant(
-            entry,
-            Grant {
-                left: granted,
-                size: granted,
-                valid_until_ms,
-            },
-            now_ms,
-        );
     }
 
-    /// A refill that failed or was never sent: the next request without a lease asks Redis itself.
-    pub(super) fn refill_failed(&mut self, key: &str) {
+    /// The background refill of `key` ended (it landed, found the limit reached, failed, or was never sent): the
+    /// next one may be ordered.
+    pub(super) fn refill_ended(&mut self, key: &str) {
         if let Some(entry) = self.keys.get_mut(key) {
             entry.refill_pending = false;
         }
@@ -405,7 +382,7 @@ mod tests {
         let answer = table.take(KEY, 100, now, false);
         if let LocalAnswer::AskRedis(asked) = answer {
             if granted > 0 {
-                table.deposit(KEY, 100, granted - 1, granted, now + valid_ms, now);
+                table.land(KEY, 100, granted - 1, granted, now + valid_ms, now);
             }
             if asked.want > 1 {
                 table.ask_done(KEY);
@@ -469,7 +446,7 @@ mod tests {
             table.take(KEY, 100, 100, false),
             LocalAnswer::AskRedis(ask(92, 183))
         );
-        table.deposit(KEY, 100, 91, 92, 60_000, 100);
+        table.land(KEY, 100, 91, 92, 60_000, 100);
         table.ask_done(KEY);
         // Admitted locally; the next lease is ordered at half of this one, for the pace by then.
         for _ in 0..44 {
@@ -497,7 +474,8 @@ mod tests {
             table.take(KEY, 100, 100, true),
             LocalAnswer::AskRedis(Ask::ONE)
         );
-        table.refilled(KEY, 100, 112, 60_000, 101);
+        table.refill_ended(KEY);
+        table.land(KEY, 100, 112, 112, 60_000, 101);
         assert_eq!(table.held(KEY, 101), 112);
         // The cap holds however fast the node goes.
         let mut table = LeaseTable::new(64);
@@ -535,7 +513,8 @@ mod tests {
             "a fresh start under the new limit"
         );
         // A refill ordered under the old limit is not kept under the new one.
-        table.refilled(KEY, 100, 10, 60_000, 3);
+        table.refill_ended(KEY);
+        table.land(KEY, 100, 10, 10, 60_000, 3);
         assert_eq!(table.held(KEY, 3), 0);
         assert_eq!(table.take_held(KEY, 100, 3), Held::Nothing);
     }
@@ -563,7 +542,7 @@ mod tests {
         ));
         table.take(KEY, 100, 12, false);
         table.take(KEY, 100, 13, false);
-        table.refill_failed(KEY);
+        table.refill_ended(KEY);
         assert!(matches!(
             table.take(KEY, 100, 14, false),
             LocalAnswer::AskRedis(Ask { want: 2.., .. })
@@ -586,7 +565,7 @@ mod tests {
         // One of those is refused by Redis (the lease took the last admissions): it is told to wait.
         assert_eq!(table.take_held(KEY, 100, 12), Held::Coming);
         // The lease lands: the refused request takes from it.
-        table.deposit(KEY, 100, 3, 4, 60_000, 13);
+        table.land(KEY, 100, 3, 4, 60_000, 13);
         table.ask_done(KEY);
         assert_eq!(table.take_held(KEY, 100, 13), Held::Admitted);
         assert_eq!(table.held(KEY, 13), 2);
@@ -594,7 +573,7 @@ mod tests {
         table.take(KEY, 100, 14, false);
         table.take(KEY, 100, 15, false);
         assert_eq!(table.take_held(KEY, 100, 16), Held::Coming);
-        table.refill_failed(KEY);
+        table.refill_ended(KEY);
         assert_eq!(table.take_held(KEY, 100, 16), Held::Nothing);
     }
 

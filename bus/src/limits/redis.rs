@@ -104,6 +104,18 @@ enum RateKind {
     Slots { slot_ms: i64 },
 }
 
+/// What the lease script answered.
+#[derive(Debug, Clone, Copy)]
+enum LeaseReply {
+    /// `admissions` (at least 1), usable until `valid_until_ms` in local time.
+    Granted {
+        admissions: u64,
+        valid_until_ms: i64,
+    },
+    /// Nothing left in the window; the next admission could come in `retry_after_ms`.
+    Refused { retry_after_ms: i64 },
+}
+
 /// A lease ordered in the background.
 #[derive(Debug)]
 struct Refill {
@@ -297,14 +309,8 @@ impl Shared {
             .unwrap_or(false)
     }
 
-    /// Asks Redis for admissions. `Ok(Ok((granted, valid_until_ms)))` in local time, or `Ok(Err(retry_after_ms))`
-    /// when the limit is reached.
-    async fn lease(
-        &self,
-        rate: &RateKey,
-        ask: Ask,
-        own: bool,
-    ) -> Result<Result<(u64, i64), i64>, BusError> {
+    /// Asks Redis for admissions; `own`: the asking request takes the first one.
+    async fn lease(&self, rate: &RateKey, ask: Ask, own: bool) -> Result<LeaseReply, BusError> {
         // Read before the time the script gets (the test clock's or Redis's, both later), so the local deadline
         // never outlasts the one Redis counted with.
         let sent_ms = self.local_ms();
@@ -336,11 +342,13 @@ impl Shared {
         }
         let reply: Vec<i64> = invocation.invoke_async(&mut self.commands.clone()).await?;
         match reply.as_slice() {
-            [0, wait_ms] => Ok(Err(*wait_ms)),
-            [granted, valid_ms] if *granted > 0 => Ok(Ok((
-                u64::try_from(*granted).unwrap_or(1),
-                sent_ms.saturating_add(*valid_ms),
-            ))),
+            [0, wait_ms] => Ok(LeaseReply::Refused {
+                retry_after_ms: *wait_ms,
+            }),
+            [granted, valid_ms] if *granted > 0 => Ok(LeaseReply::Granted {
+                admissions: u64::try_from(*granted).unwrap_or(1),
+                valid_until_ms: sent_ms.saturating_add(*valid_ms),
+            }),
             other => Err(BusError::corrupt(
                 "lease script reply",
                 format!("{other:?}"),
@@ -379,19 +387,18 @@ async fn refill_orders(shared: Arc<Shared>, mut orders: mpsc::Receiver<Refill>) 
             Some((order, answer)) = in_flight.next(), if !in_flight.is_empty() => {
                 let now_ms = shared.local_ms();
                 let mut leases = shared.lock_leases();
+                leases.refill_ended(&order.rate.key);
                 match answer {
-                    Ok(Ok((granted, valid_until_ms))) => leases.refilled(
+                    Ok(LeaseReply::Granted { admissions, valid_until_ms }) => leases.land(
                         &order.rate.key,
                         order.rate.limit,
-                        granted,
+                        admissions,
+                        admissions,
                         valid_until_ms,
                         now_ms,
                     ),
-                    Ok(Err(_)) => leases.refilled(&order.rate.key, order.rate.limit, 0, 0, now_ms),
-                    Err(e) => {
-                        tracing::debug!(error = %e, "rate-limit lease refill failed");
-                        leases.refill_failed(&order.rate.key);
-                    }
+                    Ok(LeaseReply::Refused { .. }) => {}
+                    Err(e) => tracing::debug!(error = %e, "rate-limit lease refill failed"),
                 }
                 drop(leases);
                 shared.settled.notify_waiters();
@@ -424,9 +431,9 @@ impl LimitStore for RedisLimits {
             match answer {
                 LocalAnswer::Admitted { refill: None } => return Ok(Admission::Admitted),
                 LocalAnswer::Admitted { refill: Some(ask) } => {
-                    let key = rate.key.clone();
-                    if self.refills.try_send(Refill { rate, ask }).is_err() {
-                        self.shared.lock_leases().refill_failed(&key);
+                    if let Err(unsent) = self.refills.try_send(Refill { rate, ask }) {
+                        let key = &unsent.into_inner().rate.key;
+                        self.shared.lock_leases().refill_ended(key);
                     }
                     return Ok(Admission::Admitted);
                 }
@@ -444,27 +451,30 @@ impl LimitStore for RedisLimits {
             key: &rate.key,
         });
         let answer = self.shared.lease(&rate, ask, true).await;
-        if let Ok(Ok((granted, valid_until_ms))) = answer
-            && granted > 1
+        if let Ok(LeaseReply::Granted {
+            admissions,
+            valid_until_ms,
+        }) = answer
+            && admissions > 1
         {
             let now_ms = self.shared.local_ms();
-            self.shared.lock_leases().deposit(
+            self.shared.lock_leases().land(
                 &rate.key,
                 limit,
-                granted - 1,
-                granted,
+                admissions - 1,
+                admissions,
                 valid_until_ms,
                 now_ms,
             );
         }
         drop(in_flight);
         match answer? {
-            Ok(_) => Ok(Admission::Admitted),
-            Err(wait_ms) => {
+            LeaseReply::Granted { .. } => Ok(Admission::Admitted),
+            LeaseReply::Refused { retry_after_ms } => {
                 if self.shared.wait_for_held(&rate.key, limit).await {
                     Ok(Admission::Admitted)
                 } else {
-                    Ok(limited(wait_ms))
+                    Ok(limited(retry_after_ms))
                 }
             }
         }

@@ -145,9 +145,9 @@ impl EventStreamScan {
         }
     }
 
-    /// Hands a whole payload to the lexer as one document: the model's own chunk when it is a `bytes` wrapper.
+    /// Hands a whole payload to the lexer as one document (the lexer is reset after each, so each starts fresh):
+    /// the model's own chunk when it is a `bytes` wrapper.
     fn scan_payload(&mut self, json: &mut JsonScan) {
-        json.reset();
         match wrapped_chunk(&self.payload) {
             Some(encoded) => {
                 self.decoded.clear();
@@ -168,8 +168,7 @@ impl EventStreamScan {
 /// wrapper comes first in Bedrock's messages and base64 has no characters JSON escapes, so the value ends at the
 /// next quote.
 fn wrapped_chunk(payload: &[u8]) -> Option<&[u8]> {
-    let start = payload.iter().position(|b| !b.is_ascii_whitespace())?;
-    let rest = payload[start..].strip_prefix(b"{")?;
+    let rest = payload.trim_ascii_start().strip_prefix(b"{")?;
     let rest = rest.trim_ascii_start().strip_prefix(b"\"bytes\"")?;
     let rest = rest.trim_ascii_start().strip_prefix(b":")?;
     let rest = rest.trim_ascii_start().strip_prefix(b"\"")?;
