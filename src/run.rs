@@ -21,7 +21,7 @@ use crate::setup::{self, KeyPolicy};
 use crate::signals::ProcessSignals;
 use crate::tokens;
 use gatehouse_control_plane::log_consumer::{LogConsumer, LogConsumerSettings};
-use gatehouse_control_plane::log_ingest::{LogWriter, LogWriterSettings};
+use gatehouse_control_plane::log_ingest::{LogIngestCounters, LogWriter, LogWriterSettings};
 use gatehouse_data_plane::logs::LogSink;
 
 /// Both planes in one process on SQLite in the data dir (or `--database-url`), with the in-process bus.
@@ -42,10 +42,12 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
     let data_plane = DataPlane::bind(dp_settings)?
         .with_config_bus(Arc::clone(&config_bus), bus::sync_settings(opts))
         .with_log_sink(log_sink);
+    let log_ingest = Arc::new(LogIngestCounters::default());
     let log_writer = LogWriter::spawn(
         db.clone(),
         log_records,
         LogWriterSettings::default(),
+        Arc::clone(&log_ingest),
         bus_runtime.handle(),
     );
     let inference_addr = data_plane.local_addr();
@@ -61,6 +63,7 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
         master_key: master.clone(),
         allow_http_custom_providers: opts.allow_http_custom_providers,
         publisher: publisher.clone(),
+        log_ingest,
     };
     let api = ControlPlaneServer::bind(
         &ApiSettings {
@@ -122,6 +125,7 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
     let log_stream = log_stream(opts, bus_runtime.handle())?;
     let publisher = ConfigPublisher::new(db.clone(), config_bus);
     // Records the data-plane nodes ship through Redis; the consumer name is this process's node id.
+    let log_ingest = Arc::new(LogIngestCounters::default());
     let log_consumer = LogConsumer::spawn(
         db.clone(),
         log_stream,
@@ -131,6 +135,7 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
                 .unwrap_or_else(gatehouse_data_plane::generated_node_id),
             opts.log_claim_idle,
         ),
+        Arc::clone(&log_ingest),
         bus_runtime.handle(),
     );
     let public_inference_url = opts
@@ -145,6 +150,7 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
         master_key: master.clone(),
         allow_http_custom_providers: opts.allow_http_custom_providers,
         publisher: publisher.clone(),
+        log_ingest,
     };
     let api = ControlPlaneServer::bind(
         &ApiSettings {

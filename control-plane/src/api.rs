@@ -36,6 +36,8 @@ pub struct AppState {
     pub allow_http_custom_providers: bool,
     /// Publishes config documents to the data plane after every committed change.
     pub publisher: crate::propagation::ConfigPublisher,
+    /// This process's log ingest counters (the writer's or the stream consumer's), for `GET /admin/log-ingest`.
+    pub log_ingest: std::sync::Arc<crate::log_ingest::LogIngestCounters>,
 }
 
 /// Registers every documented route on `app`. The server and `gatehouse openapi` both call it, so the served

@@ -3,7 +3,9 @@
 
 use std::net::{SocketAddr, TcpListener};
 
+use actix_web::dev::Service as _;
 use actix_web::{App, web};
+use futures_util::future::Either;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -75,6 +77,10 @@ impl ControlPlaneServer {
                 .app_data(state.clone())
                 .default_service(web::to(api::no_route))
                 .into_app()
+                .wrap_fn(|req, service| match refuse_nul(req.uri()) {
+                    Some(error) => Either::Left(std::future::ready(Err(error.into()))),
+                    None => Either::Right(service.call(req)),
+                })
         })
         .workers(self.workers)
         .disable_signals()
@@ -82,5 +88,18 @@ impl ControlPlaneServer {
         .map_err(|e| Error::Config(format!("cannot serve the management API: {e}")))?
         .run();
         Ok(server)
+    }
+}
+
+/// A NUL character (`%00`) in the path or query is refused before routing. PostgreSQL's `text` cannot hold one,
+/// so a path id or a filter value with it would otherwise fail in the database (500) instead of as bad input.
+fn refuse_nul(uri: &actix_web::http::Uri) -> Option<Error> {
+    let nul = |s: &str| s.contains("%00");
+    if nul(uri.path()) || uri.query().is_some_and(nul) {
+        Some(Error::BadParameter(
+            "the path and query must not contain NUL characters (%00)".into(),
+        ))
+    } else {
+        None
     }
 }

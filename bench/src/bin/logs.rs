@@ -1,7 +1,8 @@
 //! `gatehouse-bench-logs`: the log side of the benchmark, against PostgreSQL.
 //!
 //! - `ingest`: records/s through `log_ingest::store_batch` (the production path: caps, idempotency) in batches of
-//!   500, from 1 and then 2 concurrent writers.
+//!   500, from 1 and then 2 concurrent writers; with `--redis-url`, also through split mode's whole control-plane
+//!   path (Redis log stream → `LogConsumer` → PostgreSQL) with 1 and 2 concurrent stores.
 //! - `list`: seeds up to `--rows` logs into one gateway the same way, then measures the list API (the real actix app,
 //!   in process, over HTTP on 127.0.0.1) at p50/p99 for the first page, a deep page and the common filters.
 //!
@@ -20,11 +21,13 @@ use clap::{Parser, Subcommand};
 use diesel::{Connection as _, RunQueryDsl as _};
 use gatehouse_bench::client::{HttpClient, http_client};
 use gatehouse_bench::stats::Summary;
-use gatehouse_bus::MemoryBus;
+use gatehouse_bus::testing::{delete_prefix, unique_prefix};
+use gatehouse_bus::{LogBatch, LogStream, MemoryBus, RedisBusSettings};
 use gatehouse_control_plane::api::AppState;
 use gatehouse_control_plane::db::Database;
 use gatehouse_control_plane::keyring::{Keyring, TokenRequest};
-use gatehouse_control_plane::log_ingest::store_batch;
+use gatehouse_control_plane::log_consumer::{LogConsumer, LogConsumerSettings};
+use gatehouse_control_plane::log_ingest::{LogIngestCounters, store_batch};
 use gatehouse_control_plane::propagation::ConfigPublisher;
 use gatehouse_control_plane::server::{ApiSettings, ControlPlaneServer};
 use gatehouse_shared::crypto::MasterKey;
@@ -56,6 +59,13 @@ enum Mode {
         /// Writer counts to measure, comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1,2")]
         writers: Vec<usize>,
+        /// Also measure split mode's whole path: the records as entries of 500 in a Redis log stream, read,
+        /// stored and acknowledged by the control plane's `LogConsumer`.
+        #[arg(long, env = "BENCH_REDIS_URL")]
+        redis_url: Option<String>,
+        /// The consumer's concurrent stores to measure, comma-separated (production default: 2).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        concurrent_stores: Vec<usize>,
     },
     /// Seeds rows into one gateway, then measures list and filter latency through the HTTP API.
     List {
@@ -194,6 +204,7 @@ impl Api {
             master_key: master,
             allow_http_custom_providers: false,
             publisher: ConfigPublisher::new(db.clone(), Arc::new(MemoryBus::new())),
+            log_ingest: Arc::default(),
         };
         let server = ControlPlaneServer::bind(
             &ApiSettings {
@@ -445,7 +456,7 @@ async fn store_all(
                         )
                     }
                 };
-                let stored = store_batch(&db, batch).await?;
+                let stored = store_batch(&db, batch).await?.inserted;
                 let total = inserted.fetch_add(stored as u64, Ordering::Relaxed) + stored as u64;
                 if progress && (b + 1).is_multiple_of(200) {
                     eprintln!(
@@ -518,6 +529,89 @@ async fn ingest(
     Ok(json!({"mode": "ingest", "batch": BATCH, "runs": rows}))
 }
 
+/// Split mode's ingest end to end on the control plane's side: `records` appended to a Redis log stream (under a
+/// prefix of its own) as entries of 500, as nodes ship them (not timed), then the real `LogConsumer` started and
+/// timed until it has acknowledged every entry, for each count of concurrent stores.
+async fn ingest_from_stream(
+    db: &Database,
+    api: &Api,
+    redis_url: &str,
+    records: usize,
+    concurrent_stores: &[usize],
+) -> Result<Value> {
+    let client = http_client();
+    let mut rows = Vec::new();
+    println!(
+        "ingest from a Redis log stream through LogConsumer, entries of {BATCH}, {records} records per run"
+    );
+    println!(
+        "{:>8} {:>10} {:>10} {:>12}  target",
+        "stores", "records", "seconds", "records/s"
+    );
+    for &stores in concurrent_stores {
+        let gateway = format!("stream-{stores}");
+        api.create_gateway(&client, &gateway).await?;
+        let prefix = unique_prefix("bench-logs");
+        let stream = Arc::new(LogStream::new(
+            &RedisBusSettings {
+                url: redis_url.to_owned(),
+                prefix: prefix.clone(),
+            },
+            tokio::runtime::Handle::current(),
+        )?);
+        stream.ensure_group().await?;
+        let now = now_ms();
+        let entries = records.div_ceil(BATCH);
+        for b in 0..entries {
+            let from = (b * BATCH) as u64;
+            let to = (from + BATCH as u64).min(records as u64);
+            let batch: Vec<LogRecord> = (from..to)
+                .map(|i| record(&gateway, i, records as u64, now, 100 + stores as u64))
+                .collect();
+            stream.append(&LogBatch::encode(&batch)?).await?;
+        }
+        let counters = Arc::new(LogIngestCounters::default());
+        let mut settings =
+            LogConsumerSettings::new(format!("bench-{stores}"), Duration::from_secs(30));
+        settings.concurrent_stores = stores;
+        settings.block = Duration::from_millis(100);
+        let started = Instant::now();
+        let consumer = LogConsumer::spawn(
+            db.clone(),
+            Arc::clone(&stream),
+            settings,
+            Arc::clone(&counters),
+            &tokio::runtime::Handle::current(),
+        );
+        let deadline = started + Duration::from_secs(600);
+        while counters.acknowledged.load(Ordering::Relaxed) < entries as u64 {
+            ensure!(
+                Instant::now() < deadline,
+                "the consumer acknowledged {:?} of {entries} entries in 600 s",
+                counters.acknowledged
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let elapsed = started.elapsed();
+        consumer.stop().await;
+        delete_prefix(redis_url, &prefix);
+        let stored = counters.stored.load(Ordering::Relaxed) as usize;
+        ensure!(
+            stored == records,
+            "{stores} stores: stored {stored} of {records}"
+        );
+        let rate = stored as f64 / elapsed.as_secs_f64();
+        println!(
+            "{stores:>8} {stored:>10} {:>10.2} {rate:>12.0}  >= 5,000/s: {}",
+            elapsed.as_secs_f64(),
+            if rate >= 5000.0 { "met" } else { "MISSED" }
+        );
+        rows.push(json!({"concurrent_stores": stores, "records": stored,
+            "seconds": elapsed.as_secs_f64(), "records_per_s": rate}));
+    }
+    Ok(json!({"entry_records": BATCH, "runs": rows}))
+}
+
 async fn list(
     db: &Database,
     api: &Api,
@@ -576,6 +670,12 @@ async fn list(
             "model eq",
             format!(
                 "{base}?per_page=20&filters.key=model&filters.operator=eq&filters.value=gpt-4o"
+            ),
+        ),
+        (
+            "model eq, page 400",
+            format!(
+                "{base}?per_page=20&page=400&filters.key=model&filters.operator=eq&filters.value=gpt-4o"
             ),
         ),
         (
@@ -657,8 +757,19 @@ fn run(args: Args) -> Result<Value> {
         let result = runtime.block_on(async {
             match &args.mode {
                 Mode::Ingest {
-                    records, writers, ..
-                } => ingest(&db, &api, *records, writers).await,
+                    records,
+                    writers,
+                    redis_url,
+                    concurrent_stores,
+                    ..
+                } => {
+                    let mut summary = ingest(&db, &api, *records, writers).await?;
+                    if let Some(url) = redis_url {
+                        summary["stream"] =
+                            ingest_from_stream(&db, &api, url, *records, concurrent_stores).await?;
+                    }
+                    Ok(summary)
+                }
                 Mode::List {
                     rows,
                     seed_budget,

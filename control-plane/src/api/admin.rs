@@ -1,4 +1,5 @@
-//! Operator routes outside the Cloudflare namespace, behind the `admin` scope: API tokens and data-plane nodes.
+//! Operator routes outside the Cloudflare namespace, behind the `admin` scope: API tokens, data-plane nodes and
+//! the control plane's log ingest.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use gatehouse_shared::token::Scope;
@@ -19,7 +20,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
     cfg.service(list_tokens)
         .service(create_token)
         .service(revoke_token)
-        .service(list_nodes);
+        .service(list_nodes)
+        .service(log_ingest);
 }
 
 /// An issued token's record; the token text itself is shown once, at creation.
@@ -283,4 +285,46 @@ async fn list_nodes(state: State, caller: Caller) -> Result<HttpResponse, Error>
         })
         .collect();
     Ok(envelope::ok(nodes))
+}
+
+/// What this control plane's log ingest did since it started: records stored into the database and records lost
+/// on the way. Each control plane answers for itself (in split mode each reads its share of the log stream); the
+/// nodes' own counters are in `GET /admin/nodes`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LogIngestInfo {
+    /// Records in batches stored (a redelivered record counts again; its row is not duplicated).
+    pub stored: u64,
+    /// Records given up after every attempt to store their batch failed (embedded mode; in split mode they stay
+    /// pending in the log stream for a later attempt instead).
+    pub dropped: u64,
+    /// Records the database refused on their own, left out of a batch that was otherwise stored.
+    pub rejected: u64,
+    /// Log stream entries that could not be decoded (skipped).
+    pub unreadable: u64,
+    /// Log stream entries trimmed (the stream keeps about 100,000 entries) before any control plane stored them.
+    pub trimmed: u64,
+    /// Log stream entries acknowledged after their records were stored.
+    pub acknowledged: u64,
+}
+
+/// This control plane's log ingest counters.
+#[utoipa::path(
+    tag = "admin",
+    responses((status = 200, body = Envelope<LogIngestInfo>), (status = 401, body = ErrorEnvelope),
+              (status = 403, body = ErrorEnvelope)),
+    security(("bearer" = []))
+)]
+#[get("/log-ingest")]
+async fn log_ingest(state: State, caller: Caller) -> Result<HttpResponse, Error> {
+    caller.authorize_operator()?;
+    let c = &state.log_ingest;
+    let read = |n: &std::sync::atomic::AtomicU64| n.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(envelope::ok(LogIngestInfo {
+        stored: read(&c.stored),
+        dropped: read(&c.dropped),
+        rejected: read(&c.rejected),
+        unreadable: read(&c.unreadable),
+        trimmed: read(&c.trimmed),
+        acknowledged: read(&c.acknowledged),
+    }))
 }

@@ -39,13 +39,46 @@ pub fn parse_object(body: &[u8]) -> Result<Map<String, Value>, Error> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::MalformedJson("the request body is empty".into()));
     }
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(Error::Validation(vec![FieldError::new(
+    let value =
+        serde_json::from_slice::<Value>(body).map_err(|e| Error::MalformedJson(e.to_string()))?;
+    let mut path = Vec::new();
+    if find_nul(&value, &mut path) {
+        return Err(Error::Validation(vec![FieldError {
+            path,
+            message: "must not contain NUL characters (\\u0000)".into(),
+        }]));
+    }
+    match value {
+        Value::Object(map) => Ok(map),
+        other => Err(Error::Validation(vec![FieldError::new(
             &[],
             format!("Expected object, received {}", type_name(&other)),
         )])),
-        Err(e) => Err(Error::MalformedJson(e.to_string())),
+    }
+}
+
+/// Whether a string (or key) in `v` holds a NUL, leaving `path` at the first one. PostgreSQL's `text` cannot hold
+/// NUL, so such a value would fail in the database (500) instead of as bad input; no field has a use for it.
+fn find_nul(v: &Value, path: &mut Vec<String>) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(items) => items.iter().enumerate().any(|(i, item)| {
+            path.push(i.to_string());
+            let found = find_nul(item, path);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        Value::Object(map) => map.iter().any(|(key, item)| {
+            path.push(key.clone());
+            let found = key.contains('\0') || find_nul(item, path);
+            if !found {
+                path.pop();
+            }
+            found
+        }),
+        _ => false,
     }
 }
 

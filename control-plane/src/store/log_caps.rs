@@ -68,6 +68,40 @@ pub fn adjust_counter(
     }
 }
 
+/// Locks a gateway's counter row until the transaction ends (an update to the same value), creating the row if
+/// there is none yet. MultiBackend has no `SELECT … FOR UPDATE`.
+fn lock_counter(conn: &mut AnyConnection, account_id: &str, gateway_id: &str) -> Result<(), Error> {
+    let target = log_counters::table
+        .filter(log_counters::account_id.eq(account_id))
+        .filter(log_counters::gateway_id.eq(gateway_id));
+    let locked = diesel::update(target)
+        .set(log_counters::stored.eq(log_counters::stored))
+        .execute(conn)?;
+    if locked == 0 {
+        // No row yet: create it at 0 (a racing creator's unique violation only rolls back the savepoint), then
+        // lock whichever row won.
+        let created = conn.transaction(|conn| {
+            diesel::insert_into(log_counters::table)
+                .values((
+                    log_counters::account_id.eq(account_id),
+                    log_counters::gateway_id.eq(gateway_id),
+                    log_counters::stored.eq(0_i64),
+                ))
+                .execute(conn)
+        });
+        match created {
+            Ok(_) => {}
+            Err(e) if crate::store::is_unique_violation(&e) => {
+                diesel::update(target)
+                    .set(log_counters::stored.eq(log_counters::stored))
+                    .execute(conn)?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
 pub fn stored_count(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -98,6 +132,12 @@ pub fn store_with_caps(
     let mut total = StoreOutcome::default();
     for ((account_id, gateway_id), mut batch) in by_gateway {
         let outcome = conn.transaction(|conn| {
+            // SQLite: write first. A transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT,
+            // no busy wait) when another connection wrote in between; one that starts with a write waits its turn.
+            let sqlite = matches!(conn, AnyConnection::Sqlite(_));
+            if sqlite {
+                lock_counter(conn, account_id, gateway_id)?;
+            }
             let settings =
                 crate::store::gateways::get(conn, account_id, gateway_id)?.map(|g| g.settings);
             let cap = settings
@@ -111,6 +151,11 @@ pub fn store_with_caps(
                 .unwrap_or(LogManagementStrategy::StopInserting);
             let mut outcome = StoreOutcome::default();
             if let (Some(cap), LogManagementStrategy::StopInserting) = (cap, strategy) {
+                // Writers of one gateway (several control planes, or one storing two batches at once) take turns
+                // from here: without the lock two would read the same count and both fill the same room.
+                if !sqlite {
+                    lock_counter(conn, account_id, gateway_id)?;
+                }
                 let room =
                     usize::try_from((cap - stored_count(conn, account_id, gateway_id)?).max(0))
                         .unwrap_or(0);
@@ -123,7 +168,13 @@ pub fn store_with_caps(
             }
             outcome.inserted = crate::store::logs::insert_batch(conn, &batch)?;
             adjust_counter(conn, account_id, gateway_id, outcome.inserted as i64)?;
+            // The counter row is locked from here to the commit (the update above took it, or an earlier
+            // `lock_counter`), so the count read next is every writer's, and two writers never evict for the same
+            // excess. Without a cap the lock is taken this late, so writers of one gateway insert side by side.
             if let (Some(cap), LogManagementStrategy::DeleteOldest) = (cap, strategy) {
+                if outcome.inserted == 0 {
+                    lock_counter(conn, account_id, gateway_id)?;
+                }
                 let over = stored_count(conn, account_id, gateway_id)? - cap;
                 if over > 0 {
                     outcome.evicted = evict_oldest(conn, account_id, gateway_id, over)?;

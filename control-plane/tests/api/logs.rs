@@ -23,6 +23,7 @@ on_both_backends!(
     raw_bodies_are_returned_as_stored_without_an_envelope,
     inserting_the_same_batch_twice_stores_each_log_once,
     logs_are_isolated_by_account_and_gateway,
+    filtered_totals_are_exact_up_to_the_cap_and_capped_past_it,
 );
 
 pub fn record(id: &str, created_at_ms: i64, provider: &str) -> LogRecord {
@@ -713,4 +714,50 @@ async fn logs_are_isolated_by_account_and_gateway(app: TestApp) {
         )
         .await;
     assert_error(status, &body, 403, 10000);
+}
+
+/// A filtered list counts its matches up to `FILTERED_COUNT_CAP` (10,000), or to the end of the page asked for
+/// when that is further; the unfiltered total is always exact (the gateway's stored count).
+async fn filtered_totals_are_exact_up_to_the_cap_and_capped_past_it(app: TestApp) {
+    use gatehouse_control_plane::store::logs::FILTERED_COUNT_CAP;
+    assert_eq!(FILTERED_COUNT_CAP, 10_000);
+    app.create_gateway("acme", "gw").await;
+    let records: Vec<LogRecord> = (0..10_050)
+        .map(|i| {
+            let provider = if i % 335 == 0 { "anthropic" } else { "openai" };
+            record(&format!("{i:05}"), i, provider)
+        })
+        .collect();
+    for chunk in records.chunks(2_000) {
+        seed(&app, chunk);
+    }
+    let total = |query: String| {
+        let app = &app;
+        async move {
+            let (status, body) = app.get(&logs_url(app, &query)).await;
+            assert_eq!(status, 200, "{query}: {body}");
+            (
+                body["result_info"]["total_count"].as_i64().unwrap(),
+                body["result"].as_array().unwrap().len(),
+            )
+        }
+    };
+    let openai = dotted("provider", "eq", &["openai"]);
+    let anthropic = dotted("provider", "eq", &["anthropic"]);
+    assert_eq!(total("per_page=50".into()).await, (10_050, 50));
+    assert_eq!(total(format!("per_page=50&{anthropic}")).await, (30, 30));
+    assert_eq!(total(format!("per_page=50&{openai}")).await, (10_000, 50));
+    assert_eq!(
+        total("per_page=50&search=openai".into()).await,
+        (10_000, 50)
+    );
+    // Past the cap, the count reaches the end of the page asked for, so a page never lies beyond the total.
+    assert_eq!(
+        total(format!("per_page=50&page=200&{openai}")).await,
+        (10_000, 50)
+    );
+    assert_eq!(
+        total(format!("per_page=50&page=201&{openai}")).await,
+        (10_020, 20)
+    );
 }

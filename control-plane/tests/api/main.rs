@@ -8,6 +8,7 @@ mod auth;
 mod custom_providers;
 mod gateways;
 mod log_caps;
+mod log_consumer;
 mod logs;
 mod openapi;
 mod pagination;

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub bus: MemoryBus,
     /// A token for every account with every scope.
     pub admin_token: String,
+    /// The log ingest counters `GET /admin/log-ingest` reads.
+    pub log_ingest: std::sync::Arc<gatehouse_control_plane::log_ingest::LogIngestCounters>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -78,6 +80,7 @@ impl TestApp {
         let keyring = Keyring::load_or_create(&db, &master).expect("keyring");
         let admin_token = mint(&db, &keyring, &["*"], &Scope::ALL, None);
         let bus = MemoryBus::new();
+        let log_ingest = std::sync::Arc::default();
         let state = AppState {
             db: db.clone(),
             keyring: keyring.clone(),
@@ -86,6 +89,7 @@ impl TestApp {
             master_key: master.clone(),
             allow_http_custom_providers: false,
             publisher: ConfigPublisher::new(db.clone(), std::sync::Arc::new(bus.clone())),
+            log_ingest: std::sync::Arc::clone(&log_ingest),
         };
         let server = ControlPlaneServer::bind(
             &ApiSettings {
@@ -115,6 +119,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             admin_token,
+            log_ingest,
             stop: Some(stop),
             thread: Some(thread),
             _dir: dir,

@@ -14,6 +14,7 @@ on_both_backends!(
     gateway_ids_must_follow_the_slug_rule,
     bad_query_parameters_are_400s,
     unknown_routes_and_methods_get_the_envelope,
+    nul_characters_are_400s_wherever_they_come,
 );
 
 const REQUIRED: [&str; 6] = [
@@ -258,4 +259,43 @@ async fn unknown_routes_and_methods_get_the_envelope(app: TestApp) {
         .await;
     assert!(status == 404 || status == 405, "{status}");
     assert_eq!(resp["success"], false);
+}
+
+/// PostgreSQL's `text` cannot hold NUL: in a path, a query or any string of a body it is bad input (400), never a
+/// database failure (500). On SQLite alike, so that both backends answer the same.
+async fn nul_characters_are_400s_wherever_they_come(app: TestApp) {
+    app.create_gateway("acme", "gw").await;
+    for path in [
+        "/gateways/g%00w",
+        "/gateways/gw/logs/a%00b",
+        "/gateways/gw/logs?search=a%00b",
+        "/gateways/gw/logs?filters.key=provider&filters.operator=eq&filters.value=a%00b",
+        "/gateways?page=1%00",
+    ] {
+        let (status, resp) = app.get(&app.gw_url("acme", path)).await;
+        assert_error(status, &resp, 400, 7002);
+        assert!(
+            resp["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("NUL"),
+            "{path}: {resp}"
+        );
+    }
+    let mut body = minimal_gateway("other");
+    body["authentication"] = json!(false);
+    body["nested"] = json!({"list": ["fine", "not\u{0}fine"]});
+    let (status, resp) = app.post(&app.gw_url("acme", "/gateways"), &body).await;
+    assert_error(status, &resp, 400, 7001);
+    assert_eq!(error_paths(&resp), ["nested.list.1"]);
+    let (status, resp) = app
+        .send(
+            reqwest::Method::PATCH,
+            &app.gw_url("acme", "/gateways/gw/logs/01A"),
+            Some(&app.admin_token),
+            Some(r#"{"metadata": {"k\u0000": "v"}}"#),
+        )
+        .await;
+    assert_error(status, &resp, 400, 7001);
+    assert_eq!(error_paths(&resp), ["metadata.k\u{0}"]);
 }
