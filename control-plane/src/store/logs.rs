@@ -8,7 +8,7 @@ mod query;
 use diesel::prelude::*;
 use gatehouse_shared::log::LogRecord;
 
-pub use query::{FilterKey, FilterValue, LogFilter, LogQuery, Op, OrderBy};
+pub use query::{FilterKey, FilterValue, LogFilter, LogQuery, Op, OrderBy, SEARCH_DOCUMENT};
 
 use crate::db::{AnyConnection, MultiBackend};
 use crate::error::Error;

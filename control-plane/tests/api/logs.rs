@@ -450,6 +450,42 @@ async fn search_matches_id_provider_model_and_path_ignoring_case(app: TestApp) {
         list_ids(&app, "search=100%25").await.is_empty(),
         "% is literal"
     );
+    // A term never matches across two fields (01A is provider "openai", model "gpt-4o"), whatever joins them.
+    assert!(list_ids(&app, "search=openai%20gpt").await.is_empty());
+    assert!(list_ids(&app, "search=openai%1Fgpt").await.is_empty());
+    assert_eq!(list_ids(&app, "search=ai%1F").await, Vec::<String>::new());
+    assert_eq!(list_ids(&app, "search=gpt-4o").await, ["01A"]);
+}
+
+/// The query's search expression is the trigram index's, to the character: if the two drift apart, search still
+/// answers right but reads every row. PostgreSQL only (SQLite has no such index).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_uses_the_trigram_index_on_postgres() {
+    use diesel::RunQueryDsl;
+    use gatehouse_control_plane::store::logs::SEARCH_DOCUMENT;
+    let Some(app) = TestApp::postgres().await else {
+        return;
+    };
+    #[derive(diesel::QueryableByName)]
+    struct PlanLine {
+        #[diesel(sql_type = diesel::sql_types::Text, column_name = "QUERY PLAN")]
+        line: String,
+    }
+    let plan = app
+        .db
+        .with_conn(|c| {
+            diesel::sql_query("SET enable_seqscan = off").execute(c)?;
+            Ok(diesel::sql_query(format!(
+                "EXPLAIN SELECT id FROM logs WHERE {SEARCH_DOCUMENT} LIKE '%mini%'"
+            ))
+            .load::<PlanLine>(c)?)
+        })
+        .unwrap();
+    let plan: Vec<String> = plan.into_iter().map(|l| l.line).collect();
+    assert!(
+        plan.iter().any(|l| l.contains("logs_search_trgm")),
+        "{plan:#?}"
+    );
 }
 
 async fn meta_info_adds_min_and_max_figures_to_result_info(app: TestApp) {

@@ -22,8 +22,14 @@ diesel::define_sql_function! {
 }
 
 /// The text `search` looks in besides the id, exactly as the PostgreSQL trigram index `logs_search_trgm` is
-/// defined, so the planner can use that index.
-const SEARCH_DOCUMENT: &str = "lower(provider || ' ' || coalesce(model, '') || ' ' || path)";
+/// defined (migration 000060), so the planner can use that index. The fields are joined by U+001F, written here as
+/// the character itself inside the quotes (the same constant as the migration's `E'\x1f'`, in a form SQLite reads
+/// too): a term without it matches the joined text only within one field, so the one test is exact.
+pub const SEARCH_DOCUMENT: &str =
+    "lower(provider || '\u{1f}' || coalesce(model, '') || '\u{1f}' || path)";
+
+/// Joins the fields of [`SEARCH_DOCUMENT`].
+const SEARCH_SEPARATOR: char = '\u{1f}';
 
 /// Whether `term` could occur in a log id: ids are ULIDs (Crockford base32: digits and letters without I, L, O,
 /// U), compared lower-cased.
@@ -330,26 +336,31 @@ impl LogQuery {
              -> Pred {
                 Box::new(lower(col).like(pattern.clone()).escape('\\'))
             };
-            let fields = or(
+            let fields: Pred = if term.contains(SEARCH_SEPARATOR) {
+                // Could match across two fields of the joined text: test each field (no index serves this).
                 or(
-                    hit(Box::new(logs::provider.nullable())),
-                    hit(Box::new(logs::model)),
-                ),
-                hit(Box::new(logs::path.nullable())),
-            );
-            if could_be_in_a_log_id(term) {
-                // Only a term made of ULID characters can be part of an id, and no index serves that test.
-                q = q.filter(or(hit(Box::new(logs::id.nullable())), fields));
+                    or(
+                        hit(Box::new(logs::provider.nullable())),
+                        hit(Box::new(logs::model)),
+                    ),
+                    hit(Box::new(logs::path.nullable())),
+                )
             } else {
-                // The joined form first: on PostgreSQL its trigram index (migration 000040) finds the candidate
-                // rows without reading the gateway's every row; the per-field test then keeps the answer exact (a
-                // term spanning two fields' boundary matches the joined text only).
-                let document = diesel::dsl::sql::<Nullable<Bool>>(SEARCH_DOCUMENT)
-                    .sql(" LIKE ")
-                    .bind::<Text, _>(pattern.clone())
-                    .sql(" ESCAPE '\\'");
-                q = q.filter(document).filter(fields);
-            }
+                // One test of the joined text, which on PostgreSQL its trigram index serves, and whose
+                // statistics (kept for the index expression) tell the planner how many rows match.
+                Box::new(
+                    diesel::dsl::sql::<Nullable<Bool>>(SEARCH_DOCUMENT)
+                        .sql(" LIKE ")
+                        .bind::<Text, _>(pattern.clone())
+                        .sql(" ESCAPE '\\'"),
+                )
+            };
+            q = if could_be_in_a_log_id(term) {
+                // Only a term made of ULID characters can be part of an id; no index serves that test.
+                q.filter(or(hit(Box::new(logs::id.nullable())), fields))
+            } else {
+                q.filter(fields)
+            };
         }
         for f in &self.filters {
             q = q.filter(filter_pred(f)?);
