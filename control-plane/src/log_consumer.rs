@@ -33,8 +33,9 @@ pub struct LogConsumerSettings {
     pub claim_idle: Duration,
     /// How often pending entries are checked for takeover.
     pub claim_interval: Duration,
-    /// Entries stored at the same time. Two keep the database busy while the consumer waits on the other's commit
-    /// and on Redis: one store at a time measured ~5,000 records/s on a 2-core machine, two ~8,000.
+    /// Entries stored at the same time. With one, PostgreSQL idles while the consumer reads, decodes and
+    /// acknowledges, and the consumer idles while PostgreSQL commits: through this whole path a 2-core machine
+    /// measured 3,600–4,200 records/s with one and 5,900–7,500 with two (bench/README.md, "Logs").
     pub concurrent_stores: usize,
 }
 
@@ -81,7 +82,7 @@ impl LogConsumer {
         LogConsumer { stop, task }
     }
 
-    /// Finishes the entry in hand, then stops. Entries read and not stored stay pending for another consumer.
+    /// Finishes the entries in hand, then stops. Entries read and not stored stay pending for another consumer.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         if tokio::time::timeout(Duration::from_secs(10), self.task)

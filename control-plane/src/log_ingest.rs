@@ -5,8 +5,8 @@
 //! writer takes what is waiting, up to `max_batch` records or `linger` after the first, and stores them with one
 //! multi-row insert per table (`store::logs::insert_batch`, idempotent by id). A failed batch is retried with
 //! backoff a few times and then dropped and counted: logs are never worth blocking traffic for, and the data
-//! plane's channel is bounded anyway. The writer stores one batch at a time: the embedded default runs on SQLite, which takes
-//! one writer at a time anyway.
+//! plane's channel is bounded anyway. The writer stores one batch at a time: the embedded default runs on SQLite,
+//! which takes one writer at a time anyway.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

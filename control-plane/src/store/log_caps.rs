@@ -23,8 +23,7 @@ pub struct StoreOutcome {
     pub evicted: usize,
 }
 
-/// Adds `delta` to a gateway's stored count. An update first, an insert when there was no row: MultiBackend has
-/// no upsert, and two writers creating the same row race into a unique violation, answered by updating again.
+/// Adds `delta` to a gateway's stored count.
 pub fn adjust_counter(
     conn: &mut AnyConnection,
     account_id: &str,
@@ -34,6 +33,24 @@ pub fn adjust_counter(
     if delta == 0 {
         return Ok(());
     }
+    change_counter(conn, account_id, gateway_id, delta)
+}
+
+/// Locks a gateway's counter row until the transaction ends (an update to the same value; MultiBackend has no
+/// `SELECT … FOR UPDATE`), creating the row if there is none yet.
+fn lock_counter(conn: &mut AnyConnection, account_id: &str, gateway_id: &str) -> Result<(), Error> {
+    change_counter(conn, account_id, gateway_id, 0)
+}
+
+/// An update first, an insert when there was no row: MultiBackend has no upsert, and two writers creating the same
+/// row race into a unique violation, answered by updating again. Either way the row stays locked to the end of the
+/// transaction (a row this transaction inserted is invisible to others, whose own insert waits on it).
+fn change_counter(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    gateway_id: &str,
+    delta: i64,
+) -> Result<(), Error> {
     let target = log_counters::table
         .filter(log_counters::account_id.eq(account_id))
         .filter(log_counters::gateway_id.eq(gateway_id));
@@ -44,9 +61,9 @@ pub fn adjust_counter(
     {
         return Ok(());
     }
-    // Two writers may both find no row and both insert; the loser's unique violation must not abort the caller's
-    // transaction (PostgreSQL refuses every later statement of an aborted one), so the insert runs in a savepoint
-    // (diesel's nested transaction) and only that is rolled back.
+    // The loser's unique violation must not abort the caller's transaction (PostgreSQL refuses every later
+    // statement of an aborted one), so the insert runs in a savepoint (diesel's nested transaction) and only that
+    // is rolled back.
     let created = conn.transaction(|conn| {
         diesel::insert_into(log_counters::table)
             .values((
@@ -66,40 +83,6 @@ pub fn adjust_counter(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Locks a gateway's counter row until the transaction ends (an update to the same value), creating the row if
-/// there is none yet. MultiBackend has no `SELECT … FOR UPDATE`.
-fn lock_counter(conn: &mut AnyConnection, account_id: &str, gateway_id: &str) -> Result<(), Error> {
-    let target = log_counters::table
-        .filter(log_counters::account_id.eq(account_id))
-        .filter(log_counters::gateway_id.eq(gateway_id));
-    let locked = diesel::update(target)
-        .set(log_counters::stored.eq(log_counters::stored))
-        .execute(conn)?;
-    if locked == 0 {
-        // No row yet: create it at 0 (a racing creator's unique violation only rolls back the savepoint), then
-        // lock whichever row won.
-        let created = conn.transaction(|conn| {
-            diesel::insert_into(log_counters::table)
-                .values((
-                    log_counters::account_id.eq(account_id),
-                    log_counters::gateway_id.eq(gateway_id),
-                    log_counters::stored.eq(0_i64),
-                ))
-                .execute(conn)
-        });
-        match created {
-            Ok(_) => {}
-            Err(e) if crate::store::is_unique_violation(&e) => {
-                diesel::update(target)
-                    .set(log_counters::stored.eq(log_counters::stored))
-                    .execute(conn)?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
 }
 
 pub fn stored_count(
