@@ -12,6 +12,8 @@ fn start(dir: &std::path::Path, mock: &MockProvider) -> Gatehouse {
     args.extend([
         "--provider-base-url".to_owned(),
         format!("openai={}", mock.url("/v1")),
+        "--provider-base-url".to_owned(),
+        format!("anthropic={}", mock.base_url()),
     ]);
     Gatehouse::start(&as_strs(&args), &[])
 }
@@ -221,4 +223,129 @@ async fn records_queued_at_shutdown_are_written_before_the_process_exits() {
         list["result_info"]["total_count"], 20,
         "every request's record was kept"
     );
+}
+
+/// Streamed and not, OpenAI and Anthropic: each request's row carries the tokens the mock reported (from the JSON
+/// body, or from the SSE events: OpenAI's final usage chunk, Anthropic's `message_start` and `message_delta`), a
+/// cost from the price table, its status and metadata, and the whole response body as the client received it.
+#[tokio::test]
+async fn streamed_and_anthropic_requests_become_rows_with_their_usage_cost_and_bodies() {
+    let mock = MockProvider::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gh = start(dir.path(), &mock);
+    let token = mint_token(dir.path(), "acme", &["ai-gateway:edit"]);
+    let http = reqwest::Client::new();
+    create_gateway(&gh, &http, &token).await;
+
+    let openai = (
+        "/v1/acme/gw/openai/chat/completions",
+        vec![("authorization", "Bearer sk")],
+    );
+    let anthropic = (
+        "/v1/acme/gw/anthropic/v1/messages",
+        vec![("x-api-key", "sk-ant"), ("anthropic-version", "2023-06-01")],
+    );
+    let cases = [
+        (
+            "openai-stream",
+            &openai,
+            json!({"model": "gpt-4o-mini", "stream": true, "stream_options": {"include_usage": true},
+                "messages": [{"role": "user", "content": "stream me"}]}),
+        ),
+        (
+            "anthropic-json",
+            &anthropic,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64,
+                "messages": [{"role": "user", "content": "hello there"}]}),
+        ),
+        (
+            "anthropic-stream",
+            &anthropic,
+            json!({"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": true,
+                "messages": [{"role": "user", "content": "stream me too"}]}),
+        ),
+    ];
+    let mut sent = Vec::new();
+    for (label, (path, headers), body) in &cases {
+        let body = body.to_string();
+        let started = Instant::now();
+        let resp = loop {
+            let mut req = http
+                .post(gh.inference_url(path))
+                .header("content-type", "application/json")
+                .header("cf-aig-metadata", format!(r#"{{"case":"{label}"}}"#))
+                .body(body.clone());
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            let resp = req.send().await.unwrap();
+            if resp.status() == 200 {
+                break resp;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "{label}: {}",
+                resp.status()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let log_id = resp.headers()["cf-aig-log-id"].to_str().unwrap().to_owned();
+        let content_type = resp.headers()["content-type"].to_str().unwrap().to_owned();
+        let answer = resp.text().await.unwrap();
+        sent.push((*label, log_id, body, content_type, answer));
+    }
+
+    until_logs(&gh, &http, &token, "", sent.len()).await;
+    for (label, log_id, body, content_type, answer) in &sent {
+        let row: Value = http
+            .get(gh.api_url(&format!(
+                "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}"
+            )))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let row = &row["result"];
+        let usage = usage_for(body.len(), gatehouse_mock_providers::DEFAULT_CHUNKS);
+        assert_eq!(row["tokens_in"], usage.input_tokens, "{label}: {row}");
+        assert_eq!(row["tokens_out"], usage.output_tokens, "{label}: {row}");
+        assert!(row["cost"].as_f64().unwrap() > 0.0, "{label}: {row}");
+        assert_eq!(row["status_code"], 200, "{label}");
+        assert_eq!(row["success"], true, "{label}");
+        assert_eq!(
+            row["metadata"],
+            format!(r#"{{"case":"{label}"}}"#),
+            "{label}"
+        );
+        assert_eq!(row["provider"], label.split('-').next().unwrap(), "{label}");
+        assert_eq!(
+            row["response_content_type"],
+            content_type.as_str(),
+            "{label}"
+        );
+        assert_eq!(
+            content_type.starts_with("text/event-stream"),
+            label.ends_with("stream"),
+            "{label}: {content_type}"
+        );
+        let raw_response = http
+            .get(gh.api_url(&format!(
+                "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}/response"
+            )))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(
+            &raw_response, answer,
+            "{label}: the body as the client got it"
+        );
+    }
+    assert!(gh.terminate().success());
 }
