@@ -9,6 +9,7 @@ mod custom_providers;
 mod gateways;
 mod log_caps;
 mod log_consumer;
+mod log_search;
 mod logs;
 mod openapi;
 mod pagination;

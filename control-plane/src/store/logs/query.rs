@@ -31,6 +31,9 @@ pub const SEARCH_DOCUMENT: &str =
 /// Joins the fields of [`SEARCH_DOCUMENT`].
 const SEARCH_SEPARATOR: char = '\u{1f}';
 
+/// The length of a log id: the data plane's ids are ULIDs in their upper-case text form.
+const ULID_LEN: usize = 26;
+
 /// Whether `term` could occur in a log id: ids are ULIDs (Crockford base32: digits and letters without I, L, O,
 /// U), compared lower-cased.
 fn could_be_in_a_log_id(term: &str) -> bool {
@@ -355,7 +358,14 @@ impl LogQuery {
                         .sql(" ESCAPE '\\'"),
                 )
             };
-            q = if could_be_in_a_log_id(term) {
+            q = if term.len() == ULID_LEN && could_be_in_a_log_id(term) {
+                // A whole id (pasted from `cf-aig-log-id`, say) can only be that id: an equality the primary key
+                // serves, beside the trigram index, instead of reading every row for it.
+                q.filter(or(
+                    Box::new(logs::id.eq(term.to_ascii_uppercase()).nullable()),
+                    fields,
+                ))
+            } else if could_be_in_a_log_id(term) {
                 // Only a term made of ULID characters can be part of an id; no index serves that test.
                 q.filter(or(hit(Box::new(logs::id.nullable())), fields))
             } else {
