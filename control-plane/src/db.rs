@@ -25,6 +25,43 @@ pub enum AnyConnection {
     Sqlite(SqliteConnection),
 }
 
+impl AnyConnection {
+    /// A transaction for work that writes; every write of the control plane goes through one.
+    ///
+    /// On SQLite it begins `IMMEDIATE`, taking the write lock at the start: a deferred transaction that reads and
+    /// then writes fails at once ("database is locked", no busy wait) when another connection wrote after its
+    /// read began, which concurrent API writes (Terraform applies ten at a time) hit at once. Begun immediate,
+    /// writers wait their turn within `busy_timeout`. On PostgreSQL, and inside a transaction already open (a
+    /// savepoint then), it is an ordinary transaction.
+    pub fn write_transaction<T, E, F>(&mut self, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut AnyConnection) -> Result<T, E>,
+        E: From<diesel::result::Error>,
+    {
+        use diesel::connection::{AnsiTransactionManager, TransactionManager};
+        let AnyConnection::Sqlite(sqlite) = self else {
+            return self.transaction(f);
+        };
+        match AnsiTransactionManager::begin_transaction_sql(sqlite, "BEGIN IMMEDIATE") {
+            Ok(()) => {}
+            Err(diesel::result::Error::AlreadyInTransaction) => return self.transaction(f),
+            Err(e) => return Err(e.into()),
+        }
+        // Begun on the SQLite connection, whose transaction state AnyConnection's manager shares: nested
+        // `transaction` calls inside `f` become savepoints, and commit and rollback below end this one.
+        match f(self) {
+            Ok(value) => {
+                <AnyConnection as TransactionManager<AnyConnection>>::commit_transaction(self)?;
+                Ok(value)
+            }
+            Err(e) => {
+                <AnyConnection as TransactionManager<AnyConnection>>::rollback_transaction(self)?;
+                Err(e)
+            }
+        }
+    }
+}
+
 /// Which backend a database URL names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {

@@ -371,8 +371,7 @@ async fn update_custom_provider(
     let row = state
         .db
         .run(move |c| {
-            use diesel::Connection as _;
-            c.transaction(|c| {
+            c.write_transaction(|c| {
                 let mut row = store::get(c, &account_id, &id)?.ok_or_else(|| not_found(&id))?;
                 if let Field::Set(n) = name {
                     row.name = n;
@@ -416,8 +415,7 @@ async fn delete_custom_provider(
     let row = state
         .db
         .run(move |c| {
-            use diesel::Connection as _;
-            c.transaction(|c| {
+            c.write_transaction(|c| {
                 let row = store::get(c, &account_id, &id)?.ok_or_else(|| not_found(&id))?;
                 store::delete(c, &account_id, &id)?;
                 Ok(row)

@@ -333,8 +333,7 @@ async fn update_gateway(
     let updated = state
         .db
         .run(move |c| {
-            use diesel::Connection as _;
-            c.transaction(|c| {
+            c.write_transaction(|c| {
                 let Some(mut record) = store::get(c, &account_id, &id)? else {
                     return Err(not_found(&id));
                 };
@@ -378,8 +377,7 @@ async fn delete_gateway(
     let deleted = state
         .db
         .run(move |c| {
-            use diesel::Connection as _;
-            c.transaction(|c| {
+            c.write_transaction(|c| {
                 let Some(record) = store::get(c, &account_id, &id)? else {
                     return Err(not_found(&id));
                 };

@@ -349,8 +349,7 @@ async fn delete_provider_config(
     let row = state
         .db
         .run(move |c| {
-            use diesel::Connection as _;
-            c.transaction(|c| {
+            c.write_transaction(|c| {
                 let row =
                     store::get(c, &account_id, &gateway_id, &id)?.ok_or_else(|| not_found(&id))?;
                 store::delete(c, &account_id, &gateway_id, &id)?;

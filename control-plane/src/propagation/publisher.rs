@@ -3,7 +3,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use diesel::Connection as _;
 use gatehouse_bus::{ConfigBus, PublishOutcome};
 use gatehouse_shared::config::GatewayKey;
 
@@ -78,7 +77,7 @@ impl ConfigPublisher {
         let (version, built) = self
             .db
             .run(move |c| {
-                c.transaction(|c| {
+                c.write_transaction(|c| {
                     let version = next_version(c)?;
                     let mut built = Vec::with_capacity(keys.len());
                     for key in keys {
@@ -127,7 +126,7 @@ impl ConfigPublisher {
         let document = self
             .db
             .run(|c| {
-                c.transaction(|c| {
+                c.write_transaction(|c| {
                     let version = next_version(c)?;
                     documents::deployment_document(c, version, now_ms())
                 })

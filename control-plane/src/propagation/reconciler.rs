@@ -8,7 +8,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use diesel::Connection as _;
 use gatehouse_bus::BusIndex;
 use gatehouse_shared::config::GatewayKey;
 use tokio::sync::watch;
@@ -168,7 +167,7 @@ impl Reconciler {
             let version = self
                 .publisher
                 .database()
-                .run(|c| c.transaction(next_version))
+                .run(|c| c.write_transaction(next_version))
                 .await?;
             pass.marked_complete = bus.mark_index_complete(&epoch, version).await?;
         }

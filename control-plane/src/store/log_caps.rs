@@ -114,13 +114,7 @@ pub fn store_with_caps(
     }
     let mut total = StoreOutcome::default();
     for ((account_id, gateway_id), mut batch) in by_gateway {
-        let outcome = conn.transaction(|conn| {
-            // SQLite: write first. A transaction that reads and then writes fails at once (SQLITE_BUSY_SNAPSHOT,
-            // no busy wait) when another connection wrote in between; one that starts with a write waits its turn.
-            let sqlite = matches!(conn, AnyConnection::Sqlite(_));
-            if sqlite {
-                lock_counter(conn, account_id, gateway_id)?;
-            }
+        let outcome = conn.write_transaction(|conn| {
             let settings =
                 crate::store::gateways::get(conn, account_id, gateway_id)?.map(|g| g.settings);
             let cap = settings
@@ -136,9 +130,7 @@ pub fn store_with_caps(
             if let (Some(cap), LogManagementStrategy::StopInserting) = (cap, strategy) {
                 // Writers of one gateway (several control planes, or one storing two batches at once) take turns
                 // from here: without the lock two would read the same count and both fill the same room.
-                if !sqlite {
-                    lock_counter(conn, account_id, gateway_id)?;
-                }
+                lock_counter(conn, account_id, gateway_id)?;
                 let room =
                     usize::try_from((cap - stored_count(conn, account_id, gateway_id)?).max(0))
                         .unwrap_or(0);

@@ -156,7 +156,7 @@ pub fn insert_batch(conn: &mut AnyConnection, records: &[LogRecord]) -> Result<u
     }
     let rows: Vec<LogRow> = records.iter().map(LogRow::from_record).collect();
     let bodies: Vec<LogBodyRow> = records.iter().map(LogBodyRow::from_record).collect();
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let mut inserted = 0;
         // MultiBackend has no ON CONFLICT (stack notes §2, pitfall 7), so each backend gets its own dialect.
         match conn {
@@ -396,7 +396,7 @@ pub fn delete(
     query: &LogQuery,
     limit: i64,
 ) -> Result<usize, Error> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         let ids: Vec<String> = query
             .ordered(query.filtered(account_id, gateway_id)?)
             .select(logs::id)

@@ -78,7 +78,7 @@ pub fn get(
 /// Inserts a key. When it is the default, the provider's other keys on the gateway stop being the default, in the
 /// same transaction, so there is never more than one.
 pub fn insert(conn: &mut AnyConnection, row: &ProviderConfigRow) -> Result<(), Error> {
-    conn.transaction(|conn| {
+    conn.write_transaction(|conn| {
         if row.default_config {
             diesel::update(
                 pc::table
