@@ -30,6 +30,44 @@ async fn create_gateway(gh: &Gatehouse, http: &reqwest::Client, token: &str) {
     assert_eq!(resp.status(), 200);
 }
 
+/// What must outlive a test's process: its mock provider and its directory.
+struct Keep {
+    mock: MockProvider,
+    dir: tempfile::TempDir,
+}
+
+/// A standalone process in a directory of its own with gateway `acme/gw` (logs on), a token that may edit, and a
+/// client.
+async fn start_with_gateway() -> (Gatehouse, String, reqwest::Client, Keep) {
+    let mock = MockProvider::start();
+    let dir = tempfile::tempdir().unwrap();
+    let gh = start(dir.path(), &mock);
+    let token = mint_token(dir.path(), "acme", &["ai-gateway:edit"]);
+    let http = reqwest::Client::new();
+    create_gateway(&gh, &http, &token).await;
+    (gh, token, http, Keep { mock, dir })
+}
+
+/// The body of `GET …/gateways/gw/logs{rest}` in account `acme`, as text.
+async fn logs_get(gh: &Gatehouse, http: &reqwest::Client, token: &str, rest: &str) -> String {
+    http.get(gh.api_url(&format!(
+        "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs{rest}"
+    )))
+    .bearer_auth(token)
+    .send()
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap()
+}
+
+/// The same, parsed as JSON.
+async fn logs_get_json(gh: &Gatehouse, http: &reqwest::Client, token: &str, rest: &str) -> Value {
+    let body = logs_get(gh, http, token, rest).await;
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{rest}: {e}: {body}"))
+}
+
 /// Polls the logs list (with `query`) until it holds `n` rows.
 async fn until_logs(
     gh: &Gatehouse,
@@ -40,17 +78,7 @@ async fn until_logs(
 ) -> Value {
     let started = Instant::now();
     loop {
-        let body: Value = http
-            .get(gh.api_url(&format!(
-                "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs?{query}"
-            )))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = logs_get_json(gh, http, token, &format!("?{query}")).await;
         if body["result"].as_array().is_some_and(|r| r.len() >= n) {
             return body;
         }
@@ -64,12 +92,7 @@ async fn until_logs(
 
 #[tokio::test]
 async fn a_request_through_the_gateway_is_listed_filtered_and_rated_through_the_logs_api() {
-    let mock = MockProvider::start();
-    let dir = tempfile::tempdir().unwrap();
-    let gh = start(dir.path(), &mock);
-    let token = mint_token(dir.path(), "acme", &["ai-gateway:edit"]);
-    let http = reqwest::Client::new();
-    create_gateway(&gh, &http, &token).await;
+    let (gh, token, http, _keep) = start_with_gateway().await;
     let body = json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hello"}]})
         .to_string();
     let url = gh.inference_url("/v1/acme/gw/openai/chat/completions");
@@ -121,56 +144,24 @@ async fn a_request_through_the_gateway_is_listed_filtered_and_rated_through_the_
     )
     .await;
     assert_eq!(found["result_info"]["total_count"], 1);
-    let none: Value = http
-        .get(gh.api_url("/client/v4/accounts/acme/ai-gateway/gateways/gw/logs?filters.key=success&filters.operator=eq&filters.value=false"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let none = logs_get_json(
+        &gh,
+        &http,
+        &token,
+        "?filters.key=success&filters.operator=eq&filters.value=false",
+    )
+    .await;
     assert_eq!(none["result"], json!([]));
 
-    let detail: Value = http
-        .get(gh.api_url(&format!(
-            "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}"
-        )))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let detail = logs_get_json(&gh, &http, &token, &format!("/{log_id}")).await;
     assert_eq!(detail["result"]["request_size"], body.len());
-    let raw_request: Value = http
-        .get(gh.api_url(&format!(
-            "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}/request"
-        )))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let raw_request = logs_get_json(&gh, &http, &token, &format!("/{log_id}/request")).await;
     assert_eq!(
         raw_request,
         serde_json::from_str::<Value>(&body).unwrap(),
         "the raw request, not enveloped"
     );
-    let raw_response = http
-        .get(gh.api_url(&format!(
-            "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}/response"
-        )))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let raw_response = logs_get(&gh, &http, &token, &format!("/{log_id}/response")).await;
     assert_eq!(
         serde_json::from_str::<Value>(&raw_response).unwrap(),
         serde_json::from_str::<Value>(&answer).unwrap()
@@ -191,12 +182,7 @@ async fn a_request_through_the_gateway_is_listed_filtered_and_rated_through_the_
 
 #[tokio::test]
 async fn records_queued_at_shutdown_are_written_before_the_process_exits() {
-    let mock = MockProvider::start();
-    let dir = tempfile::tempdir().unwrap();
-    let gh = start(dir.path(), &mock);
-    let token = mint_token(dir.path(), "acme", &["ai-gateway:edit"]);
-    let http = reqwest::Client::new();
-    create_gateway(&gh, &http, &token).await;
+    let (gh, token, http, keep) = start_with_gateway().await;
     let url = gh.inference_url("/v1/acme/gw/openai/chat/completions");
     let mut sent = 0;
     let started = Instant::now();
@@ -217,7 +203,7 @@ async fn records_queued_at_shutdown_are_written_before_the_process_exits() {
     }
     // Stop at once, while the writer may still hold records; then look with a fresh process.
     assert!(gh.terminate().success());
-    let again = start(dir.path(), &mock);
+    let again = start(keep.dir.path(), &keep.mock);
     let list = until_logs(&again, &http, &token, "per_page=50", 20).await;
     assert_eq!(
         list["result_info"]["total_count"], 20,
@@ -230,12 +216,7 @@ async fn records_queued_at_shutdown_are_written_before_the_process_exits() {
 /// cost from the price table, its status and metadata, and the whole response body as the client received it.
 #[tokio::test]
 async fn streamed_and_anthropic_requests_become_rows_with_their_usage_cost_and_bodies() {
-    let mock = MockProvider::start();
-    let dir = tempfile::tempdir().unwrap();
-    let gh = start(dir.path(), &mock);
-    let token = mint_token(dir.path(), "acme", &["ai-gateway:edit"]);
-    let http = reqwest::Client::new();
-    create_gateway(&gh, &http, &token).await;
+    let (gh, token, http, _keep) = start_with_gateway().await;
 
     let openai = (
         "/v1/acme/gw/openai/chat/completions",
@@ -297,17 +278,7 @@ async fn streamed_and_anthropic_requests_become_rows_with_their_usage_cost_and_b
 
     until_logs(&gh, &http, &token, "", sent.len()).await;
     for (label, log_id, body, content_type, answer) in &sent {
-        let row: Value = http
-            .get(gh.api_url(&format!(
-                "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}"
-            )))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let row = logs_get_json(&gh, &http, &token, &format!("/{log_id}")).await;
         let row = &row["result"];
         let usage = usage_for(body.len(), gatehouse_mock_providers::DEFAULT_CHUNKS);
         assert_eq!(row["tokens_in"], usage.input_tokens, "{label}: {row}");
@@ -331,17 +302,7 @@ async fn streamed_and_anthropic_requests_become_rows_with_their_usage_cost_and_b
             label.ends_with("stream"),
             "{label}: {content_type}"
         );
-        let raw_response = http
-            .get(gh.api_url(&format!(
-                "/client/v4/accounts/acme/ai-gateway/gateways/gw/logs/{log_id}/response"
-            )))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let raw_response = logs_get(&gh, &http, &token, &format!("/{log_id}/response")).await;
         assert_eq!(
             &raw_response, answer,
             "{label}: the body as the client got it"
