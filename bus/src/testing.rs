@@ -27,20 +27,28 @@ pub fn unique_prefix(label: &str) -> String {
 
 /// Deletes every key under `prefix` (best effort; used when a test ends).
 pub fn delete_prefix(url: &str, prefix: &str) {
-    let Ok(client) = redis::Client::open(url) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_connection_with_timeout(Duration::from_secs(2)) else {
-        return;
-    };
-    let pattern = format!("{}*", glob_escape(prefix));
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(&pattern)
-        .query(&mut conn)
-        .unwrap_or_default();
-    if !keys.is_empty() {
+    let keys = keys_under(url, prefix);
+    if let (false, Some(mut conn)) = (keys.is_empty(), connect(url)) {
         let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query(&mut conn);
     }
+}
+
+/// The keys under `prefix` (for a test to wait until a write reached Redis); empty when Redis cannot be reached.
+pub fn keys_under(url: &str, prefix: &str) -> Vec<String> {
+    let Some(mut conn) = connect(url) else {
+        return Vec::new();
+    };
+    redis::cmd("KEYS")
+        .arg(format!("{}*", glob_escape(prefix)))
+        .query(&mut conn)
+        .unwrap_or_default()
+}
+
+fn connect(url: &str) -> Option<redis::Connection> {
+    redis::Client::open(url)
+        .ok()?
+        .get_connection_with_timeout(Duration::from_secs(2))
+        .ok()
 }
 
 /// Escapes Redis glob characters so a prefix matches literally.

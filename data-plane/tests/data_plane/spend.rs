@@ -1,7 +1,7 @@
 //! Spend limits (spec §3.15): a rule blocks once its window's cost reaches the limit, partitions keep separate
 //! buckets, and two nodes on split mode's Redis share one budget. Costs are made exact with `cf-aig-custom-cost`.
 
-use gatehouse_bus::testing::{delete_prefix, test_redis_url, unique_prefix};
+use gatehouse_bus::testing::{delete_prefix, keys_under, test_redis_url, unique_prefix};
 use gatehouse_mock_providers::MockProvider;
 use serde_json::{Value, json};
 
@@ -93,6 +93,19 @@ async fn two_nodes_share_one_budget_through_redis() {
     a.apply(&doc);
     b.apply(&doc);
     assert_eq!(send(&a, None).await.0, 200);
+    // A records its spend in the logging phase, after the response went out: wait until it reached Redis, or B's
+    // request may be checked before it (and then pass, as it rightly would).
+    let started = std::time::Instant::now();
+    while !keys_under(&url, &prefix)
+        .iter()
+        .any(|k| k.contains(":spend:"))
+    {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "node A's spend never reached Redis"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
     let (status, body) = send(&b, None).await;
     assert_eq!(status, 429, "node B sees what node A spent: {body}");
     assert_eq!(send(&a, None).await.0, 429);
