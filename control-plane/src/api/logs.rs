@@ -86,6 +86,8 @@ pub struct LogResultInfo {
     pub page: i64,
     pub per_page: i64,
     pub count: i64,
+    /// Every log of the gateway without filters or search; with them, the matches counted up to 10,000 (or to the
+    /// end of the page asked for, if further), so past that it is a lower bound.
     pub total_count: i64,
     pub total_pages: i64,
     #[serde(skip_serializing_if = "Option::is_none")]

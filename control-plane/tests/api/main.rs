@@ -8,7 +8,7 @@ mod auth;
 mod custom_providers;
 mod gateways;
 mod log_caps;
-mod log_consumer;
+mod log_ingest;
 mod log_search;
 mod logs;
 mod openapi;

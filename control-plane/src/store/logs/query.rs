@@ -358,18 +358,18 @@ impl LogQuery {
                         .sql(" ESCAPE '\\'"),
                 )
             };
-            q = if term.len() == ULID_LEN && could_be_in_a_log_id(term) {
+            q = if !could_be_in_a_log_id(term) {
+                q.filter(fields)
+            } else if term.len() == ULID_LEN {
                 // A whole id (pasted from `cf-aig-log-id`, say) can only be that id: an equality the primary key
                 // serves, beside the trigram index, instead of reading every row for it.
                 q.filter(or(
                     Box::new(logs::id.eq(term.to_ascii_uppercase()).nullable()),
                     fields,
                 ))
-            } else if could_be_in_a_log_id(term) {
-                // Only a term made of ULID characters can be part of an id; no index serves that test.
-                q.filter(or(hit(Box::new(logs::id.nullable())), fields))
             } else {
-                q.filter(fields)
+                // Part of an id: no index serves that test.
+                q.filter(or(hit(Box::new(logs::id.nullable())), fields))
             };
         }
         for f in &self.filters {
