@@ -16,6 +16,7 @@
 compile_error!("the Gatehouse data plane runs on Unix only");
 
 mod config_sync;
+pub mod dialect;
 mod error;
 mod log_shipper;
 pub mod logs;

@@ -6,26 +6,30 @@
 //! would have to re-implement what `HttpProxy` already does around the phases: keep-alive reuse and body draining,
 //! HTTP/2 sessions, the `logging` phase after every request (where log records and usage accounting go),
 //! `fail_to_proxy` as the single backstop renderer, and the shutdown handling of idle keep-alive connections.
-//! With `ProxyHttp`, `request_filter` is the entry point of §3: it reads the body, runs the attempt loop and
-//! streams the response downstream with `write_response_header`/`write_response_body`, then returns `Ok(true)`.
+//! With `ProxyHttp`, `request_filter` is the entry point of §3: it classifies the endpoint and hands inference to
+//! `pipeline.rs`, which runs the phases (`phase/`) and streams the response downstream with
+//! `write_response_header`/`write_response_body`; then it returns `Ok(true)`. The `logging` phase finishes the
+//! request's accounting (`phase/account.rs`).
+//!
+//! Module rules (ARCHITECTURE.md "Data plane: the request path"): `pipeline` orders the phases and is imported by
+//! nothing but this file; a phase imports earlier phases' output types and the leaves (`controls`, `retry`,
+//! `taps`, `record`, `upstream`), never `pipeline`; the leaves import no phase except for the types they carry
+//! (`ctx` holds the record draft and the spend charge). No import circles (`circles.py` in CI).
 //! pingora's own upstream phases (`upstream_peer` and after) therefore never run; this also avoids pingora's
 //! 64 KiB replay limit for bodies read in `request_filter` (stack notes §3a).
 
-mod attempts;
-mod auth;
-mod cache;
-mod credentials;
+mod controls;
+mod ctx;
 mod endpoint;
-mod forward;
-mod inference;
-mod log_draft;
+mod phase;
+mod pipeline;
+mod record;
 mod respond;
-mod spend;
-mod steps;
-mod universal;
+mod retry;
+mod taps;
+mod upstream;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -42,9 +46,11 @@ use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
 use crate::settings::DataPlaneSettings;
 use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
+use ctx::RequestContext;
 use endpoint::Endpoint;
-use forward::Upstreams;
-use inference::InferenceRoute;
+use phase::admit::Gatekeeper;
+use phase::plan::InferenceRoute;
+use upstream::Upstreams;
 
 const HEALTHZ_BODY: &[u8] = br#"{"status":"ok"}"#;
 const READYZ_BODY: &[u8] = br#"{"status":"ready"}"#;
@@ -118,20 +124,16 @@ impl GatewayProxy {
             }
         }
     }
-}
 
-/// Per-request state. It will hold the config snapshot, request id, route and attempt plan; every phase reads
-/// and writes request state only here.
-pub(crate) struct RequestContext {
-    started: Instant,
-    /// The request id (a ULID), sent back as `cf-aig-request-id`.
-    request_id: Option<ulid::Ulid>,
-    /// The record in the making, when the request's gateway logs it or its cost must be charged to spend limits.
-    log: Option<Box<log_draft::LogDraft>>,
-    /// Whether the record goes to the log sink (`false`: it exists only to learn the cost).
-    submit_log: bool,
-    /// The spend-limit buckets the answering step is charged to, once its cost is known.
-    spend: Option<spend::SpendCharge>,
+    /// What admission needs of the node.
+    fn gatekeeper(&self) -> Gatekeeper<'_> {
+        Gatekeeper {
+            readiness: &self.readiness,
+            config: &self.config,
+            default_gateways: &self.default_gateways,
+            max_header_bytes: self.max_header_bytes,
+        }
+    }
 }
 
 #[async_trait]
@@ -139,13 +141,7 @@ impl ProxyHttp for GatewayProxy {
     type CTX = RequestContext;
 
     fn new_ctx(&self) -> RequestContext {
-        RequestContext {
-            started: Instant::now(),
-            request_id: None,
-            log: None,
-            submit_log: false,
-            spend: None,
-        }
+        RequestContext::new()
     }
 
     async fn request_filter(
@@ -163,11 +159,11 @@ impl ProxyHttp for GatewayProxy {
                     path,
                     query: uri.query(),
                 };
-                self.serve_inference(session, ctx, route).await?
+                pipeline::serve(self, session, ctx, route).await?
             }
             Endpoint::Universal { account, gateway } => {
                 let route = InferenceRoute::Universal { account, gateway };
-                self.serve_inference(session, ctx, route).await?
+                pipeline::serve(self, session, ctx, route).await?
             }
             other => self.answer(session, other).await?,
         }
@@ -220,21 +216,10 @@ impl ProxyHttp for GatewayProxy {
         error: Option<&pingora::Error>,
         ctx: &mut RequestContext,
     ) {
-        if let Some(draft) = ctx.log.take() {
-            // A response that never started (the client left, the provider failed mid-way) is logged with the
-            // status the client saw, or 499 when it saw none (nginx's "client closed request").
-            let status = session
-                .response_written()
-                .map_or(499, |response| response.status.as_u16());
-            let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let record = draft.into_record(status, duration_ms);
-            if let Some(charge) = ctx.spend.take() {
-                self.charge_spend(charge, record.cost).await;
-            }
-            if ctx.submit_log {
-                self.log_sink.submit(record);
-            }
-        }
+        let client_status = session
+            .response_written()
+            .map(|response| response.status.as_u16());
+        phase::account::finish(&self.log_sink, &*self.limits, ctx, client_status).await;
         let request = session.req_header();
         tracing::debug!(
             method = %request.method,

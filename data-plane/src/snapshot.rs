@@ -6,6 +6,7 @@
 //! the previous one stays in service.
 
 pub mod default_gateway;
+pub mod verified_tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -99,12 +100,14 @@ pub struct CompiledGateway {
 }
 
 /// Token verification for the whole deployment, compiled.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct CompiledDeployment {
     pub version: i64,
     pub hash: String,
     pub verifier: TokenVerifier,
     pub revoked_tokens: HashSet<String>,
+    /// Tokens verified under these keys (`snapshot/verified_tokens.rs`).
+    pub verified: verified_tokens::VerifiedTokens,
 }
 
 /// Everything a node serves from, at one moment.
@@ -231,6 +234,7 @@ impl ConfigStore {
             hash: hash.to_owned(),
             verifier: TokenVerifier::new(&doc.verification_keys),
             revoked_tokens: doc.revoked_tokens.iter().cloned().collect(),
+            verified: Default::default(),
         });
         let mut applied = Applied::Stale;
         self.current.rcu(|old| {

@@ -25,25 +25,7 @@ use eventstream::EventStreamScan;
 use json::JsonScan;
 use sse::SseScan;
 
-/// Whose usage fields to expect. Used as a hint: the scanner reads any dialect's fields and the hint only settles
-/// `input_tokens`, which Anthropic counts without cached tokens and OpenAI's Responses API with them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// OpenAI chat completions and every OpenAI-compatible API (`prompt_tokens`, `completion_tokens`).
-    OpenAiChat,
-    /// OpenAI Responses (`input_tokens`, `output_tokens`, `input_tokens_details.cached_tokens`).
-    OpenAiResponses,
-    /// Anthropic Messages (`input_tokens` plus `cache_read_input_tokens` and `cache_creation_input_tokens`).
-    Anthropic,
-    /// Gemini `usageMetadata` (Google AI Studio and Vertex AI).
-    Gemini,
-    /// Bedrock Converse (`inputTokens`, `outputTokens`, camelCase).
-    BedrockConverse,
-    /// Cohere v2 chat (`usage.billed_units`).
-    Cohere,
-    /// Unknown provider: decided from the fields present.
-    Auto,
-}
+pub use crate::dialect::Dialect;
 
 /// How the body is framed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,52 +57,39 @@ pub struct Usage {
     pub model: Option<String>,
 }
 
-/// Chooses the format from the provider slug, the request path (the part after the provider) and the response's
-/// `content-type`. A missing `content-type` is read as JSON; the lexer gives up at once if it is not.
-pub fn choose_format(provider: &str, path: &str, content_type: Option<&str>) -> ResponseFormat {
-    let framing = match content_type.map(|c| {
-        c.split(';')
-            .next()
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase()
-    }) {
-        None => Framing::Json,
-        Some(c) if c == "text/event-stream" => Framing::Sse,
-        Some(c) if c == "application/vnd.amazon.eventstream" => Framing::EventStream,
-        Some(c)
-            if c == "application/json" || c.ends_with("+json") || c == "application/x-ndjson" =>
-        {
-            Framing::Json
+impl Framing {
+    /// The framing a response's `content-type` announces. A missing `content-type` is read as JSON; the lexer
+    /// gives up at once if it is not.
+    pub fn of(content_type: Option<&str>) -> Framing {
+        match content_type.map(|c| {
+            c.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        }) {
+            None => Framing::Json,
+            Some(c) if c == "text/event-stream" => Framing::Sse,
+            Some(c) if c == "application/vnd.amazon.eventstream" => Framing::EventStream,
+            Some(c)
+                if c == "application/json"
+                    || c.ends_with("+json")
+                    || c == "application/x-ndjson" =>
+            {
+                Framing::Json
+            }
+            Some(_) => Framing::None,
         }
-        Some(_) => Framing::None,
-    };
-    let path = path.to_ascii_lowercase();
-    // OpenAI-compatible endpoints exist on many native providers (Anthropic, Gemini, Cohere, Workers AI).
-    let openai_path = if path.contains("/responses") {
-        Dialect::OpenAiResponses
-    } else {
-        Dialect::OpenAiChat
-    };
-    let compatible = path.contains("chat/completions") || path.contains("/responses");
-    let dialect = match provider {
-        "anthropic" if !compatible => Dialect::Anthropic,
-        "google-ai-studio" if !compatible => Dialect::Gemini,
-        // Vertex serves Anthropic models under `publishers/anthropic`, in Anthropic's shape.
-        "google-vertex-ai" if path.contains("publishers/anthropic") => Dialect::Anthropic,
-        "google-vertex-ai" if !compatible => Dialect::Gemini,
-        "aws-bedrock" if path.contains("/converse") => Dialect::BedrockConverse,
-        // InvokeModel returns the model's native body: Anthropic's for Claude.
-        "aws-bedrock" if path.contains("anthropic.") => Dialect::Anthropic,
-        "aws-bedrock" => Dialect::Auto,
-        "cohere" if !compatible => Dialect::Cohere,
-        "openai" | "azure-openai" | "groq" | "mistral" | "deepseek" | "grok" | "cerebras"
-        | "perplexity-ai" | "openrouter" | "workers-ai" | "compat" | "anthropic"
-        | "google-ai-studio" | "google-vertex-ai" | "cohere" => openai_path,
-        _ if compatible => openai_path,
-        _ => Dialect::Auto,
-    };
-    ResponseFormat { dialect, framing }
+    }
+}
+
+/// Chooses the format from the provider slug, the request path (the part after the provider) and the response's
+/// `content-type`.
+pub fn choose_format(provider: &str, path: &str, content_type: Option<&str>) -> ResponseFormat {
+    ResponseFormat {
+        dialect: crate::dialect::of(provider, path),
+        framing: Framing::of(content_type),
+    }
 }
 
 /// Reads usage from a response body fed chunk by chunk. See the module comment for costs and bounds.

@@ -435,6 +435,55 @@ async fn an_authenticated_gateway_needs_a_valid_run_token_for_its_account() {
     assert_eq!(resp.status(), 401);
 }
 
+/// Verified tokens are remembered (no signature check per request), but never past what the current deployment
+/// document allows: a revocation or a key rotation applies to the very next request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_remembered_token_stops_working_when_revoked_or_its_key_is_retired() {
+    let mock = MockProvider::start();
+    let node = Node::start(&mock, |_| {});
+    let signer = Signer::new("key-1");
+    let next_signer = Signer::new("key-2");
+    let deployment =
+        |version: i64, keys: Vec<VerificationKey>, revoked: &[&str]| DeploymentDocument {
+            schema: 1,
+            version,
+            verification_keys: keys,
+            revoked_tokens: revoked.iter().map(|r| (*r).to_owned()).collect(),
+        };
+    node.store
+        .apply_deployment(&deployment(1, vec![signer.public.clone()], &[]), "d1");
+    let mut doc = gateway("acme", "secure", 1);
+    doc.settings.authentication = true;
+    node.add_gateway(doc);
+    let status = |token: String| {
+        let req = node
+            .http
+            .post(node.url("/v1/acme/secure/openai/chat/completions"))
+            .header("authorization", "Bearer sk")
+            .header("cf-aig-authorization", format!("Bearer {token}"))
+            .body(chat(false).to_string());
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let revoked_later = signer.token("t-a", &["acme"], &[Scope::AiGatewayRun]);
+    let kept = signer.token("t-b", &["acme"], &[Scope::AiGatewayRun]);
+    for _ in 0..3 {
+        assert_eq!(status(revoked_later.clone()).await, 200);
+        assert_eq!(status(kept.clone()).await, 200);
+    }
+    node.store
+        .apply_deployment(&deployment(2, vec![signer.public.clone()], &["t-a"]), "d2");
+    assert_eq!(status(revoked_later.clone()).await, 401, "revoked");
+    assert_eq!(status(kept.clone()).await, 200);
+    // Key rotation: key-1 retired, key-2 in.
+    node.store
+        .apply_deployment(&deployment(3, vec![next_signer.public.clone()], &[]), "d3");
+    assert_eq!(status(kept).await, 401, "signed with a retired key");
+    assert_eq!(
+        status(next_signer.token("t-c", &["acme"], &[Scope::AiGatewayRun])).await,
+        200
+    );
+}
+
 async fn error_of(resp: reqwest::Response) -> (u16, u64) {
     let status = resp.status().as_u16();
     let body: Value = resp.json().await.unwrap();

@@ -19,23 +19,20 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use gatehouse_bus::response_cache::{CacheKey, MAX_CACHED_BYTES};
+use gatehouse_bus::response_cache::{CacheKey, MAX_CACHED_BYTES, ResponseCache};
 use http::header;
 use pingora::http::{RequestHeader, ResponseHeader};
 use sha2::{Digest, Sha256};
 
-use super::log_draft::flag;
-use super::steps::Controls;
 use crate::error::AiGatewayError;
+use crate::proxy::controls::{
+    CACHE_KEY as CACHE_KEY_HEADER, CACHE_TTL as CACHE_TTL_HEADER,
+    CACHE_TTL_OLD as CACHE_TTL_HEADER_OLD, Controls, SKIP_CACHE as SKIP_CACHE_HEADER,
+    SKIP_CACHE_OLD as SKIP_CACHE_HEADER_OLD,
+};
+use crate::proxy::taps::ResponseTap;
 use crate::route::UpstreamTarget;
 use crate::snapshot::CompiledGateway;
-
-const CACHE_TTL_HEADER: &str = "cf-aig-cache-ttl";
-const CACHE_TTL_HEADER_OLD: &str = "cf-cache-ttl";
-const SKIP_CACHE_HEADER: &str = "cf-aig-skip-cache";
-const SKIP_CACHE_HEADER_OLD: &str = "cf-skip-cache";
-const CACHE_KEY_HEADER: &str = "cf-aig-cache-key";
-pub(crate) const CACHE_STATUS_HEADER: &str = "cf-aig-cache-status";
 
 /// Per-request TTL bounds (spec §4): one minute to one month (30 days).
 const MIN_TTL_SECS: u64 = 60;
@@ -124,8 +121,9 @@ pub(crate) fn plan(
     if body.len() > MAX_CACHED_BYTES || streaming {
         return Ok(None);
     }
-    let skip = flag(controls.get(SKIP_CACHE_HEADER))
-        .or_else(|| flag(controls.get(SKIP_CACHE_HEADER_OLD)))
+    let skip = controls
+        .flag(SKIP_CACHE_HEADER)
+        .or_else(|| controls.flag(SKIP_CACHE_HEADER_OLD))
         .unwrap_or(false);
     let key = cache_key(gateway, target, upstream, body, custom_key);
     Ok(Some(CachePlan { key, ttl, skip }))
@@ -269,13 +267,6 @@ impl CachedResponse {
         }
         Ok(h)
     }
-
-    pub(crate) fn content_type(&self) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == "content-type")
-            .and_then(|(_, v)| std::str::from_utf8(v).ok())
-    }
 }
 
 /// Collects a relayed response for the cache while it passes; gives up (and frees what it held) as soon as the
@@ -290,8 +281,8 @@ pub(crate) struct CacheTee {
     complete: bool,
 }
 
-impl CacheTee {
-    pub(crate) fn begin(&mut self, response: &ResponseHeader) {
+impl ResponseTap for CacheTee {
+    fn header(&mut self, response: &ResponseHeader) {
         self.status = response.status.as_u16();
         let streaming = response
             .headers
@@ -308,7 +299,7 @@ impl CacheTee {
         }
     }
 
-    pub(crate) fn chunk(&mut self, chunk: &[u8]) {
+    fn chunk(&mut self, chunk: &[u8]) {
         if !self.keep {
             return;
         }
@@ -319,10 +310,17 @@ impl CacheTee {
         self.body.extend_from_slice(chunk);
     }
 
-    pub(crate) fn complete(&mut self) {
-        self.complete = true;
+    /// Only a response relayed whole is worth storing.
+    fn end(&mut self, complete: bool) {
+        if complete {
+            self.complete = true;
+        } else {
+            self.abandon();
+        }
     }
+}
 
+impl CacheTee {
     pub(crate) fn abandon(&mut self) {
         self.keep = false;
         self.body = BytesMut::new();
@@ -333,6 +331,25 @@ impl CacheTee {
     pub(crate) fn into_entry(self) -> Option<Bytes> {
         (self.keep && self.complete)
             .then(|| CachedResponse::encode(self.status, &self.headers, &self.body))
+    }
+}
+
+/// Looks the step's answer up; a cache that cannot answer is a miss (the provider still can).
+pub(crate) async fn lookup(cache: &dyn ResponseCache, key: &CacheKey) -> Option<CachedResponse> {
+    match cache.get(key).await {
+        Ok(Some(entry)) => CachedResponse::decode(entry),
+        Ok(None) => None,
+        Err(error) => {
+            tracing::debug!(%error, "cache lookup failed");
+            None
+        }
+    }
+}
+
+/// Stores a relayed answer; a failure only costs a later miss.
+pub(crate) async fn store(cache: &dyn ResponseCache, key: &CacheKey, entry: Bytes, ttl: Duration) {
+    if let Err(error) = cache.put(key, entry, ttl).await {
+        tracing::debug!(%error, "cache store failed");
     }
 }
 
@@ -354,7 +371,9 @@ mod tests {
         assert_eq!(decoded.status, 200);
         assert_eq!(decoded.headers, headers);
         assert_eq!(&decoded.body[..], br#"{"ok":true}"#);
-        assert_eq!(decoded.content_type(), Some("application/json"));
+        let header = decoded.response_header(&[]).unwrap();
+        assert_eq!(header.headers["content-type"], "application/json");
+        assert_eq!(header.headers["content-length"], "11");
         for cut in 0..entry.len() - 11 {
             // Every truncation inside the header part is refused, never misread.
             assert!(
@@ -375,10 +394,10 @@ mod tests {
             h
         };
         let mut ok = CacheTee::default();
-        ok.begin(&response(200, "application/json"));
+        ok.header(&response(200, "application/json"));
         ok.chunk(b"{\"a\":");
         ok.chunk(b"1}");
-        ok.complete();
+        ok.end(true);
         let entry = CachedResponse::decode(ok.into_entry().unwrap()).unwrap();
         assert_eq!(&entry.body[..], b"{\"a\":1}");
         assert_eq!(
@@ -389,7 +408,7 @@ mod tests {
         );
 
         let mut incomplete = CacheTee::default();
-        incomplete.begin(&response(200, "application/json"));
+        incomplete.header(&response(200, "application/json"));
         incomplete.chunk(b"{");
         assert!(incomplete.into_entry().is_none());
 
@@ -398,9 +417,9 @@ mod tests {
             (200, "text/event-stream; charset=utf-8"),
         ] {
             let mut tee = CacheTee::default();
-            tee.begin(&response(status, content_type));
+            tee.header(&response(status, content_type));
             tee.chunk(b"x");
-            tee.complete();
+            tee.end(true);
             assert!(tee.into_entry().is_none(), "{status} {content_type}");
         }
     }

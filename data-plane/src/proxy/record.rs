@@ -1,4 +1,5 @@
-//! What a request gathers for its log record while it runs, turned into a [`LogRecord`] in the `logging` phase.
+//! What a request gathers for its log record while it runs, turned into a [`LogRecord`] by `phase/account.rs` in
+//! pingora's `logging` phase.
 //!
 //! Only requests to an existing gateway whose logging is on get a draft. The request body is kept as the `Bytes`
 //! the request already holds (a reference count, no copy); the response is copied into a bounded buffer only when
@@ -9,9 +10,14 @@ use gatehouse_shared::log::{
     BODY_HEAD_CHARS, LogRecord, MAX_METADATA_ENTRIES, MAX_STORED_BODY_BYTES, body_head,
 };
 use gatehouse_shared::pricing::{self, CustomCost};
+use http::header;
+use pingora::http::{RequestHeader, ResponseHeader};
 use serde_json::{Map, Value};
 
-use crate::usage::{UsageScanner, choose_format};
+use super::controls::{self, Controls};
+use super::taps::ResponseTap;
+use crate::dialect::Dialect;
+use crate::usage::{Framing, ResponseFormat, UsageScanner};
 
 /// The response as far as the log needs it.
 #[derive(Default)]
@@ -21,6 +27,8 @@ pub(crate) struct ResponseCapture {
     /// The body, while it fits in [`MAX_STORED_BODY_BYTES`]; `None` when payloads are not collected.
     pub body: Option<BytesMut>,
     pub body_too_large: bool,
+    /// The answering target's dialect, set before the response header arrives.
+    dialect: Option<Dialect>,
     /// Reads token usage out of the response as it passes (started with the response header).
     usage: Option<UsageScanner>,
 }
@@ -42,18 +50,27 @@ impl ResponseCapture {
         }
     }
 
-    /// The response header arrived: remember it and start reading usage in the format it announces.
-    pub fn begin(&mut self, content_type: Option<&str>, provider: &str, path: &str) {
+    /// The dialect of the target whose response comes next; its usage is read in that family's fields.
+    pub fn expect(&mut self, dialect: Dialect) {
+        self.dialect = Some(dialect);
+    }
+}
+
+impl ResponseTap for ResponseCapture {
+    /// Remembers the content type and starts reading usage in the format it announces.
+    fn header(&mut self, head: &ResponseHeader) {
+        let content_type = head
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
         self.content_type = content_type.map(str::to_owned);
-        self.usage = Some(UsageScanner::new(choose_format(
-            provider,
-            path,
-            content_type,
-        )));
+        self.usage = Some(UsageScanner::new(ResponseFormat {
+            dialect: self.dialect.unwrap_or(Dialect::Auto),
+            framing: Framing::of(content_type),
+        }));
     }
 
-    /// Records one relayed chunk.
-    pub fn chunk(&mut self, chunk: &[u8]) {
+    fn chunk(&mut self, chunk: &[u8]) {
         self.size += chunk.len() as u64;
         if let Some(scanner) = &mut self.usage {
             scanner.feed(chunk);
@@ -67,6 +84,19 @@ impl ResponseCapture {
             }
         }
     }
+
+    /// A cut response is logged as far as it went (the status tells the rest).
+    fn end(&mut self, _complete: bool) {}
+}
+
+/// What the record needs of the step it describes (universal requests: each step has a record of its own).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct StepFacts<'a> {
+    pub index: u32,
+    pub provider: &'a str,
+    pub path: &'a str,
+    pub model: Option<&'a str>,
+    pub body: &'a Bytes,
 }
 
 /// A request's log record in the making.
@@ -99,21 +129,21 @@ pub(crate) struct LogDraft {
 impl LogDraft {
     /// The draft of another step of the same request: the request's facts, the step's own id, provider, path,
     /// model and body, and a fresh response capture.
-    pub fn for_step(&self, id: String, step: &super::steps::Step) -> Self {
+    pub fn for_step(&self, id: String, step: StepFacts<'_>) -> Self {
         Self {
             id,
             created_at_ms: self.created_at_ms,
             account_id: self.account_id.clone(),
             gateway_id: self.gateway_id.clone(),
-            provider: step.provider.clone(),
-            path: step.path.clone(),
+            provider: step.provider.to_owned(),
+            path: step.path.to_owned(),
             event_id: self.event_id.clone(),
             metadata: self.metadata.clone(),
             collect_payload: self.collect_payload,
             user_agent: self.user_agent.clone(),
             authenticated: self.authenticated,
             request_content_type: self.request_content_type.clone(),
-            model: step.model.clone(),
+            model: step.model.map(str::to_owned),
             request_body: step.body.clone(),
             config_hash: self.config_hash.clone(),
             custom_cost: self.custom_cost,
@@ -203,6 +233,60 @@ impl LogDraft {
     }
 }
 
+/// What is known of a request before its body is read, for its draft.
+pub(crate) struct RequestFacts<'a> {
+    pub request_id: ulid::Ulid,
+    pub account: &'a str,
+    pub gateway_id: &'a str,
+    /// The provider slug and the path after it (`universal` and `""` for the universal endpoint).
+    pub provider: &'a str,
+    pub path: &'a str,
+    pub config_hash: &'a str,
+    pub authenticated: bool,
+}
+
+impl LogDraft {
+    /// The draft of a request's log record, from what is known before the body is read.
+    pub fn begin(client: &RequestHeader, facts: RequestFacts<'_>) -> LogDraft {
+        let controls = Controls::of_request(client);
+        let text = |name: &str| {
+            client
+                .headers
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        };
+        let collect_payload = controls.flag(controls::COLLECT_PAYLOAD).unwrap_or(true);
+        let request_id = facts.request_id.to_string();
+        LogDraft {
+            created_at_ms: i64::try_from(facts.request_id.timestamp_ms()).unwrap_or(i64::MAX),
+            account_id: facts.account.to_owned(),
+            gateway_id: facts.gateway_id.to_owned(),
+            provider: facts.provider.to_owned(),
+            path: facts.path.to_owned(),
+            // A client-chosen event id is kept within a sane length; otherwise the request id serves.
+            event_id: text(controls::EVENT_ID)
+                .filter(|e| !e.is_empty() && e.len() <= 256)
+                .unwrap_or_else(|| request_id.clone()),
+            id: request_id,
+            metadata: controls.get(controls::METADATA).and_then(parse_metadata),
+            collect_payload,
+            user_agent: text("user-agent"),
+            authenticated: facts.authenticated,
+            request_content_type: text("content-type"),
+            request_body: Bytes::new(),
+            model: None,
+            config_hash: facts.config_hash.to_owned(),
+            // A malformed header is ignored (the provider's prices apply), as a malformed metadata header is.
+            custom_cost: controls
+                .text(controls::CUSTOM_COST)
+                .and_then(|v| CustomCost::parse(v).ok()),
+            step: 0,
+            cached: false,
+            response: ResponseCapture::new(collect_payload),
+        }
+    }
+}
+
 /// `cf-aig-metadata`: a JSON object; the first five entries with string, number or boolean values are kept. A header
 /// that is not such an object, or holds a nested value, is ignored as a whole (spec §3.7).
 pub(crate) fn parse_metadata(raw: &[u8]) -> Option<String> {
@@ -220,42 +304,6 @@ pub(crate) fn parse_metadata(raw: &[u8]) -> Option<String> {
     (!kept.is_empty()).then(|| Value::Object(kept).to_string())
 }
 
-/// What the gateway reads out of a JSON request body, in one pass that skips every other field: the `model`
-/// (logs, spend rules) and whether it asks for a stream (never cached).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct RequestPeek {
-    pub model: Option<String>,
-    pub stream: bool,
-}
-
-impl RequestPeek {
-    pub(crate) fn of(body: &[u8]) -> Self {
-        #[derive(serde::Deserialize)]
-        struct Peek<'a> {
-            #[serde(borrow)]
-            model: Option<std::borrow::Cow<'a, str>>,
-            // Any JSON value, so a body with an odd `stream` still yields its model.
-            stream: Option<Value>,
-        }
-        match serde_json::from_slice::<Peek<'_>>(body) {
-            Ok(p) => Self {
-                model: p.model.map(std::borrow::Cow::into_owned),
-                stream: matches!(p.stream, Some(Value::Bool(true))),
-            },
-            Err(_) => Self::default(),
-        }
-    }
-}
-
-/// `true`/`false` header values (anything else is absent).
-pub(crate) fn flag(raw: Option<&[u8]>) -> Option<bool> {
-    match raw? {
-        b"true" | b"1" => Some(true),
-        b"false" | b"0" => Some(false),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,29 +319,6 @@ mod tests {
         assert_eq!(parse_metadata(br#"{"a":[1]}"#), None);
         assert_eq!(parse_metadata(b"[1]"), None);
         assert_eq!(parse_metadata(b"not json"), None);
-    }
-
-    #[test]
-    fn the_model_and_stream_flag_are_read_from_a_json_body_and_nothing_else_is_needed() {
-        let model = |b: &[u8]| RequestPeek::of(b).model;
-        assert_eq!(
-            model(br#"{"messages":[{"a":1}],"model":"gpt-4o"}"#).as_deref(),
-            Some("gpt-4o")
-        );
-        assert_eq!(
-            model(br#"{"model":"esc\u0061ped"}"#).as_deref(),
-            Some("escaped")
-        );
-        assert_eq!(model(b"{}"), None);
-        assert_eq!(model(b"binary\xff"), None);
-        assert!(RequestPeek::of(br#"{"model":"m","stream":true}"#).stream);
-        assert!(!RequestPeek::of(br#"{"model":"m","stream":false}"#).stream);
-        assert!(!RequestPeek::of(br#"{"model":"m"}"#).stream);
-        assert!(!RequestPeek::of(b"not json").stream);
-        assert_eq!(
-            model(br#"{"model":"m","stream":"yes"}"#).as_deref(),
-            Some("m")
-        );
     }
 
     #[test]

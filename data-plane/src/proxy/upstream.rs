@@ -1,21 +1,26 @@
 //! The upstream exchange, driven with pingora's HTTP connector (design §3), in two halves so the attempt loop
-//! (`attempts.rs`) can decide between them: [`Upstreams::open`] takes a pooled session, sends the rewritten header
+//! (`phase/attempts.rs`) can decide between them: [`Upstreams::open`] takes a pooled session, sends the rewritten header
 //! and the body and waits for the response header within the attempt's timeout; [`Upstreams::relay`] then sends
 //! the response downstream chunk by chunk as it arrives and returns the session to the pool when it completed.
 //! Until `relay` starts, nothing has reached the client, so a failed or refused attempt can still be retried.
+//! The header rules (what crosses in each direction) are `upstream/header.rs`; what looks at the response on its
+//! way is the caller's tap chain (`taps.rs`), which this module calls without knowing its members.
+
+mod header;
+
+pub(crate) use header::{is_gateway_control, upstream_request};
 
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header;
 use pingora::connectors::ConnectorOptions;
 use pingora::connectors::http::Connector;
-use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
 use pingora::protocols::http::client::HttpSession;
 use pingora::proxy::Session;
 
-use super::log_draft::ResponseCapture;
+use super::taps::ResponseTap;
 use crate::error::AiGatewayError;
 use crate::resolver::Resolver;
 use crate::route::UpstreamTarget;
@@ -25,27 +30,6 @@ const UPSTREAM_POOL_SIZE: usize = 512;
 
 /// How long an idle upstream connection stays in the pool.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Headers that describe one hop, never forwarded in either direction (RFC 9110 §7.6.1), plus `host` and
-/// `content-length`, which the gateway sets itself on the upstream request.
-fn is_hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "connection"
-            | "keep-alive"
-            | "proxy-connection"
-            | "proxy-authenticate"
-            | "proxy-authorization"
-            | "te"
-            | "trailer"
-            | "upgrade"
-    )
-}
-
-/// The gateway's own control headers (`cf-aig-*`) and the deprecated aliases; never sent to a provider.
-pub(crate) fn is_gateway_control(name: &str) -> bool {
-    name.starts_with("cf-aig-") || name == "cf-cache-ttl" || name == "cf-skip-cache"
-}
 
 /// Upstream connectivity shared by all requests: the connection pool and the DNS cache.
 pub(crate) struct Upstreams {
@@ -93,9 +77,6 @@ impl AttemptFailure {
 /// What relaying sends downstream besides the provider's response.
 pub(crate) struct Relay<'a> {
     pub extra_response_headers: &'a [(&'static str, &'a str)],
-    /// Provider slug and path after it, for reading usage in the provider's format.
-    pub provider: &'a str,
-    pub path: &'a str,
     /// How long the body may pause between chunks.
     pub read_timeout: Duration,
 }
@@ -131,35 +112,6 @@ impl Upstreams {
     /// The node's longest wait for a response header (and between body chunks); every attempt ends by then.
     pub(crate) fn response_timeout(&self) -> Duration {
         self.response_timeout
-    }
-
-    /// Builds the upstream request header from the client's: same method, the target path, every header except
-    /// hop-by-hop ones, `host`, `content-length` and the gateway's own controls.
-    pub(crate) fn upstream_header(
-        client: &RequestHeader,
-        target: &UpstreamTarget,
-        body_len: usize,
-    ) -> pingora::Result<RequestHeader> {
-        let mut up = RequestHeader::build(
-            client.method.clone(),
-            target.path_and_query.as_bytes(),
-            Some(client.headers.len() + 2),
-        )?;
-        for (name, value) in client.headers.iter() {
-            let n = name.as_str();
-            if is_hop_by_hop(n)
-                || is_gateway_control(n)
-                || n == "host"
-                || n == "content-length"
-                || n == "transfer-encoding"
-            {
-                continue;
-            }
-            up.append_header(name.clone(), value.clone())?;
-        }
-        up.insert_header(header::HOST, target.authority.as_str())?;
-        up.insert_header(header::CONTENT_LENGTH, body_len)?;
-        Ok(up)
     }
 
     /// One attempt: sends the request and waits up to `wait` for the response header. Nothing is written
@@ -225,15 +177,14 @@ impl Upstreams {
     }
 
     /// Sends an opened response downstream: its header (plus the gateway's), then each body chunk as it arrives.
-    /// `capture` (when the request is logged) and `tee` (when the response may be cached) see every chunk. The
+    /// Every tap of `taps`, in order, sees the header, each chunk before it is written and the end. The
     /// connection returns to the pool when the body completed.
     pub(crate) async fn relay(
         &self,
         downstream: &mut Session,
         opened: OpenedResponse,
         relay: Relay<'_>,
-        mut capture: Option<&mut ResponseCapture>,
-        mut tee: Option<&mut super::cache::CacheTee>,
+        taps: &mut [&mut dyn ResponseTap],
     ) -> Result<(), ForwardError> {
         let OpenedResponse {
             session: mut upstream,
@@ -245,17 +196,10 @@ impl Upstreams {
                 AiGatewayError::PROVIDER_UNREACHABLE,
             ));
         };
-        if let Some(c) = capture.as_deref_mut() {
-            let content_type = up_header
-                .headers
-                .get(header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok());
-            c.begin(content_type, relay.provider, relay.path);
+        for tap in taps.iter_mut() {
+            tap.header(up_header);
         }
-        if let Some(t) = tee.as_deref_mut() {
-            t.begin(up_header);
-        }
-        let downstream_header = response_header(
+        let downstream_header = header::downstream_response(
             up_header,
             downstream.is_http2(),
             relay.extra_response_headers,
@@ -265,10 +209,18 @@ impl Upstreams {
                 "provider response header: {e}"
             )))
         })?;
-        downstream
+        let end = |taps: &mut [&mut dyn ResponseTap], complete: bool| {
+            for tap in taps.iter_mut() {
+                tap.end(complete);
+            }
+        };
+        if let Err(e) = downstream
             .write_response_header(Box::new(downstream_header), false)
             .await
-            .map_err(ForwardError::AfterResponse)?;
+        {
+            end(taps, false);
+            return Err(ForwardError::AfterResponse(e));
+        }
 
         // Streamed responses may pause between events for a long time; the read timeout still bounds a stall.
         upstream.set_read_timeout(Some(relay.read_timeout));
@@ -280,9 +232,7 @@ impl Upstreams {
                     tracing::debug!(
                         "upstream exchange exceeded the total timeout; cutting the response"
                     );
-                    if let Some(t) = tee.as_deref_mut() {
-                        t.abandon();
-                    }
+                    end(taps, false);
                     return Err(ForwardError::AfterResponse(pingora::Error::explain(
                         pingora::ErrorType::ReadTimedout,
                         "the upstream exchange exceeded --upstream-total-timeout",
@@ -291,39 +241,31 @@ impl Upstreams {
             };
             match next {
                 Ok(Some(chunk)) => {
-                    if let Some(c) = capture.as_deref_mut() {
-                        c.chunk(&chunk);
+                    for tap in taps.iter_mut() {
+                        tap.chunk(&chunk);
                     }
-                    if let Some(t) = tee.as_deref_mut() {
-                        t.chunk(&chunk);
+                    if let Err(e) = downstream.write_response_body(Some(chunk), false).await {
+                        end(taps, false);
+                        return Err(ForwardError::AfterResponse(e));
                     }
-                    downstream
-                        .write_response_body(Some(chunk), false)
-                        .await
-                        .map_err(ForwardError::AfterResponse)?;
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    if let Some(t) = tee.as_deref_mut() {
-                        t.abandon();
-                    }
+                    end(taps, false);
                     return Err(ForwardError::AfterResponse(e));
                 }
             }
         }
-        downstream
-            .write_response_body(None, true)
-            .await
-            .map_err(ForwardError::AfterResponse)?;
-        if upstream.response_done() {
-            if let Some(t) = tee.as_deref_mut() {
-                t.complete();
-            }
+        if let Err(e) = downstream.write_response_body(None, true).await {
+            end(taps, false);
+            return Err(ForwardError::AfterResponse(e));
+        }
+        let complete = upstream.response_done();
+        end(taps, complete);
+        if complete {
             self.connector
                 .release_http_session(upstream, &peer, Some(POOL_IDLE_TIMEOUT))
                 .await;
-        } else if let Some(t) = tee {
-            t.abandon();
         }
         Ok(())
     }
@@ -358,97 +300,5 @@ async fn send(
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(SendError::Failed(e)),
         Err(_) => Err(SendError::Timeout),
-    }
-}
-
-/// The client's response header: the provider's status and headers minus hop-by-hop ones, plus the gateway's.
-fn response_header(
-    upstream: &ResponseHeader,
-    downstream_is_h2: bool,
-    extra: &[(&'static str, &str)],
-) -> pingora::Result<ResponseHeader> {
-    let mut h = ResponseHeader::build(upstream.status, Some(upstream.headers.len() + extra.len()))?;
-    for (name, value) in upstream.headers.iter() {
-        let n = name.as_str();
-        // HTTP/2 has no transfer-encoding; HTTP/1.1 keeps it so pingora frames the body the same way.
-        if is_hop_by_hop(n) || (downstream_is_h2 && n == "transfer-encoding") {
-            continue;
-        }
-        h.append_header(name.clone(), value.clone())?;
-    }
-    for (name, value) in extra {
-        h.insert_header(*name, *value)?;
-    }
-    Ok(h)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use gatehouse_shared::providers::CredentialStyle;
-
-    #[test]
-    fn the_upstream_header_drops_hop_by_hop_and_gateway_headers_and_sets_host_and_length() {
-        let mut client =
-            RequestHeader::build("POST", b"/v1/acct/gw/openai/chat/completions", None).unwrap();
-        for (k, v) in [
-            ("host", "gateway.local"),
-            ("authorization", "Bearer sk"),
-            ("cf-aig-authorization", "Bearer gw-token"),
-            ("cf-aig-metadata", "{}"),
-            ("cf-skip-cache", "true"),
-            ("connection", "keep-alive"),
-            ("transfer-encoding", "chunked"),
-            ("content-length", "999"),
-            ("x-custom", "kept"),
-        ] {
-            client.append_header(k, v).unwrap();
-        }
-        let target = UpstreamTarget {
-            tls: true,
-            host: "api.openai.com".into(),
-            port: 443,
-            authority: "api.openai.com".into(),
-            path_and_query: "/v1/chat/completions?x=1".into(),
-            credential: CredentialStyle::Bearer,
-        };
-        let up = Upstreams::upstream_header(&client, &target, 42).unwrap();
-        assert_eq!(up.uri.to_string(), "/v1/chat/completions?x=1");
-        assert_eq!(up.headers["host"], "api.openai.com");
-        assert_eq!(up.headers["content-length"], "42");
-        assert_eq!(up.headers["authorization"], "Bearer sk");
-        assert_eq!(up.headers["x-custom"], "kept");
-        for gone in [
-            "cf-aig-authorization",
-            "cf-aig-metadata",
-            "cf-skip-cache",
-            "connection",
-            "transfer-encoding",
-        ] {
-            assert!(
-                !up.headers.contains_key(gone),
-                "{gone} must not reach the provider"
-            );
-        }
-    }
-
-    #[test]
-    fn the_client_response_keeps_the_providers_headers_and_adds_the_gateways() {
-        let mut up = ResponseHeader::build(200, None).unwrap();
-        for (k, v) in [
-            ("content-type", "text/event-stream"),
-            ("transfer-encoding", "chunked"),
-            ("connection", "close"),
-            ("x-request-id", "r"),
-        ] {
-            up.append_header(k, v).unwrap();
-        }
-        let h1 = response_header(&up, false, &[("cf-aig-request-id", "01J")]).unwrap();
-        assert_eq!(h1.headers["content-type"], "text/event-stream");
-        assert_eq!(h1.headers["transfer-encoding"], "chunked");
-        assert_eq!(h1.headers["cf-aig-request-id"], "01J");
-        assert!(!h1.headers.contains_key("connection"));
-        let h2 = response_header(&up, true, &[]).unwrap();
-        assert!(!h2.headers.contains_key("transfer-encoding"));
     }
 }

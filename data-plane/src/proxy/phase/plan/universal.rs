@@ -7,8 +7,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::steps::{MAX_ATTEMPTS, MAX_RETRY_DELAY_MS, StepConfig, parse_backoff};
+use super::StepConfig;
 use crate::error::AiGatewayError;
+use crate::proxy::retry::{Backoff, MAX_ATTEMPTS, MAX_RETRY_DELAY_MS};
 
 /// Most steps one request may carry [inferred: Cloudflare documents no maximum; a fallback chain longer than this
 /// is a mistake, and each step may cost a provider call].
@@ -137,7 +138,7 @@ fn config(map: &serde_json::Map<String, Value>) -> Result<StepConfig, String> {
     let backoff =
         match map.get("backoff") {
             None | Some(Value::Null) => None,
-            Some(Value::String(raw)) => Some(parse_backoff(raw).ok_or_else(|| {
+            Some(Value::String(raw)) => Some(Backoff::parse(raw).ok_or_else(|| {
                 "config.backoff must be constant, linear or exponential".to_owned()
             })?),
             Some(_) => return Err("config.backoff must be constant, linear or exponential".into()),
@@ -165,7 +166,6 @@ fn kind(v: &Value) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proxy::attempts::Backoff;
 
     #[test]
     fn a_list_of_steps_parses_with_headers_body_and_config() {

@@ -1,0 +1,85 @@
+//! Per-request state: pingora's `CTX`, made in `new_ctx`, passed to `request_filter` (the pipeline) and to
+//! `logging` (the account phase). Everything a request knows about itself across phases lives here; the rest is
+//! passed from phase to phase as values (`Admitted`, `RequestBody`, the steps, the attempt `Outcome`).
+//!
+//! | field | written by | read by |
+//! |---|---|---|
+//! | `started` | `new_ctx` | account (duration) |
+//! | `request_id` | pipeline, first thing | pipeline (response headers), account |
+//! | `log` | pipeline (after admission: the draft), account phase helpers (re-pointed at the answering step), relay (response capture) | account (the record), pipeline (log ids in headers) |
+//! | `submit_log` | pipeline (collect-log decision) | account, pipeline |
+//! | `spend` | pipeline (the answering step's charge) | account (charged once the cost is known) |
+
+use std::time::Instant;
+
+use super::controls;
+use super::phase::limits::SpendCharge;
+use super::record::LogDraft;
+
+pub(crate) struct RequestContext {
+    pub started: Instant,
+    /// The request id (a ULID), sent back as `cf-aig-request-id`.
+    pub request_id: Option<ulid::Ulid>,
+    /// The record in the making, when the request's gateway logs it or its cost must be charged to spend limits.
+    pub log: Option<Box<LogDraft>>,
+    /// Whether the record goes to the log sink (`false`: it exists only to learn the cost).
+    pub submit_log: bool,
+    /// The spend-limit buckets the answering step is charged to, once its cost is known.
+    pub spend: Option<SpendCharge>,
+}
+
+impl RequestContext {
+    pub(crate) fn new() -> Self {
+        Self {
+            started: Instant::now(),
+            request_id: None,
+            log: None,
+            submit_log: false,
+            spend: None,
+        }
+    }
+
+    /// The draft, when the request is logged (not only costed).
+    pub(crate) fn logged_draft(&self) -> Option<&LogDraft> {
+        self.log.as_deref().filter(|_| self.submit_log)
+    }
+}
+
+/// The response headers every answer of a request carries.
+pub(crate) struct ResponseIds {
+    pub request_id: String,
+    /// The answering step's log id, when the request is logged.
+    pub log_id: Option<String>,
+    pub event_id: Option<String>,
+    /// Universal requests: the answering step's index.
+    pub step: Option<String>,
+}
+
+impl ResponseIds {
+    pub(crate) fn new(request_id: ulid::Ulid) -> Self {
+        Self {
+            request_id: request_id.to_string(),
+            log_id: None,
+            event_id: None,
+            step: None,
+        }
+    }
+
+    pub(crate) fn headers(&self, cache_status: Option<&'static str>) -> Vec<(&'static str, &str)> {
+        let mut extra: Vec<(&'static str, &str)> = Vec::with_capacity(5);
+        extra.push((controls::REQUEST_ID, self.request_id.as_str()));
+        if let Some(log_id) = &self.log_id {
+            extra.push((controls::LOG_ID, log_id.as_str()));
+        }
+        if let Some(event_id) = &self.event_id {
+            extra.push((controls::EVENT_ID, event_id.as_str()));
+        }
+        if let Some(step) = &self.step {
+            extra.push((controls::STEP, step.as_str()));
+        }
+        if let Some(status) = cache_status {
+            extra.push((controls::CACHE_STATUS, status));
+        }
+        extra
+    }
+}

@@ -1,0 +1,114 @@
+//! Accounting: the request's log record(s) and its spend charge. The record is finished in pingora's `logging`
+//! phase, after the last response byte, so nothing here is on the client's time: building a record is a few
+//! moves of what the request already holds, handing it over is a `try_send` (`logs::LogSink`).
+//!
+//! Universal requests log one record per step tried: the draft begun at admission describes the first step, a
+//! step that handed over to the next is submitted as soon as the attempt loop is done, and the draft is
+//! re-pointed at the answering step (with an id of its own unless it is the first).
+
+use std::time::Duration;
+
+use gatehouse_bus::limits::LimitStore;
+
+use super::attempts::StepFailure;
+use super::limits;
+use super::plan::Step;
+use crate::logs::LogSink;
+use crate::proxy::ctx::{RequestContext, ResponseIds};
+
+/// The end of every request (pingora's `logging` phase): the record from what the request gathered, the spend
+/// charge once its cost is known, the record to the sink when the request is logged.
+pub(crate) async fn finish(
+    sink: &LogSink,
+    limit_store: &dyn LimitStore,
+    ctx: &mut RequestContext,
+    client_status: Option<u16>,
+) {
+    let Some(draft) = ctx.log.take() else {
+        return;
+    };
+    // A response that never started (the client left, the provider failed mid-way) is logged with the status the
+    // client saw, or 499 when it saw none (nginx's "client closed request").
+    let status = client_status.unwrap_or(499);
+    let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let record = draft.into_record(status, duration_ms);
+    if let Some(charge) = ctx.spend.take() {
+        limits::charge_spend(limit_store, charge, record.cost).await;
+    }
+    if ctx.submit_log {
+        sink.submit(record);
+    }
+}
+
+/// Points the request's draft and response ids at the first step to be tried: universal records carry their
+/// step's provider, path and body, and the response names the step.
+pub(crate) fn describe_first_step(
+    ctx: &mut RequestContext,
+    first: &Step,
+    universal: bool,
+    ids: &mut ResponseIds,
+) {
+    if universal {
+        ids.step = Some(first.index.to_string());
+        if let Some(draft) = ctx.log.as_deref_mut() {
+            *draft = draft.for_step(draft.id.clone(), first.facts());
+        }
+    }
+    if let Some(draft) = ctx.logged_draft() {
+        ids.log_id = Some(draft.id.clone());
+        ids.event_id = Some(draft.event_id.clone());
+    }
+}
+
+/// Universal requests: a record for every step that handed over to the next one, submitted now.
+pub(crate) fn log_failed_steps(
+    sink: &LogSink,
+    ctx: &RequestContext,
+    steps: &[Step],
+    failed: Vec<(usize, StepFailure, Duration)>,
+) {
+    let Some(base) = ctx.log.as_deref() else {
+        return;
+    };
+    for (index, failure, elapsed) in failed {
+        let step = &steps[index];
+        let id = if index == 0 {
+            base.id.clone()
+        } else {
+            ulid::Ulid::generate().to_string()
+        };
+        let draft = base.for_step(id, step.facts());
+        let status = match failure {
+            StepFailure::Status(status) => status,
+            StepFailure::NoAnswer(failure) => failure.error().status.as_u16(),
+        };
+        let duration_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
+        sink.submit(draft.into_record(status, duration_ms));
+    }
+}
+
+/// Makes the request's draft describe step `index` (the one whose answer the client gets) and points the
+/// response's log id and step header at it.
+pub(crate) fn switch_to_step(
+    ctx: &mut RequestContext,
+    steps: &[Step],
+    index: usize,
+    ids: &mut ResponseIds,
+) {
+    if ids.step.is_none() {
+        return;
+    }
+    let step = &steps[index];
+    ids.step = Some(step.index.to_string());
+    // The first step tried already owns the request's draft and its id.
+    if index == 0 {
+        return;
+    }
+    let submit = ctx.submit_log;
+    if let Some(draft) = ctx.log.as_deref_mut() {
+        *draft = draft.for_step(ulid::Ulid::generate().to_string(), step.facts());
+        if submit {
+            ids.log_id = Some(draft.id.clone());
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! One inference request, phase by phase, for both the provider-native form (`/v1/{account}/{gateway}/
+//! {provider}/{rest}`) and the universal endpoint (`POST /v1/{account}/{gateway}`). This module only orders the
+//! phases (`phase/`) and renders a gateway-made failure once; the logic is in the phases.
+//!
+//! admit → begin the record → rate limit → body → plan → cache lookup → spend limits → attempts → relay
+//! (→ account, in pingora's `logging` phase: `proxy.rs`).
+
+use std::time::{Duration, Instant};
+
+use pingora::proxy::Session;
+
+use super::controls::{self, Controls};
+use super::ctx::{RequestContext, ResponseIds};
+use super::phase::admit::{self, GatewayCaller};
+use super::phase::attempts::{self, Outcome, StepFailure};
+use super::phase::plan::{self, InferenceRoute};
+use super::phase::{account, body, cache, limits, relay};
+use super::record::{LogDraft, RequestFacts, ResponseCapture};
+use super::upstream::ForwardError;
+use super::{GatewayProxy, respond};
+use crate::error::code;
+
+/// Serves one inference request; every gateway-made failure is rendered here, before any response byte.
+pub(super) async fn serve(
+    node: &GatewayProxy,
+    session: &mut Session,
+    ctx: &mut RequestContext,
+    route: InferenceRoute<'_>,
+) -> pingora::Result<()> {
+    let request_id = ulid::Ulid::generate();
+    ctx.request_id = Some(request_id);
+    match run(node, session, ctx, route, request_id).await {
+        Ok(()) => Ok(()),
+        Err(ForwardError::BeforeResponse(error)) => {
+            let mut ids = ResponseIds::new(request_id);
+            if let Some(draft) = ctx.logged_draft() {
+                ids.log_id = Some(draft.id.clone());
+                ids.event_id = Some(draft.event_id.clone());
+            }
+            respond::gateway_error_with(session, &error, &ids.headers(None)).await?;
+            if error.code == code::BODY_TOO_LARGE {
+                body::drain_rejected_body(session).await;
+            }
+            Ok(())
+        }
+        Err(ForwardError::AfterResponse(error)) => Err(error),
+    }
+}
+
+async fn run(
+    node: &GatewayProxy,
+    session: &mut Session,
+    ctx: &mut RequestContext,
+    route: InferenceRoute<'_>,
+    request_id: ulid::Ulid,
+) -> Result<(), ForwardError> {
+    let before = ForwardError::BeforeResponse;
+    let (account, gateway_id) = (route.account(), route.gateway());
+    let admitted = admit::run(
+        &node.gatekeeper(),
+        session.req_header(),
+        account,
+        gateway_id,
+    )
+    .map_err(before)?;
+    let gateway = &admitted.gateway;
+
+    // From here on the request is the gateway's: it is logged, errors included, when logging is on.
+    begin_record(session, ctx, route, &admitted, request_id);
+    limits::admit_rate(&*node.limits, account, gateway_id, &gateway.settings)
+        .await
+        .map_err(before)?;
+    let body = body::read(session, node.max_body_bytes, !route.is_universal())
+        .await
+        .map_err(before)?;
+    if let Some(draft) = ctx.log.as_deref_mut() {
+        draft.model = body.peek.model.clone();
+        draft.request_body = body.bytes.clone();
+    }
+    let mut steps =
+        plan::run(&node.table, gateway, session.req_header(), route, body).map_err(before)?;
+    let universal = route.is_universal();
+    let mut ids = ResponseIds::new(request_id);
+
+    // A cache hit on the first step answers without any provider call (and without a spend check).
+    if let Some(plan) = steps[0].cache.as_ref().filter(|p| !p.skip)
+        && let Some(hit) = cache::lookup(&*node.cache, &plan.key).await
+    {
+        account::describe_first_step(ctx, &steps[0], universal, &mut ids);
+        if let Some(draft) = ctx.log.as_deref_mut() {
+            draft.cached = true;
+        }
+        return relay::cached(session, ctx, &steps[0], hit, &ids).await;
+    }
+
+    // Spend limits: a step over a budget is left out; a universal request falls back past it.
+    let mut charges = Vec::new();
+    if let Some(rules) = gateway.spend_limits.as_deref() {
+        let metadata = limits::metadata_map(ctx.log.as_deref().and_then(|d| d.metadata.as_deref()));
+        let within;
+        (within, charges) =
+            limits::admit_spend(&*node.limits, account, gateway_id, rules, steps, &metadata)
+                .await
+                .map_err(before)?;
+        steps = within;
+    }
+    account::describe_first_step(ctx, &steps[0], universal, &mut ids);
+
+    let started = Instant::now();
+    let log_failures = ctx.submit_log;
+    let mut failed_steps: Vec<(usize, StepFailure, Duration)> = Vec::new();
+    let outcome = attempts::run(&node.upstreams, &steps, |index, failure| {
+        if log_failures {
+            failed_steps.push((index, failure, started.elapsed()));
+        }
+    })
+    .await;
+    account::log_failed_steps(&node.log_sink, ctx, &steps, failed_steps);
+
+    let (answering, opened) = match outcome {
+        Outcome::Respond { step, opened } => (step, opened),
+        Outcome::Failed { step, failure } => {
+            account::switch_to_step(ctx, &steps, step, &mut ids);
+            return Err(before(failure.error()));
+        }
+    };
+    account::switch_to_step(ctx, &steps, answering, &mut ids);
+    ctx.spend = charges.get_mut(answering).and_then(Option::take);
+    relay::stream(
+        &node.upstreams,
+        &*node.cache,
+        session,
+        ctx,
+        &steps[answering],
+        opened,
+        &ids,
+    )
+    .await
+}
+
+/// Starts the request's record when its gateway logs it, or when spend limits need the answer's cost (then
+/// without bodies, and never submitted).
+fn begin_record(
+    session: &Session,
+    ctx: &mut RequestContext,
+    route: InferenceRoute<'_>,
+    admitted: &admit::Admitted,
+    request_id: ulid::Ulid,
+) {
+    let gateway = &admitted.gateway;
+    let client = session.req_header();
+    let collect = Controls::of_request(client)
+        .flag(controls::COLLECT_LOG)
+        .unwrap_or(gateway.settings.collect_logs);
+    if !collect && gateway.spend_limits.is_none() {
+        return;
+    }
+    let (provider, path) = route.record_target();
+    let mut draft = LogDraft::begin(
+        client,
+        RequestFacts {
+            request_id,
+            account: route.account(),
+            gateway_id: route.gateway(),
+            provider,
+            path,
+            config_hash: &gateway.hash,
+            authenticated: admitted.caller == GatewayCaller::Authorized,
+        },
+    );
+    if !collect {
+        draft.collect_payload = false;
+        draft.response = ResponseCapture::new(false);
+    }
+    ctx.log = Some(Box::new(draft));
+    ctx.submit_log = collect;
+}
