@@ -92,15 +92,15 @@ pub struct LogRecord {
 /// The first `max_chars` characters of a body as text, and whether that is all of it. Bytes that are not UTF-8
 /// are replaced, so a binary body still gets a readable head.
 pub fn body_head(body: &[u8], max_chars: usize) -> (String, bool) {
-    let text = String::from_utf8_lossy(body);
-    let mut head = String::new();
-    for (n, c) in text.chars().enumerate() {
-        if n == max_chars {
-            return (head, false);
-        }
-        head.push(c);
+    // Only the first `max_chars` characters matter, and a character (or the U+FFFD that replaces an invalid
+    // sequence) takes at most 4 bytes: decoding a window of 4 × (max_chars + 1) bytes finds the cut without
+    // validating (or copying) the rest of a body that may be megabytes long.
+    let window = &body[..body.len().min(max_chars.saturating_add(1).saturating_mul(4))];
+    let text = String::from_utf8_lossy(window);
+    match text.char_indices().nth(max_chars) {
+        Some((cut, _)) => (text[..cut].to_owned(), false),
+        None => (text.into_owned(), window.len() == body.len()),
     }
-    (head, true)
 }
 
 #[cfg(test)]
@@ -113,6 +113,13 @@ mod tests {
         assert_eq!(body_head(b"hello", 3), ("hel".into(), false));
         assert_eq!(body_head("héllo".as_bytes(), 2), ("hé".into(), false));
         assert_eq!(body_head(&[0xff, b'a'], 5), ("\u{fffd}a".into(), true));
+        assert_eq!(body_head(b"abc", 3), ("abc".into(), true));
+        assert_eq!(body_head(b"", 3), (String::new(), true));
+        // Four-byte characters up to the cut and past the decoded window.
+        let emoji = "😀".repeat(1000);
+        assert_eq!(body_head(emoji.as_bytes(), 512), ("😀".repeat(512), false));
+        assert_eq!(body_head(emoji.as_bytes(), 1000), (emoji.clone(), true));
+        assert_eq!(body_head(&vec![0xff; 5000], 512), ("\u{fffd}".repeat(512), false));
     }
 
     #[test]
