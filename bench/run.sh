@@ -4,6 +4,7 @@
 # to the mock and through the gateways.
 #
 #   bench/run.sh [gatehouse-bench flags…]       e.g. bench/run.sh --rate 500 --duration 5s
+#   bench/run.sh --phases concurrent --concurrent-streams 500,2000
 #
 # Environment: BENCH_PIN=0 to let the scheduler place the processes (default 1: gateway on CPU 1, mock and client on
 # CPU 0), BENCH_DIRECT_ONLY=1 to measure the mock alone (no gateway built or started), BENCH_SKIP_BUILD=1,
@@ -30,6 +31,10 @@ pin_gateway=() pin_load=()
 if [[ ${BENCH_PIN:-1} == 1 ]] && command -v taskset >/dev/null && (($(nproc) >= 2)); then
   pin_gateway=(taskset -c 1) pin_load=(taskset -c 0)
 fi
+
+# The concurrent-streams phase holds thousands of sockets at once in the client, the mock and the gateway (two per
+# stream there): raise the soft open-files limit to the hard one for all three. gatehouse-bench checks its own.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 direct_only=${BENCH_DIRECT_ONLY:-0}
 binaries=(mock-provider gatehouse-bench)
@@ -85,7 +90,7 @@ mock=$(wait_line "$tmp/mock.out" 'mock provider listening on http://' 10 "$mock_
 log "mock provider on $mock (pid $mock_pid)"
 
 if [[ $direct_only == 1 ]]; then
-  "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" "$@"
+  "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --mock-pid "$mock_pid" "$@"
   exit $?
 fi
 
@@ -138,7 +143,7 @@ wait_routable "$through_logged"
 
 set +e
 "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" \
-  --through-logged "$through_logged" --gateway-pid "$gh_pid" "$@"
+  --through-logged "$through_logged" --gateway-pid "$gh_pid" --mock-pid "$mock_pid" "$@"
 rc=$?
 set -e
 if ((rc != 0)); then

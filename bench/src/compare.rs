@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::report::Side;
+use crate::format::{cell, round, signed, us};
+use crate::measure::Side;
 use crate::stats::added_us;
 
 /// One further gateway's chat phase, and one response header read from a request sent after it (e.g.
@@ -41,18 +42,6 @@ pub fn compare(baseline: &Side, other: &Side) -> Comparison {
             other.data_plane_cpu_per_request_us(),
         ),
     }
-}
-
-fn us(d: std::time::Duration) -> f64 {
-    (d.as_secs_f64() * 1e7).round() / 10.0
-}
-
-fn cell(v: Option<f64>, places: usize) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.places$}"))
-}
-
-fn signed(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:+.1}"))
 }
 
 fn row(t: &mut String, label: &str, side: &Side, c: Option<Comparison>, sample: Option<&str>) {
@@ -101,9 +90,8 @@ pub fn table(
     t
 }
 
-fn round(v: Option<f64>, places: i32) -> Option<f64> {
-    let f = 10f64.powi(places);
-    v.map(|v| (v * f).round() / f)
+fn round_opt(v: Option<f64>, places: i32) -> Option<f64> {
+    v.map(|v| round(v, places))
 }
 
 /// The JSON of one further gateway; `side` is the usual per-side JSON, completed here.
@@ -111,12 +99,13 @@ pub fn json(baseline: Option<&Side>, a: &Labelled, mut side: Value) -> Value {
     let c = baseline.map(|b| compare(b, &a.side)).unwrap_or_default();
     side["label"] = json!(a.label);
     side["sample_header"] = json!(a.sample);
-    side["gateway_cpu_per_request_us"] = json!(round(a.side.cpu_per_request_us(), 2));
-    side["data_plane_cpu_per_request_us"] = json!(round(a.side.data_plane_cpu_per_request_us(), 2));
-    side["added_p50_vs_through_us"] = json!(round(c.added_p50_us, 1));
-    side["added_p99_vs_through_us"] = json!(round(c.added_p99_us, 1));
-    side["cpu_ratio_vs_through"] = json!(round(c.cpu_ratio, 3));
-    side["data_plane_cpu_ratio_vs_through"] = json!(round(c.data_plane_cpu_ratio, 3));
+    side["gateway_cpu_per_request_us"] = json!(round_opt(a.side.cpu_per_request_us(), 2));
+    side["data_plane_cpu_per_request_us"] =
+        json!(round_opt(a.side.data_plane_cpu_per_request_us(), 2));
+    side["added_p50_vs_through_us"] = json!(round_opt(c.added_p50_us, 1));
+    side["added_p99_vs_through_us"] = json!(round_opt(c.added_p99_us, 1));
+    side["cpu_ratio_vs_through"] = json!(round_opt(c.cpu_ratio, 3));
+    side["data_plane_cpu_ratio_vs_through"] = json!(round_opt(c.data_plane_cpu_ratio, 3));
     side
 }
 

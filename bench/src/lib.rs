@@ -4,7 +4,11 @@
 
 pub mod client;
 pub mod compare;
+pub mod concurrent;
 pub mod cpu;
+pub mod format;
 pub mod load;
+pub mod measure;
 pub mod report;
+pub mod resources;
 pub mod stats;

@@ -27,7 +27,7 @@ pub struct PhaseResult {
 }
 
 impl PhaseResult {
-    fn add(&mut self, outcome: Outcome) {
+    pub(crate) fn add(&mut self, outcome: Outcome) {
         self.sent += 1;
         match outcome {
             Outcome::Ok {

@@ -12,9 +12,14 @@ use bytes::Bytes;
 use clap::Parser;
 use gatehouse_bench::client::{HttpClient, Target, http_client, sample_header};
 use gatehouse_bench::compare::{Labelled, parse_labelled_url};
+use gatehouse_bench::concurrent::{
+    self, Concurrent, Probe, measure_side, nominal_stream, open_files_needed,
+};
 use gatehouse_bench::cpu::{clock_ticks, process_cpu, threads_cpu};
 use gatehouse_bench::load::{PhaseResult, closed_loop, open_loop};
-use gatehouse_bench::report::{Pair, Results, Side, json_summary, table};
+use gatehouse_bench::measure::{Pair, Side};
+use gatehouse_bench::report::{Results, json_summary, table};
+use gatehouse_bench::resources::open_files_limit;
 use gatehouse_bench::stats::Schedule;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_json::json;
@@ -84,8 +89,31 @@ struct Args {
     /// Per-request timeout; a request over it counts as an error.
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Phases to run, comma-separated: chat, stream, closed.
-    #[arg(long, value_delimiter = ',', default_value = "chat,stream,closed")]
+    /// Streams open at once in the concurrent phase, comma-separated: each count is measured direct and then
+    /// through.
+    #[arg(long, value_delimiter = ',', default_value = "500,2000")]
+    concurrent_streams: Vec<u64>,
+    /// Content chunks per stream in the concurrent phase.
+    #[arg(long, default_value_t = 50)]
+    concurrent_chunks: usize,
+    /// Milliseconds between two events of a stream in the concurrent phase: each stream must outlast the ramp for
+    /// all of them to be open at once (50 chunks × 40 ms: about 2 s). 20 ms doubles the event rate, which on a
+    /// 2-core machine is more than the client and the mock can send on their one core at 2,000 streams.
+    #[arg(long, default_value_t = 40)]
+    concurrent_chunk_delay_ms: u64,
+    /// How long the concurrent phase takes to start its N streams, evenly spread (N / ramp per second). Shorter
+    /// than one stream, so that all are open at once.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    concurrent_ramp: Duration,
+    /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
+    #[arg(long)]
+    mock_pid: Option<u32>,
+    /// Phases to run, comma-separated: chat, stream, closed, concurrent.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "chat,stream,closed,concurrent"
+    )]
     phases: Vec<String>,
     /// Client runtime threads. 1 leaves the most CPU to the gateway and the mock on a small machine.
     #[arg(long, default_value_t = 1)]
@@ -237,12 +265,114 @@ impl Bench {
         .await
     }
 
+    /// Checks before any phase runs that every process can hold the concurrent phase's sockets: an error for this
+    /// client (it would fail half-way through), a warning for the gateway and the mock.
+    fn check_open_files(&self) -> Result<()> {
+        let a = &self.args;
+        let most = a.concurrent_streams.iter().copied().max().unwrap_or(0);
+        let need = open_files_needed(most, 1);
+        if let Some(limit) = open_files_limit(std::process::id()) {
+            anyhow::ensure!(
+                limit >= need,
+                "{most} concurrent streams need about {need} open files, the limit is {limit}: raise `ulimit -n` \
+                 (bench/run.sh raises the soft limit to the hard one)"
+            );
+        }
+        for (name, pid, sockets) in [("gateway", a.gateway_pid, 2), ("mock", a.mock_pid, 1)] {
+            let need = open_files_needed(most, sockets);
+            if let Some(limit) = pid.and_then(open_files_limit).filter(|&l| l < need) {
+                eprintln!(
+                    "gatehouse-bench: WARNING: the {name}'s open files limit is {limit}, {most} concurrent streams \
+                     need about {need}"
+                );
+            }
+        }
+        let delay = Duration::from_millis(a.concurrent_chunk_delay_ms);
+        if a.concurrent_ramp >= nominal_stream(a.concurrent_chunks, delay) {
+            eprintln!(
+                "gatehouse-bench: WARNING: the {} ramp is longer than one stream: the streams will not all be open \
+                 at once (shorten --concurrent-ramp or raise --concurrent-chunk-delay-ms)",
+                humantime::format_duration(a.concurrent_ramp)
+            );
+        }
+        Ok(())
+    }
+
+    /// The concurrent-streams phase: for each count, direct and then through.
+    async fn concurrent(&self, results: &mut Results) -> Result<()> {
+        let a = &self.args;
+        let probe = Probe {
+            gateway_pid: a.gateway_pid,
+            mock_pid: a.mock_pid,
+            ticks: self.ticks,
+            data_plane_threads: DATA_PLANE_THREADS,
+        };
+        let delay = Duration::from_millis(a.concurrent_chunk_delay_ms);
+        let streams = |base| {
+            target(
+                base,
+                true,
+                Some(a.concurrent_chunks),
+                a.concurrent_chunk_delay_ms,
+            )
+        };
+        for &n in &a.concurrent_streams {
+            let settings = concurrent::Settings {
+                streams: n,
+                ramp: a.concurrent_ramp,
+                // A stream lasts its chunks × delay whatever the timeout: never less than twice that.
+                timeout: a
+                    .timeout
+                    .max(nominal_stream(a.concurrent_chunks, delay) * 2),
+                settle: Duration::ZERO,
+                sample_rss: false,
+            };
+            let label = format!("{n} concurrent streams");
+            let direct = measure_side(
+                &format!("{label} direct"),
+                &streams(&a.direct)?,
+                settings,
+                probe,
+            )
+            .await;
+            let through = match a.through.as_deref() {
+                Some(base) => {
+                    let settings = concurrent::Settings {
+                        settle: a.settle,
+                        sample_rss: true,
+                        ..settings
+                    };
+                    Some(
+                        measure_side(
+                            &format!("{label} through"),
+                            &streams(base)?,
+                            settings,
+                            probe,
+                        )
+                        .await,
+                    )
+                }
+                None => None,
+            };
+            results.concurrent.push(Concurrent {
+                streams: n,
+                nominal: nominal_stream(a.concurrent_chunks, delay),
+                direct,
+                through,
+            });
+        }
+        Ok(())
+    }
+
     /// Each phase direct then through, so both halves see the same warm state of the mock.
     async fn run(&self) -> Result<Results> {
         let a = &self.args;
         let through = a.through.as_deref();
         let mut results = Results::default();
         let wants = |p: &str| a.phases.iter().any(|x| x == p);
+        if wants("concurrent") {
+            self.check_open_files()?;
+        }
 
         if wants("chat") {
             let schedule = Schedule::for_duration(a.rate, a.duration);
@@ -359,6 +489,9 @@ impl Bench {
             };
             results.closed = Some(Pair { direct, through });
         }
+        if wants("concurrent") {
+            self.concurrent(&mut results).await?;
+        }
         Ok(results)
     }
 
@@ -366,7 +499,8 @@ impl Bench {
         let a = &self.args;
         format!(
             "gatehouse-bench: open loop {} req/s for {} after {} warm-up, {}-byte body; {} streams per side at {}/s, \
-             {} chunks {} ms apart (long: {}); closed loop c={} for {}",
+             {} chunks {} ms apart (long: {}); closed loop c={} for {}; {} concurrent streams of {} chunks {} ms apart \
+             started over {}",
             a.rate,
             humantime::format_duration(a.duration),
             humantime::format_duration(a.warmup),
@@ -378,6 +512,14 @@ impl Bench {
             a.long_stream_chunks,
             a.concurrency,
             humantime::format_duration(a.closed_duration),
+            a.concurrent_streams
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            a.concurrent_chunks,
+            a.concurrent_chunk_delay_ms,
+            humantime::format_duration(a.concurrent_ramp),
         )
     }
 
@@ -393,6 +535,9 @@ impl Bench {
             "settle_s": a.settle.as_secs_f64(),
             "through_also": a.through_also.iter().map(|(l, _)| l).collect::<Vec<_>>(),
             "sample_header": a.sample_header.as_str(),
+            "phases": a.phases, "concurrent_streams": a.concurrent_streams,
+            "concurrent_chunks": a.concurrent_chunks, "concurrent_chunk_delay_ms": a.concurrent_chunk_delay_ms,
+            "concurrent_ramp_s": a.concurrent_ramp.as_secs_f64(), "mock_pid": a.mock_pid,
         })
     }
 }

@@ -1,13 +1,16 @@
 //! Derived figures (added latency, ratios, CPU per request and per chunk), the table and the JSON summary.
 
 use std::fmt::Write as _;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use crate::compare::{self, Labelled};
+use crate::concurrent::{Concurrent, StreamsSide};
+use crate::format::{cell, round, signed, us, verdict};
 use crate::load::PhaseResult;
-use crate::stats::{Summary, added_us};
+use crate::measure::{Pair, Side};
+use crate::resources::kib_to_mib;
+use crate::stats::Summary;
 
 /// Targets from the data-plane issue, shown next to the numbers (missing one does not fail the run).
 pub mod targets {
@@ -17,70 +20,11 @@ pub mod targets {
     pub const CPU_PER_CHUNK_US: f64 = 15.0;
     /// Gateway CPU per request with logging on over logging off (within 20 %).
     pub const LOGGING_CPU_RATIO: f64 = 1.2;
-}
-
-/// One phase against one side, with the gateway's CPU time spent meanwhile (when its pid is known).
-#[derive(Debug, Clone, Default)]
-pub struct Side {
-    pub result: PhaseResult,
-    pub gateway_cpu: Option<Duration>,
-    /// The part of it spent on the data plane's own threads (`gatehouse-dp`; in standalone the control plane, the
-    /// config bus and the log writer run on other threads of the same process).
-    pub data_plane_cpu: Option<Duration>,
-}
-
-impl Side {
-    /// Gateway CPU per request sent, in µs.
-    pub fn cpu_per_request_us(&self) -> Option<f64> {
-        let cpu = self.gateway_cpu?;
-        (self.result.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / self.result.sent as f64)
-    }
-
-    /// Data-plane threads' CPU per request sent, in µs.
-    pub fn data_plane_cpu_per_request_us(&self) -> Option<f64> {
-        let cpu = self.data_plane_cpu?;
-        (self.result.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / self.result.sent as f64)
-    }
-
-    /// SSE events per successful stream.
-    pub fn events_per_stream(&self) -> Option<f64> {
-        let ok = self.result.ok();
-        (ok > 0).then(|| self.result.events as f64 / ok as f64)
-    }
-}
-
-/// The same phase direct to the mock and through the gateway.
-#[derive(Debug, Clone, Default)]
-pub struct Pair {
-    pub direct: Side,
-    pub through: Option<Side>,
-}
-
-impl Pair {
-    fn summaries(
-        &self,
-        pick: fn(&PhaseResult) -> Option<Summary>,
-    ) -> (Option<Summary>, Option<Summary>) {
-        (
-            pick(&self.direct.result),
-            self.through.as_ref().and_then(|t| pick(&t.result)),
-        )
-    }
-
-    /// Added latency at p50 and p99 in µs, when both sides had successes.
-    pub fn added(&self, pick: fn(&PhaseResult) -> Option<Summary>) -> Option<(f64, f64)> {
-        let (Some(d), Some(t)) = self.summaries(pick) else {
-            return None;
-        };
-        Some((added_us(d.p50, t.p50), added_us(d.p99, t.p99)))
-    }
-
-    /// Through throughput over direct throughput.
-    pub fn throughput_ratio(&self) -> Option<f64> {
-        let direct = self.direct.result.throughput();
-        let through = self.through.as_ref()?.result.throughput();
-        (direct > 0.0).then(|| through / direct)
-    }
+    /// The concurrent-streams phase: at this many streams open at once, the added TTFB at p99 stays under
+    /// [`ADDED_TTFB_US`] and the gateway's resident memory under [`RSS_MIB`]; CPU per chunk under
+    /// [`CPU_PER_CHUNK_US`] at any count.
+    pub const CONCURRENT_STREAMS: u64 = 2000;
+    pub const RSS_MIB: f64 = 150.0;
 }
 
 /// Everything one run measured.
@@ -97,6 +41,8 @@ pub struct Results {
     pub chat_also: Vec<Labelled>,
     /// The sampled response header (`--sample-header`) of `chat.through`, when further gateways were measured.
     pub through_sample: Option<String>,
+    /// The concurrent-streams phase, one entry per count of streams (`--concurrent-streams`).
+    pub concurrent: Vec<Concurrent>,
 }
 
 impl Results {
@@ -154,32 +100,11 @@ impl Results {
                 .iter()
                 .map(|a| a.side.result.error_count())
                 .sum::<usize>()
-    }
-}
-
-/// Rounded to `places` decimals, so the JSON line stays readable.
-fn round(v: f64, places: i32) -> f64 {
-    let f = 10f64.powi(places);
-    (v * f).round() / f
-}
-
-fn us(d: Duration) -> f64 {
-    (d.as_secs_f64() * 1e7).round() / 10.0
-}
-
-fn cell(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:.1}"))
-}
-
-fn signed(v: Option<f64>) -> String {
-    v.map_or_else(|| "-".into(), |v| format!("{v:+.1}"))
-}
-
-fn verdict(v: Option<f64>, target: f64) -> String {
-    match v {
-        Some(v) if v < target => format!("< {target}  met"),
-        Some(_) => format!("< {target}  MISSED"),
-        None => format!("< {target}"),
+            + self
+                .concurrent
+                .iter()
+                .map(Concurrent::error_count)
+                .sum::<usize>()
     }
 }
 
@@ -212,6 +137,17 @@ impl Table {
         p99_target: Option<f64>,
     ) {
         let (d, t) = pair.summaries(pick);
+        self.summary_rows(d, t, what, p99_target);
+    }
+
+    /// p50, p90, p99 and max of each side and their difference; the verdict on p99's when there is a target.
+    fn summary_rows(
+        &mut self,
+        d: Option<Summary>,
+        t: Option<Summary>,
+        what: &str,
+        p99_target: Option<f64>,
+    ) {
         let (d, t) = (d.map(|s| s.points()), t.map(|s| s.points()));
         for (i, name) in Summary::POINTS.into_iter().enumerate() {
             let dv = d.map(|p| us(p[i]));
@@ -223,8 +159,8 @@ impl Table {
             };
             self.row(
                 &format!("{what} {name} µs"),
-                &cell(dv),
-                &cell(tv),
+                &cell(dv, 1),
+                &cell(tv, 1),
                 &signed(added),
                 &target,
             );
@@ -265,8 +201,8 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         let through = chat.through.as_ref();
         t.row(
             "throughput req/s",
-            &cell(Some(chat.direct.result.throughput())),
-            &cell(through.map(|s| s.result.throughput())),
+            &cell(Some(chat.direct.result.throughput()), 1),
+            &cell(through.map(|s| s.result.throughput()), 1),
             &chat
                 .throughput_ratio()
                 .map_or("-".into(), |r| format!("ratio {r:.2}")),
@@ -283,7 +219,7 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         t.row(
             "gateway CPU µs/request",
             "",
-            &cell(cpu),
+            &cell(cpu, 1),
             "",
             &verdict(cpu, targets::CPU_PER_REQUEST_US),
         );
@@ -305,8 +241,8 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
             let onv = on_lat.map(|s| us(s.points()[i]));
             t.row(
                 &format!("latency {name} µs"),
-                &cell(offv),
-                &cell(onv),
+                &cell(offv, 1),
+                &cell(onv, 1),
                 &signed(offv.zip(onv).map(|(a, b)| b - a)),
                 "",
             );
@@ -315,15 +251,15 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         let on = logged.cpu_per_request_us();
         t.row(
             "gateway CPU µs/request",
-            &cell(off.and_then(Side::cpu_per_request_us)),
-            &cell(on),
+            &cell(off.and_then(Side::cpu_per_request_us), 1),
+            &cell(on, 1),
             "",
             &verdict(on, targets::CPU_PER_REQUEST_US),
         );
         t.row(
             "  of which data-plane threads",
-            &cell(off.and_then(Side::data_plane_cpu_per_request_us)),
-            &cell(logged.data_plane_cpu_per_request_us()),
+            &cell(off.and_then(Side::data_plane_cpu_per_request_us), 1),
+            &cell(logged.data_plane_cpu_per_request_us(), 1),
             "",
             "",
         );
@@ -371,12 +307,12 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         t.row(
             "gateway CPU µs/chunk",
             "",
-            &cell(per_chunk),
+            &cell(per_chunk, 1),
             "",
             &verdict(per_chunk, targets::CPU_PER_CHUNK_US),
         );
         let per_stream = stream.through.as_ref().and_then(Side::cpu_per_request_us);
-        t.row("gateway CPU µs/stream", "", &cell(per_stream), "", "");
+        t.row("gateway CPU µs/stream", "", &cell(per_stream, 1), "", "");
         if let Some(long) = &results.long_stream {
             t.errors_row("errors (long streams)", None, Some(&long.result));
         }
@@ -386,8 +322,8 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         let through = closed.through.as_ref();
         t.row(
             "throughput req/s",
-            &cell(Some(closed.direct.result.throughput())),
-            &cell(through.map(|s| s.result.throughput())),
+            &cell(Some(closed.direct.result.throughput()), 1),
+            &cell(through.map(|s| s.result.throughput()), 1),
             &closed
                 .throughput_ratio()
                 .map_or("-".into(), |r| format!("ratio {r:.2}")),
@@ -398,12 +334,138 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         t.row(
             "gateway CPU µs/request",
             "",
-            &cell(through.and_then(Side::cpu_per_request_us)),
+            &cell(through.and_then(Side::cpu_per_request_us), 1),
             "",
             "",
         );
     }
+    for run in &results.concurrent {
+        t.concurrent(run);
+    }
     t.0
+}
+
+impl Table {
+    /// The concurrent-streams phase for one count: TTFB under that many open streams, whether they really were all
+    /// open at once, the gateway's CPU per chunk and memory, and who was short of CPU.
+    fn concurrent(&mut self, run: &Concurrent) {
+        let at_target = run.streams >= targets::CONCURRENT_STREAMS;
+        self.header(&format!(
+            "concurrent streams: {} open at once per side, on connections opened by a warm-up round{}",
+            run.streams,
+            if at_target {
+                ""
+            } else {
+                " (the TTFB and RSS targets are for 2,000)"
+            },
+        ));
+        let (d, t) = (&run.direct, run.through.as_ref());
+        let (dt, tt) = run.ttfb();
+        let direct_kept_up = d.kept_up(run.nominal) != Some(false);
+        self.summary_rows(
+            dt,
+            tt,
+            "TTFB",
+            (at_target && direct_kept_up).then_some(targets::ADDED_TTFB_US),
+        );
+        let duration = |s: &StreamsSide| s.side.result.latency().map(|l| l.points());
+        let (dd, td) = (duration(d), t.and_then(duration));
+        for (i, name) in Summary::POINTS.into_iter().enumerate() {
+            if name == "p50" || name == "p99" {
+                let ms = |p: Option<[std::time::Duration; 4]>| p.map(|p| us(p[i]) / 1e3);
+                self.row(
+                    &format!("stream length {name} ms"),
+                    &cell(ms(dd), 0),
+                    &cell(ms(td), 0),
+                    "",
+                    &format!("nominal {:.0}", run.nominal.as_secs_f64() * 1e3),
+                );
+            }
+        }
+        if !direct_kept_up {
+            let _ = writeln!(
+                self.0,
+                "      direct streams fell behind the mock's pace: the client and the mock were short of CPU, so \
+                 the TTFB above is theirs and no verdict is given"
+            );
+        }
+        if t.and_then(|t| t.kept_up(run.nominal)) == Some(false) && direct_kept_up {
+            let _ = writeln!(
+                self.0,
+                "      through streams fell behind the mock's pace: the gateway could not relay them as fast"
+            );
+        }
+        let count = |v: usize| Some(v as f64);
+        self.row(
+            "peak open streams",
+            &cell(count(d.peak_open), 0),
+            &cell(t.and_then(|t| count(t.peak_open)), 0),
+            "",
+            "",
+        );
+        let ms = |v: Option<std::time::Duration>| v.map(|v| v.as_secs_f64() * 1e3);
+        self.row(
+            "all open together ms",
+            &cell(ms(d.all_open), 0),
+            &cell(t.and_then(|t| ms(t.all_open)), 0),
+            "",
+            "",
+        );
+        self.errors_row("errors", Some(&d.side.result), t.map(|t| &t.side.result));
+        let per_chunk = run.cpu_per_chunk_us();
+        self.row(
+            "gateway CPU µs/chunk",
+            "",
+            &cell(per_chunk, 1),
+            "",
+            &verdict(per_chunk, targets::CPU_PER_CHUNK_US),
+        );
+        self.row(
+            "  of which data-plane threads",
+            "",
+            &cell(t.and_then(|t| t.side.data_plane_cpu_per_event_us()), 1),
+            "",
+            "",
+        );
+        let rss = t.and_then(|t| t.gateway_rss);
+        let peak = run.peak_rss_mib();
+        self.row(
+            "gateway RSS peak MiB",
+            "",
+            &cell(peak, 1),
+            &rss.map_or("-".into(), |r| {
+                format!("before {:.1}", kib_to_mib(r.before_kib))
+            }),
+            &if at_target {
+                verdict(peak, targets::RSS_MIB)
+            } else {
+                String::new()
+            },
+        );
+        self.row(
+            "gateway VmHWM MiB (lifetime)",
+            "",
+            &cell(rss.and_then(|r| r.hwm_kib).map(kib_to_mib), 1),
+            "",
+            "",
+        );
+        for (label, pick) in [
+            (
+                "client CPU % of a core",
+                StreamsSide::client_core_percent as fn(&StreamsSide) -> Option<f64>,
+            ),
+            ("mock CPU % of a core", StreamsSide::mock_core_percent),
+        ] {
+            self.row(label, &cell(pick(d), 0), &cell(t.and_then(pick), 0), "", "");
+        }
+        self.row(
+            "gateway CPU % of a core",
+            "",
+            &cell(t.and_then(StreamsSide::gateway_core_percent), 0),
+            "",
+            "",
+        );
+    }
 }
 
 fn summary_json(s: Option<Summary>) -> Value {
@@ -441,6 +503,46 @@ fn pair_json(p: &Pair, pick: fn(&PhaseResult) -> Option<Summary>) -> Value {
     })
 }
 
+fn streams_side_json(s: &StreamsSide, nominal: std::time::Duration) -> Value {
+    let mut v = side_json(&s.side, PhaseResult::first_byte);
+    v["events"] = json!(s.side.result.events);
+    v["stream_duration"] = summary_json(s.side.result.latency());
+    v["peak_open"] = json!(s.peak_open);
+    v["kept_pace"] = json!(s.kept_up(nominal));
+    v["all_open_ms"] = json!(s.all_open.map(|d| round(d.as_secs_f64() * 1e3, 1)));
+    v["client_cpu_percent"] = json!(s.client_core_percent().map(|p| round(p, 1)));
+    v["mock_cpu_percent"] = json!(s.mock_core_percent().map(|p| round(p, 1)));
+    v["gateway_cpu_percent"] = json!(s.gateway_core_percent().map(|p| round(p, 1)));
+    v["gateway_rss"] = s.gateway_rss.map_or(Value::Null, |r| {
+        json!({
+            "before_mib": round(kib_to_mib(r.before_kib), 1),
+            "peak_mib": (r.samples > 0).then(|| round(kib_to_mib(r.peak_kib), 1)),
+            "hwm_mib": r.hwm_kib.map(|k| round(kib_to_mib(k), 1)),
+            "samples": r.samples,
+        })
+    });
+    v
+}
+
+fn concurrent_json(c: &Concurrent) -> Value {
+    let added = c.added_ttfb_us();
+    json!({
+        "streams": c.streams,
+        "nominal_stream_ms": round(c.nominal.as_secs_f64() * 1e3, 1),
+        "direct": streams_side_json(&c.direct, c.nominal),
+        "through": c.through.as_ref().map(|t| streams_side_json(t, c.nominal)),
+        "added_ttfb_p50_us": added.map(|a| round(a.0, 1)),
+        "added_ttfb_p99_us": added.map(|a| round(a.1, 1)),
+        "gateway_cpu_per_chunk_us": c.cpu_per_chunk_us().map(|v| round(v, 2)),
+        "data_plane_cpu_per_chunk_us": c
+            .through
+            .as_ref()
+            .and_then(|t| t.side.data_plane_cpu_per_event_us())
+            .map(|v| round(v, 2)),
+        "gateway_rss_peak_mib": c.peak_rss_mib().map(|v| round(v, 1)),
+    })
+}
+
 /// The one-line summary for scripts.
 pub fn json_summary(results: &Results, settings: &Value) -> Value {
     json!({
@@ -464,6 +566,7 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
         "long_stream": results.long_stream.as_ref().map(|s| side_json(s, PhaseResult::first_byte)),
         "gateway_cpu_per_chunk_us": results.cpu_per_chunk_us().map(|c| round(c, 2)),
         "closed": results.closed.as_ref().map(|p| pair_json(p, PhaseResult::latency)),
+        "concurrent_streams": results.concurrent.iter().map(concurrent_json).collect::<Vec<_>>(),
         "errors": results.errors(),
         "targets": {
             "added_p99_us": targets::ADDED_P99_US,
@@ -471,12 +574,16 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
             "added_ttfb_us": targets::ADDED_TTFB_US,
             "cpu_per_chunk_us": targets::CPU_PER_CHUNK_US,
             "logging_cpu_ratio": targets::LOGGING_CPU_RATIO,
+            "concurrent_streams": targets::CONCURRENT_STREAMS,
+            "gateway_rss_mib": targets::RSS_MIB,
         },
     })
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     fn side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
@@ -510,16 +617,6 @@ mod tests {
     }
 
     #[test]
-    fn cpu_per_request_divides_by_requests_sent_and_needs_a_pid() {
-        assert_eq!(side(30, 1000, 0).cpu_per_request_us(), Some(30.0));
-        let no_pid = Side {
-            gateway_cpu: None,
-            ..side(30, 1000, 0)
-        };
-        assert_eq!(no_pid.cpu_per_request_us(), None);
-    }
-
-    #[test]
     fn logging_ratio_is_cpu_per_request_on_over_off() {
         let results = Results {
             chat: Some(Pair {
@@ -534,25 +631,5 @@ mod tests {
         let dp = results.logging_data_plane_cpu_ratio().unwrap();
         assert!((dp - 23.0 / 20.0).abs() < 1e-9, "{dp}");
         assert_eq!(Results::default().logging_cpu_ratio(), None);
-    }
-
-    #[test]
-    fn added_latency_and_ratio_need_successes_on_both_sides() {
-        let mut through = side(0, 10, 0);
-        through.result.latencies = vec![Duration::from_micros(1300); 10];
-        through.result.elapsed = Duration::from_secs(1);
-        let mut direct = side(0, 20, 0);
-        direct.result.elapsed = Duration::from_secs(1);
-        let pair = Pair {
-            direct,
-            through: Some(through),
-        };
-        assert_eq!(pair.added(PhaseResult::latency), Some((300.0, 300.0)));
-        assert_eq!(pair.throughput_ratio(), Some(0.5));
-        let failed = Pair {
-            direct: side(0, 20, 0),
-            through: Some(Side::default()),
-        };
-        assert_eq!(failed.added(PhaseResult::latency), None);
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_bench::client::{Outcome, Target, exchange, http_client};
+use gatehouse_bench::concurrent::{self, Probe, measure_side, round};
 use gatehouse_bench::load::{closed_loop, open_loop};
 use gatehouse_bench::stats::Schedule;
 use gatehouse_mock_providers::MockProvider;
@@ -154,4 +155,73 @@ async fn a_closed_loop_keeps_its_clients_busy_until_the_deadline() {
     assert!(r.ok() > 20, "{}", r.ok());
     assert_eq!(r.error_count(), 0);
     assert!(r.elapsed >= Duration::from_millis(300));
+}
+
+#[tokio::test]
+async fn concurrent_streams_are_all_open_at_once_and_counted_per_event() {
+    let mock = MockProvider::start();
+    let client = http_client();
+    // 5 pieces 40 ms apart: 8 events over 280 ms, far longer than the 10 ms ramp of 50 streams.
+    let t = target(
+        &mock,
+        "/v1/chat/completions",
+        true,
+        &[("x-mock-chunks", "5"), ("x-mock-chunk-delay-ms", "40")],
+    );
+    let r = round(
+        &client,
+        &t,
+        Schedule::new(5000.0, 50),
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(
+        (r.result.sent, r.result.ok()),
+        (50, 50),
+        "{:?}",
+        r.result.errors
+    );
+    assert_eq!(r.result.events, 50 * 9);
+    assert_eq!(concurrent::peak_open(&r.spans), 50);
+    assert!(
+        concurrent::all_open_for(&r.spans).is_some_and(|d| d >= Duration::from_millis(150)),
+        "{:?}",
+        concurrent::all_open_for(&r.spans)
+    );
+}
+
+#[tokio::test]
+async fn a_side_of_the_concurrent_phase_warms_up_then_measures_one_round() {
+    let mock = MockProvider::start();
+    let t = target(
+        &mock,
+        "/v1/chat/completions",
+        true,
+        &[("x-mock-chunks", "2"), ("x-mock-chunk-delay-ms", "20")],
+    );
+    let settings = concurrent::Settings {
+        streams: 20,
+        ramp: Duration::from_millis(4),
+        timeout: Duration::from_secs(5),
+        settle: Duration::ZERO,
+        sample_rss: true,
+    };
+    let probe = Probe {
+        gateway_pid: None,
+        mock_pid: Some(std::process::id()),
+        ticks: gatehouse_bench::cpu::clock_ticks(),
+        data_plane_threads: "gatehouse-dp",
+    };
+    let side = measure_side("test", &t, settings, probe).await;
+    assert_eq!(side.side.result.ok(), 20, "{:?}", side.side.result.errors);
+    assert_eq!(side.peak_open, 20);
+    assert_eq!(
+        mock.requests().len(),
+        40,
+        "a warm-up round and a measured one"
+    );
+    // No gateway pid: no gateway figures; the client's and the "mock's" (this process) CPU are read.
+    assert_eq!(side.side.gateway_cpu, None);
+    assert_eq!(side.gateway_rss, None);
+    assert!(side.client_cpu.is_some() && side.mock_cpu.is_some());
 }

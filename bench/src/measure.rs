@@ -1,0 +1,159 @@
+//! What one phase measured on one side ([`Side`]: the results and the gateway's CPU meanwhile), and the same phase
+//! direct and through ([`Pair`]), with the figures derived from them alone.
+
+use std::time::Duration;
+
+use crate::load::PhaseResult;
+use crate::stats::{Summary, added_us};
+
+/// One phase against one side, with the gateway's CPU time spent meanwhile (when its pid is known).
+#[derive(Debug, Clone, Default)]
+pub struct Side {
+    pub result: PhaseResult,
+    pub gateway_cpu: Option<Duration>,
+    /// The part of it spent on the data plane's own threads (`gatehouse-dp`; in standalone the control plane, the
+    /// config bus and the log writer run on other threads of the same process).
+    pub data_plane_cpu: Option<Duration>,
+}
+
+impl Side {
+    /// Gateway CPU per request sent, in µs.
+    pub fn cpu_per_request_us(&self) -> Option<f64> {
+        let cpu = self.gateway_cpu?;
+        (self.result.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / self.result.sent as f64)
+    }
+
+    /// Data-plane threads' CPU per request sent, in µs.
+    pub fn data_plane_cpu_per_request_us(&self) -> Option<f64> {
+        let cpu = self.data_plane_cpu?;
+        (self.result.sent > 0).then(|| cpu.as_secs_f64() * 1e6 / self.result.sent as f64)
+    }
+
+    /// Gateway CPU per SSE event received (relayed, through the gateway), in µs: the whole phase's CPU, requests
+    /// included, over every event of its successful streams.
+    pub fn cpu_per_event_us(&self) -> Option<f64> {
+        per_event_us(self.gateway_cpu?, self.result.events)
+    }
+
+    /// The same on the data plane's threads only.
+    pub fn data_plane_cpu_per_event_us(&self) -> Option<f64> {
+        per_event_us(self.data_plane_cpu?, self.result.events)
+    }
+
+    /// SSE events per successful stream.
+    pub fn events_per_stream(&self) -> Option<f64> {
+        let ok = self.result.ok();
+        (ok > 0).then(|| self.result.events as f64 / ok as f64)
+    }
+}
+
+/// `cpu` spread over `events`, in µs; `None` without events.
+pub fn per_event_us(cpu: Duration, events: usize) -> Option<f64> {
+    (events > 0).then(|| cpu.as_secs_f64() * 1e6 / events as f64)
+}
+
+/// The same phase direct to the mock and through the gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Pair {
+    pub direct: Side,
+    pub through: Option<Side>,
+}
+
+impl Pair {
+    /// The summaries `pick` makes of each side (through: `None` without a through side or without successes).
+    pub fn summaries(
+        &self,
+        pick: fn(&PhaseResult) -> Option<Summary>,
+    ) -> (Option<Summary>, Option<Summary>) {
+        (
+            pick(&self.direct.result),
+            self.through.as_ref().and_then(|t| pick(&t.result)),
+        )
+    }
+
+    /// Added latency at p50 and p99 in µs, when both sides had successes.
+    pub fn added(&self, pick: fn(&PhaseResult) -> Option<Summary>) -> Option<(f64, f64)> {
+        let (Some(d), Some(t)) = self.summaries(pick) else {
+            return None;
+        };
+        Some((added_us(d.p50, t.p50), added_us(d.p99, t.p99)))
+    }
+
+    /// Through throughput over direct throughput.
+    pub fn throughput_ratio(&self) -> Option<f64> {
+        let direct = self.direct.result.throughput();
+        let through = self.through.as_ref()?.result.throughput();
+        (direct > 0.0).then(|| through / direct)
+    }
+
+    /// Failed requests of both sides.
+    pub fn error_count(&self) -> usize {
+        self.direct.result.error_count()
+            + self.through.as_ref().map_or(0, |t| t.result.error_count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
+        Side {
+            result: PhaseResult {
+                sent: ok,
+                latencies: vec![Duration::from_millis(1); ok],
+                first_bytes: vec![Duration::from_millis(1); ok],
+                events: ok * events_per,
+                ..PhaseResult::default()
+            },
+            gateway_cpu: Some(Duration::from_millis(cpu_ms)),
+            data_plane_cpu: Some(Duration::from_millis(cpu_ms / 2)),
+        }
+    }
+
+    #[test]
+    fn cpu_per_request_divides_by_requests_sent_and_needs_a_pid() {
+        assert_eq!(side(30, 1000, 0).cpu_per_request_us(), Some(30.0));
+        let no_pid = Side {
+            gateway_cpu: None,
+            ..side(30, 1000, 0)
+        };
+        assert_eq!(no_pid.cpu_per_request_us(), None);
+    }
+
+    #[test]
+    fn cpu_per_event_divides_the_whole_phase_by_every_event_received() {
+        // 2,000 streams of 54 events cost 1,080 ms: 10 µs per relayed event (5 on the data plane's threads).
+        let close = |v: Option<f64>, expected: f64| v.is_some_and(|v| (v - expected).abs() < 1e-9);
+        let s = side(1080, 2000, 54);
+        assert!(close(s.cpu_per_event_us(), 10.0));
+        assert!(close(s.data_plane_cpu_per_event_us(), 5.0));
+        assert_eq!(side(10, 100, 0).cpu_per_event_us(), None);
+        let no_pid = Side {
+            gateway_cpu: None,
+            ..side(30, 10, 5)
+        };
+        assert_eq!(no_pid.cpu_per_event_us(), None);
+        assert!(close(per_event_us(Duration::from_micros(150), 10), 15.0));
+    }
+
+    #[test]
+    fn added_latency_and_ratio_need_successes_on_both_sides() {
+        let mut through = side(0, 10, 0);
+        through.result.latencies = vec![Duration::from_micros(1300); 10];
+        through.result.elapsed = Duration::from_secs(1);
+        let mut direct = side(0, 20, 0);
+        direct.result.elapsed = Duration::from_secs(1);
+        let pair = Pair {
+            direct,
+            through: Some(through),
+        };
+        assert_eq!(pair.added(PhaseResult::latency), Some((300.0, 300.0)));
+        assert_eq!(pair.throughput_ratio(), Some(0.5));
+        let failed = Pair {
+            direct: side(0, 20, 0),
+            through: Some(Side::default()),
+        };
+        assert_eq!(failed.added(PhaseResult::latency), None);
+    }
+}
