@@ -13,7 +13,8 @@ pub mod request;
 pub mod validation;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
-use actix_web::{HttpResponse, get, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use utoipa_actix_web::{UtoipaApp, scope};
 
 use crate::db::Database;
@@ -71,6 +72,29 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /` (and `HEAD /`): what this service is, its version and where its documentation and probes are, as JSON
+/// or, for a browser, an HTML page (`gatehouse_shared::front_door`, which the inference listener shares). Not a v4
+/// route and not in the OpenAPI document: the server registers it outside [`register`].
+pub async fn front_door(req: HttpRequest) -> HttpResponse {
+    use gatehouse_shared::front_door::{self, Listener};
+    // Several Accept fields count as one list (RFC 9110 §5.3).
+    let accept: Vec<&str> = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let accept = (!accept.is_empty()).then(|| accept.join(", "));
+    let page = front_door::render(
+        Listener::ManagementApi,
+        env!("CARGO_PKG_VERSION"),
+        accept.as_deref(),
+    );
+    HttpResponse::Ok()
+        .content_type(page.content_type)
+        .insert_header((header::VARY, "Accept"))
+        .body(page.body)
 }
 
 /// Answers any path no route matched, in the v4 envelope.

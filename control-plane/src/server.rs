@@ -4,7 +4,7 @@
 use std::net::{SocketAddr, TcpListener};
 
 use actix_web::dev::Service as _;
-use actix_web::{App, web};
+use actix_web::{App, guard, web};
 use futures_util::future::Either;
 use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
@@ -68,11 +68,18 @@ impl ControlPlaneServer {
     pub fn into_server(self) -> Result<actix_web::dev::Server, Error> {
         let state = web::Data::new(self.state);
         // The document is generated once. Swagger UI (which also serves the document) is registered before the API
-        // routes: the `/client/v4` scope would otherwise claim its paths and answer 404.
+        // routes: the `/client/v4` scope would otherwise claim its paths and answer 404. The front door (`/`) is
+        // registered here too, outside `api::register`, so that it stays out of the OpenAPI document; other
+        // methods on `/` fall through to the 404 envelope as before.
         let document = api::openapi_document();
         let server = actix_web::HttpServer::new(move || {
-            let app =
-                App::new().service(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document.clone()));
+            let app = App::new()
+                .service(SwaggerUi::new(DOCS_PATH).url(DOCUMENT_PATH, document.clone()))
+                .service(
+                    web::resource("/")
+                        .guard(guard::Any(guard::Get()).or(guard::Head()))
+                        .to(api::front_door),
+                );
             api::register(app.into_utoipa_app())
                 .app_data(state.clone())
                 .default_service(web::to(api::no_route))

@@ -119,6 +119,19 @@ impl GatewayProxy {
                 respond::json(session, StatusCode::OK, Bytes::from_static(READYZ_BODY)).await
             }
             Endpoint::Readyz => respond::gateway_error(session, &AiGatewayError::NOT_READY).await,
+            Endpoint::FrontDoor => {
+                let accept = session
+                    .req_header()
+                    .headers
+                    .get(http::header::ACCEPT)
+                    .and_then(|v| v.to_str().ok());
+                let page = gatehouse_shared::front_door::render(
+                    gatehouse_shared::front_door::Listener::Inference,
+                    env!("CARGO_PKG_VERSION"),
+                    accept,
+                );
+                respond::page(session, page.content_type, Bytes::from(page.body)).await
+            }
             Endpoint::Unknown | Endpoint::Provider(_) | Endpoint::Universal { .. } => {
                 respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await
             }

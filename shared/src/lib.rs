@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod crypto;
+pub mod front_door;
 pub mod gateway;
 pub mod ids;
 pub mod log;

@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod auth;
 mod custom_providers;
+mod front_door;
 mod gateways;
 mod log_caps;
 mod log_ingest;

@@ -9,6 +9,8 @@ pub(crate) enum Endpoint<'a> {
     Healthz,
     /// Readiness: the node has loaded its first full config and may take traffic.
     Readyz,
+    /// `GET /`: what this service is, its version, where its probes and docs are.
+    FrontDoor,
     /// `/v1/{account}/{gateway}/{provider}/{rest}`: the provider-native form (spec §2.1 form 1).
     Provider(ProviderPath<'a>),
     /// `POST /v1/{account}/{gateway}`: the universal endpoint (spec §2.1 form 3).
@@ -35,6 +37,7 @@ pub(crate) fn classify<'a>(method: &Method, path: &'a str) -> Endpoint<'a> {
     match (method, path) {
         (&Method::GET, "/healthz") => return Endpoint::Healthz,
         (&Method::GET, "/readyz") => return Endpoint::Readyz,
+        (&Method::GET, "/") => return Endpoint::FrontDoor,
         _ => {}
     }
     let Some(tail) = path.strip_prefix("/v1/") else {
@@ -93,7 +96,8 @@ mod tests {
             (Method::POST, "/healthz", Endpoint::Unknown),
             (Method::HEAD, "/readyz", Endpoint::Unknown),
             (Method::GET, "/healthz/", Endpoint::Unknown),
-            (Method::GET, "/", Endpoint::Unknown),
+            (Method::GET, "/", Endpoint::FrontDoor),
+            (Method::POST, "/", Endpoint::Unknown),
             (
                 Method::POST,
                 "/v1/acct/gw/openai/chat/completions",

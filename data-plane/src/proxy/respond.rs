@@ -41,6 +41,22 @@ pub(crate) async fn json_with(
     session.write_response_body(Some(body), true).await
 }
 
+/// Writes a complete page (the front door) that varies with the request's `Accept` header.
+pub(crate) async fn page(
+    session: &mut Session,
+    content_type: &'static str,
+    body: Bytes,
+) -> pingora::Result<()> {
+    let mut response = ResponseHeader::build(StatusCode::OK, Some(3))?;
+    response.insert_header(header::CONTENT_TYPE, content_type)?;
+    response.insert_header(header::CONTENT_LENGTH, body.len())?;
+    response.insert_header(header::VARY, "Accept")?;
+    session
+        .write_response_header(Box::new(response), false)
+        .await?;
+    session.write_response_body(Some(body), true).await
+}
+
 /// Writes a gateway-made error as Cloudflare's `AiGatewayError` body (with `Retry-After` when the error has one).
 pub(crate) async fn gateway_error(
     session: &mut Session,
