@@ -43,13 +43,13 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
         .with_config_bus(Arc::clone(&config_bus), bus::sync_settings(opts))
         .with_log_sink(log_sink);
     let log_ingest = Arc::new(LogIngestCounters::default());
+    // On a thread of its own, with a connection of its own: nothing of it runs where requests are served.
     let log_writer = LogWriter::spawn(
         db.clone(),
         log_records,
         LogWriterSettings::default(),
         Arc::clone(&log_ingest),
-        bus_runtime.handle(),
-    );
+    )?;
     let inference_addr = data_plane.local_addr();
     let public_inference_url = opts
         .public_inference_url

@@ -99,18 +99,35 @@ impl DatabaseUrl {
     fn establish(&self) -> Result<AnyConnection, diesel::ConnectionError> {
         match self {
             Self::Postgres(url) => PgConnection::establish(url).map(AnyConnection::Postgresql),
-            Self::Sqlite(path) => {
-                let mut conn = SqliteConnection::establish(path)?;
-                // busy_timeout first: switching to WAL takes an exclusive lock, and a pool opens several
-                // connections at once.
-                conn.batch_execute(
-                    "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;",
-                )
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-                Ok(AnyConnection::Sqlite(conn))
-            }
+            Self::Sqlite(path) => open_sqlite(path).map(AnyConnection::Sqlite),
         }
     }
+
+    /// What must happen once, on one connection, before a pool opens its connections in parallel.
+    ///
+    /// SQLite: switches the file to WAL. The mode persists in the file, and switching a new file takes the write
+    /// lock from inside a read transaction; two connections doing that at once make SQLite refuse one of them
+    /// at once, without waiting out busy_timeout (a read transaction's upgrade could deadlock). When every pooled
+    /// connection switched for itself, a pool opening four connections on a fresh file logged "database is
+    /// locked" on most first starts. On a file already in WAL this only reads its header.
+    fn prepare(&self) -> Result<(), diesel::ConnectionError> {
+        match self {
+            Self::Postgres(_) => Ok(()),
+            Self::Sqlite(path) => open_sqlite(path)?
+                .batch_execute("PRAGMA journal_mode=WAL;")
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration),
+        }
+    }
+}
+
+/// A SQLite connection as every user of the file needs it.
+fn open_sqlite(path: &str) -> Result<SqliteConnection, diesel::ConnectionError> {
+    let mut conn = SqliteConnection::establish(path)?;
+    // busy_timeout first, so that every later statement waits for another writer's lock instead of failing at
+    // once. No journal_mode here: it is stored in the file, and `DatabaseUrl::prepare` sets it once.
+    conn.batch_execute("PRAGMA busy_timeout=5000; PRAGMA foreign_keys=ON;")
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 /// A URL with any password replaced, for error messages and logs.
@@ -155,6 +172,8 @@ impl r2d2::ManageConnection for AnyConnectionManager {
 pub struct Database {
     pool: r2d2::Pool<AnyConnectionManager>,
     backend: &'static str,
+    /// For [`Database::dedicated_connection`].
+    url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for Database {
@@ -171,16 +190,27 @@ impl Database {
         let url = DatabaseUrl::parse(url)?;
         let backend = url.backend_name();
         let size = if backend == "postgresql" { 8 } else { 4 };
+        url.prepare()
+            .map_err(|e| Error::Config(format!("cannot open the {backend} database: {e}")))?;
         let pool = r2d2::Pool::builder()
             .max_size(size)
             .connection_timeout(Duration::from_secs(10))
-            .build(AnyConnectionManager(url))
+            .build(AnyConnectionManager(url.clone()))
             .map_err(|e| Error::Config(format!("cannot open the {backend} database: {e}")))?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url })
     }
 
     pub fn backend(&self) -> &'static str {
         self.backend
+    }
+
+    /// A connection of its own, outside the pool and opened as the pool opens its own, for a long-lived user that
+    /// keeps state on it (the standalone log writer's prepared statements) and must not hold one of the pool's few
+    /// connections for the life of the process.
+    pub fn dedicated_connection(&self) -> Result<AnyConnection, Error> {
+        self.url
+            .establish()
+            .map_err(|e| Error::Unavailable(format!("database connection: {e}")))
     }
 
     /// Applies every pending migration of this backend; returns how many ran.
@@ -255,6 +285,26 @@ mod tests {
             "",
         ] {
             assert!(DatabaseUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    /// The journal mode is set once before the pool opens; every pooled connection must still run in WAL.
+    #[test]
+    fn every_pooled_sqlite_connection_of_a_fresh_file_is_in_wal_mode() {
+        #[derive(diesel::QueryableByName)]
+        struct Mode {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            journal_mode: String,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let db =
+            Database::connect(&format!("sqlite://{}", dir.path().join("x.db").display())).unwrap();
+        let held: Vec<_> = (0..4).map(|_| db.pool.get().unwrap()).collect();
+        for mut conn in held {
+            let mode: Mode = diesel::sql_query("PRAGMA journal_mode")
+                .get_result(&mut *conn)
+                .unwrap();
+            assert_eq!(mode.journal_mode, "wal");
         }
     }
 

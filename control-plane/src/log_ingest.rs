@@ -1,43 +1,23 @@
-//! Writing log records into the database in batches.
+//! Writing log records into the database.
 //!
-//! Standalone, records arrive on a channel straight from the data plane's `LogSink`; in split mode the Redis stream
-//! consumer (`log_consumer`) hands over the batches the nodes shipped. Both store through [`store_batch`]. The
-//! writer takes what is waiting, up to `max_batch` records or `linger` after the first, and stores them with one
-//! multi-row insert per table (`store::logs::insert_batch`, idempotent by id). A failed batch is retried with
-//! backoff a few times and then dropped and counted: logs are never worth blocking traffic for, and the data
-//! plane's channel is bounded anyway. The writer stores one batch at a time: the embedded default runs on SQLite,
-//! which takes one writer at a time anyway.
+//! Standalone, records arrive on a channel straight from the data plane's `LogSink` and the [`LogWriter`] (on a
+//! thread of its own, `writer.rs`) stores them in batches; in split mode the Redis stream consumer
+//! (`log_consumer`) hands over the batches the nodes shipped. Both store through [`store_records`] (the consumer
+//! through its async twin [`store_batch`]): per-gateway caps, one insert per table and gateway, idempotent by id
+//! (`store::log_caps`, `store::logs::insert_batch`). A failed batch is retried with backoff a few times and then
+//! dropped and counted: logs are never worth blocking traffic for, and the data plane's channel is bounded anyway.
+
+mod writer;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use gatehouse_shared::log::LogRecord;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinHandle;
 
-use crate::db::Database;
+pub use writer::{LogWriter, LogWriterSettings};
+
+use crate::db::{AnyConnection, Database};
 use crate::error::Error;
-
-/// How the writer batches.
-#[derive(Debug, Clone, Copy)]
-pub struct LogWriterSettings {
-    pub max_batch: usize,
-    /// How long to wait for more records after the first of a batch.
-    pub linger: Duration,
-    /// Attempts per batch before it is dropped.
-    pub attempts: u32,
-}
-
-impl Default for LogWriterSettings {
-    fn default() -> Self {
-        Self {
-            max_batch: 500,
-            linger: Duration::from_millis(100),
-            attempts: 5,
-        }
-    }
-}
 
 /// What this process's log ingest did, on either path (the standalone writer or the stream consumer); shown by
 /// `GET /admin/log-ingest`, so that records lost on the control plane's side are counted and visible as the data
@@ -69,75 +49,6 @@ impl LogIngestCounters {
     }
 }
 
-/// A running writer.
-#[derive(Debug)]
-pub struct LogWriter {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl LogWriter {
-    /// Starts the writer on `runtime`.
-    pub fn spawn(
-        db: Database,
-        records: mpsc::Receiver<LogRecord>,
-        settings: LogWriterSettings,
-        counters: Arc<LogIngestCounters>,
-        runtime: &tokio::runtime::Handle,
-    ) -> LogWriter {
-        let (stop, stopped) = watch::channel(false);
-        let task = runtime.spawn(run(db, records, settings, stopped, counters));
-        LogWriter { stop, task }
-    }
-
-    /// Writes what is already queued, then stops.
-    pub async fn stop(self) {
-        let _ = self.stop.send(true);
-        if tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("the log writer did not finish within 10 s");
-        }
-    }
-}
-
-async fn run(
-    db: Database,
-    mut records: mpsc::Receiver<LogRecord>,
-    settings: LogWriterSettings,
-    mut stopped: watch::Receiver<bool>,
-    counters: Arc<LogIngestCounters>,
-) {
-    loop {
-        let first = tokio::select! {
-            r = records.recv() => r,
-            _ = stopped.changed() => {
-                // Stop: take what is queued without waiting, write it, end.
-                let mut rest = Vec::new();
-                while let Ok(r) = records.try_recv() {
-                    rest.push(r);
-                }
-                for batch in rest.chunks(settings.max_batch.max(1)) {
-                    write(&db, batch.to_vec(), settings, &counters).await;
-                }
-                return;
-            }
-        };
-        let Some(first) = first else { return };
-        let mut batch = Vec::with_capacity(settings.max_batch);
-        batch.push(first);
-        let deadline = tokio::time::Instant::now() + settings.linger;
-        while batch.len() < settings.max_batch {
-            match tokio::time::timeout_at(deadline, records.recv()).await {
-                Ok(Some(r)) => batch.push(r),
-                Ok(None) | Err(_) => break,
-            }
-        }
-        write(&db, batch, settings, &counters).await;
-    }
-}
-
 /// What storing a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StoredBatch {
@@ -154,15 +65,11 @@ pub struct StoredBatch {
 /// record, and only the records refused on their own are left out, counted and logged: one bad record must not
 /// hold back the batch, nor, in split mode, every entry behind it in the stream forever. An error reaching the
 /// database is returned as it is; the caller retries the whole batch.
-pub async fn store_batch(
-    db: &Database,
-    records: Arc<Vec<LogRecord>>,
+pub fn store_records(
+    conn: &mut AnyConnection,
+    records: &[LogRecord],
 ) -> Result<StoredBatch, Error> {
-    let whole = Arc::clone(&records);
-    let error = match db
-        .run(move |c| crate::store::log_caps::store_with_caps(c, &whole))
-        .await
-    {
+    let error = match crate::store::log_caps::store_with_caps(conn, records) {
         Ok(outcome) => {
             if outcome.refused_at_cap > 0 || outcome.evicted > 0 {
                 tracing::debug!(?outcome, "log storage caps applied");
@@ -176,22 +83,27 @@ pub async fn store_batch(
         Err(error) => return Err(error),
     };
     tracing::warn!(%error, records = records.len(), "the database refused a log batch; storing its records one by one");
-    db.run(move |c| {
-        let mut stored = StoredBatch::default();
-        for record in records.iter() {
-            match crate::store::log_caps::store_with_caps(c, std::slice::from_ref(record)) {
-                Ok(outcome) => stored.inserted += outcome.inserted,
-                Err(error) if refused_by_database(&error) => {
-                    tracing::error!(%error, id = %record.id, gateway = %record.gateway_id,
-                        "the database refused a log record; it is not stored");
-                    stored.rejected += 1;
-                }
-                Err(error) => return Err(error),
+    let mut stored = StoredBatch::default();
+    for record in records {
+        match crate::store::log_caps::store_with_caps(conn, std::slice::from_ref(record)) {
+            Ok(outcome) => stored.inserted += outcome.inserted,
+            Err(error) if refused_by_database(&error) => {
+                tracing::error!(%error, id = %record.id, gateway = %record.gateway_id,
+                    "the database refused a log record; it is not stored");
+                stored.rejected += 1;
             }
+            Err(error) => return Err(error),
         }
-        Ok(stored)
-    })
-    .await
+    }
+    Ok(stored)
+}
+
+/// [`store_records`] on the blocking pool, for async callers (the split-mode consumer).
+pub async fn store_batch(
+    db: &Database,
+    records: Arc<Vec<LogRecord>>,
+) -> Result<StoredBatch, Error> {
+    db.run(move |c| store_records(c, &records)).await
 }
 
 /// Whether the database answered and said no (a constraint, a value it cannot hold), rather than failing to
@@ -199,42 +111,67 @@ pub async fn store_batch(
 fn refused_by_database(error: &Error) -> bool {
     use diesel::result::{DatabaseErrorKind as Kind, Error as Diesel};
     match error {
-        Error::Database(Diesel::DatabaseError(kind, _)) => !matches!(
-            kind,
-            Kind::ClosedConnection
-                | Kind::UnableToSendCommand
-                | Kind::SerializationFailure
-                | Kind::ReadOnlyTransaction
-        ),
+        Error::Database(Diesel::DatabaseError(kind, info)) => {
+            !matches!(
+                kind,
+                Kind::ClosedConnection
+                    | Kind::UnableToSendCommand
+                    | Kind::SerializationFailure
+                    | Kind::ReadOnlyTransaction
+            ) && !sqlite_cannot_write(info.message())
+        }
         _ => false,
     }
 }
 
-async fn write(
-    db: &Database,
-    batch: Vec<LogRecord>,
-    settings: LogWriterSettings,
-    counters: &LogIngestCounters,
-) {
-    let batch = Arc::new(batch);
-    let mut delay = Duration::from_millis(100);
-    for attempt in 1..=settings.attempts.max(1) {
-        match store_batch(db, Arc::clone(&batch)).await {
-            Ok(outcome) => {
-                counters.count_stored(batch.len(), outcome);
-                return;
-            }
-            Err(e) if attempt < settings.attempts => {
-                tracing::warn!(error = %e, attempt, records = batch.len(), "writing log records failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, records = batch.len(), "writing log records failed; dropping the batch");
-                counters
-                    .dropped
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-            }
+/// SQLite's messages for a database that cannot take a write now, whatever the records: diesel reports them (like
+/// a trigger's refusal) as an unknown error with SQLite's message. Taken for refusals, one writer that held the
+/// lock past `busy_timeout` would send a whole batch down the record-by-record path, each record waiting out
+/// `busy_timeout` in turn; they are retried as a batch instead.
+fn sqlite_cannot_write(message: &str) -> bool {
+    const MESSAGES: [&str; 6] = [
+        "database is locked",
+        "database table is locked",
+        "attempt to write a readonly database",
+        "disk I/O error",
+        "database or disk is full",
+        "unable to open database file",
+    ];
+    MESSAGES.iter().any(|m| message.contains(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::{DatabaseErrorKind, Error as Diesel};
+
+    fn database_error(kind: DatabaseErrorKind, message: &str) -> Error {
+        Error::Database(Diesel::DatabaseError(kind, Box::new(message.to_owned())))
+    }
+
+    #[test]
+    fn a_locked_or_unwritable_sqlite_database_is_not_a_refusal() {
+        for message in [
+            "database is locked",
+            "attempt to write a readonly database",
+            "disk I/O error",
+        ] {
+            assert!(
+                !refused_by_database(&database_error(DatabaseErrorKind::Unknown, message)),
+                "{message}"
+            );
         }
+        assert!(refused_by_database(&database_error(
+            DatabaseErrorKind::Unknown,
+            "poisoned"
+        )));
+        assert!(refused_by_database(&database_error(
+            DatabaseErrorKind::CheckViolation,
+            "new row violates check"
+        )));
+        assert!(!refused_by_database(&database_error(
+            DatabaseErrorKind::ClosedConnection,
+            "closed"
+        )));
     }
 }

@@ -5,6 +5,7 @@ pub mod config_versions;
 pub mod custom_providers;
 pub mod gateways;
 pub mod log_caps;
+pub mod log_counters;
 pub mod logs;
 pub mod provider_configs;
 pub mod tokens;

@@ -95,7 +95,9 @@ pub fn body_head(body: &[u8], max_chars: usize) -> (String, bool) {
     // Only the first `max_chars` characters matter, and a character (or the U+FFFD that replaces an invalid
     // sequence) takes at most 4 bytes: decoding a window of 4 × (max_chars + 1) bytes finds the cut without
     // validating (or copying) the rest of a body that may be megabytes long.
-    let window = &body[..body.len().min(max_chars.saturating_add(1).saturating_mul(4))];
+    let window = &body[..body
+        .len()
+        .min(max_chars.saturating_add(1).saturating_mul(4))];
     let text = String::from_utf8_lossy(window);
     match text.char_indices().nth(max_chars) {
         Some((cut, _)) => (text[..cut].to_owned(), false),
@@ -119,7 +121,10 @@ mod tests {
         let emoji = "😀".repeat(1000);
         assert_eq!(body_head(emoji.as_bytes(), 512), ("😀".repeat(512), false));
         assert_eq!(body_head(emoji.as_bytes(), 1000), (emoji.clone(), true));
-        assert_eq!(body_head(&vec![0xff; 5000], 512), ("\u{fffd}".repeat(512), false));
+        assert_eq!(
+            body_head(&vec![0xff; 5000], 512),
+            ("\u{fffd}".repeat(512), false)
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 
 use crate::support::{Gatehouse, as_strs, mint_token, port_zero_flags};
 
-fn start(dir: &std::path::Path, mock: &MockProvider) -> Gatehouse {
+pub(crate) fn start(dir: &std::path::Path, mock: &MockProvider) -> Gatehouse {
     let mut args = port_zero_flags(dir);
     args.extend([
         "--provider-base-url".to_owned(),
@@ -31,14 +31,14 @@ async fn create_gateway(gh: &Gatehouse, http: &reqwest::Client, token: &str) {
 }
 
 /// What must outlive a test's process: its mock provider and its directory.
-struct Keep {
-    mock: MockProvider,
-    dir: tempfile::TempDir,
+pub(crate) struct Keep {
+    pub(crate) mock: MockProvider,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 /// A standalone process in a directory of its own with gateway `acme/gw` (logs on), a token that may edit, and a
 /// client.
-async fn start_with_gateway() -> (Gatehouse, String, reqwest::Client, Keep) {
+pub(crate) async fn start_with_gateway() -> (Gatehouse, String, reqwest::Client, Keep) {
     let mock = MockProvider::start();
     let dir = tempfile::tempdir().unwrap();
     let gh = start(dir.path(), &mock);
@@ -63,7 +63,12 @@ async fn logs_get(gh: &Gatehouse, http: &reqwest::Client, token: &str, rest: &st
 }
 
 /// The same, parsed as JSON.
-async fn logs_get_json(gh: &Gatehouse, http: &reqwest::Client, token: &str, rest: &str) -> Value {
+pub(crate) async fn logs_get_json(
+    gh: &Gatehouse,
+    http: &reqwest::Client,
+    token: &str,
+    rest: &str,
+) -> Value {
     let body = logs_get(gh, http, token, rest).await;
     serde_json::from_str(&body).unwrap_or_else(|e| panic!("{rest}: {e}: {body}"))
 }

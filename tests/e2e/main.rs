@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod inference;
 mod log_pipeline;
+mod log_writer;
 mod logs;
 mod policies;
 mod propagation;

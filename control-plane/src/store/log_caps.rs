@@ -1,6 +1,6 @@
 //! Per-gateway log storage caps (`log_management`, spec §1.2/§3.6): at the cap, `STOP_INSERTING` refuses new
-//! records and `DELETE_OLDEST` makes room by deleting the oldest ones. A counter per gateway, changed in the same
-//! transaction as the rows, tells how many are stored.
+//! records and `DELETE_OLDEST` makes room by deleting the oldest ones. A counter per gateway (`log_counters`),
+//! changed in the same transaction as the rows, tells how many are stored; the rows go in through `logs`.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +10,11 @@ use gatehouse_shared::log::LogRecord;
 
 use crate::db::AnyConnection;
 use crate::error::Error;
-use crate::schema::{log_bodies, log_counters, logs};
+use crate::schema::{log_bodies, logs};
+use crate::store::log_counters::{adjust_counter, lock_counter};
+// The counter's functions lived here before `log_counters` was split out; callers outside the crate read the count
+// through this module still.
+pub use crate::store::log_counters::stored_count;
 
 /// What storing a batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,94 +27,19 @@ pub struct StoreOutcome {
     pub evicted: usize,
 }
 
-/// Adds `delta` to a gateway's stored count.
-pub fn adjust_counter(
-    conn: &mut AnyConnection,
-    account_id: &str,
-    gateway_id: &str,
-    delta: i64,
-) -> Result<(), Error> {
-    if delta == 0 {
-        return Ok(());
-    }
-    change_counter(conn, account_id, gateway_id, delta)
-}
-
-/// Locks a gateway's counter row until the transaction ends (an update to the same value; MultiBackend has no
-/// `SELECT … FOR UPDATE`), creating the row if there is none yet.
-fn lock_counter(conn: &mut AnyConnection, account_id: &str, gateway_id: &str) -> Result<(), Error> {
-    change_counter(conn, account_id, gateway_id, 0)
-}
-
-/// An update first, an insert when there was no row: MultiBackend has no upsert, and two writers creating the same
-/// row race into a unique violation, answered by updating again. Either way the row stays locked to the end of the
-/// transaction (a row this transaction inserted is invisible to others, whose own insert waits on it).
-fn change_counter(
-    conn: &mut AnyConnection,
-    account_id: &str,
-    gateway_id: &str,
-    delta: i64,
-) -> Result<(), Error> {
-    let target = log_counters::table
-        .filter(log_counters::account_id.eq(account_id))
-        .filter(log_counters::gateway_id.eq(gateway_id));
-    if diesel::update(target)
-        .set(log_counters::stored.eq(log_counters::stored + delta))
-        .execute(conn)?
-        > 0
-    {
-        return Ok(());
-    }
-    // The loser's unique violation must not abort the caller's transaction (PostgreSQL refuses every later
-    // statement of an aborted one), so the insert runs in a savepoint (diesel's nested transaction) and only that
-    // is rolled back.
-    let created = conn.transaction(|conn| {
-        diesel::insert_into(log_counters::table)
-            .values((
-                log_counters::account_id.eq(account_id),
-                log_counters::gateway_id.eq(gateway_id),
-                log_counters::stored.eq(delta.max(0)),
-            ))
-            .execute(conn)
-    });
-    match created {
-        Ok(_) => Ok(()),
-        Err(e) if crate::store::is_unique_violation(&e) => {
-            diesel::update(target)
-                .set(log_counters::stored.eq(log_counters::stored + delta))
-                .execute(conn)?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-pub fn stored_count(
-    conn: &mut AnyConnection,
-    account_id: &str,
-    gateway_id: &str,
-) -> Result<i64, Error> {
-    Ok(log_counters::table
-        .filter(log_counters::account_id.eq(account_id))
-        .filter(log_counters::gateway_id.eq(gateway_id))
-        .select(log_counters::stored)
-        .first(conn)
-        .optional()?
-        .unwrap_or(0))
-}
-
 /// Stores records, gateway by gateway, applying each gateway's cap. One transaction per gateway, so a counter and
 /// its rows always agree.
 pub fn store_with_caps(
     conn: &mut AnyConnection,
     records: &[LogRecord],
 ) -> Result<StoreOutcome, Error> {
-    let mut by_gateway: BTreeMap<(&str, &str), Vec<LogRecord>> = BTreeMap::new();
+    // By reference: a record (bodies and all) is never copied on its way to the insert.
+    let mut by_gateway: BTreeMap<(&str, &str), Vec<&LogRecord>> = BTreeMap::new();
     for r in records {
         by_gateway
             .entry((r.account_id.as_str(), r.gateway_id.as_str()))
             .or_default()
-            .push(r.clone());
+            .push(r);
     }
     let mut total = StoreOutcome::default();
     for ((account_id, gateway_id), mut batch) in by_gateway {

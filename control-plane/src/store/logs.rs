@@ -3,23 +3,20 @@
 //! Every read and change takes the account and gateway id and filters on both. Writes arrive in batches from the
 //! log pipeline, which may redeliver a batch after a crash; the insert ignores ids it already holds.
 
+mod insert;
 mod query;
 
 use diesel::prelude::*;
-use gatehouse_shared::log::LogRecord;
 
+pub use insert::insert_batch;
 pub use query::{FilterKey, FilterValue, LogFilter, LogQuery, Op, OrderBy, SEARCH_DOCUMENT};
 
 use crate::db::{AnyConnection, MultiBackend};
 use crate::error::Error;
 use crate::schema::{log_bodies, logs};
 
-/// PostgreSQL binds at most 65,535 parameters per statement and bundled SQLite 32,766; 32 columns × 1,000 rows
-/// stays under both, so a batch is one statement per table up to this size and a few beyond it.
-const ROWS_PER_STATEMENT: usize = 1_000;
-
 /// A `logs` row, in column order.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = logs)]
 pub struct LogRow {
     pub id: String,
@@ -57,7 +54,7 @@ pub struct LogRow {
 }
 
 /// A `log_bodies` row.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
 #[diesel(table_name = log_bodies)]
 pub struct LogBodyRow {
     pub id: String,
@@ -67,128 +64,6 @@ pub struct LogBodyRow {
     pub response_head_complete: bool,
     pub request_body: Option<String>,
     pub response_body: Option<String>,
-}
-
-/// Text as a column can hold it: PostgreSQL refuses NUL (0x00) in `text`, and one such record would fail its whole
-/// batch on every redelivery. A NUL reaches a record from a binary body (turned to text lossily) or from a JSON
-/// `"\u0000"` in a model name; it becomes U+FFFD, as bytes that are not UTF-8 already do.
-fn text(s: &str) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "\u{fffd}")
-    } else {
-        s.to_owned()
-    }
-}
-
-fn opt_text(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(text)
-}
-
-/// Counts beyond i64 cannot happen in practice; saturate rather than fail the whole batch.
-fn int(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-impl LogRow {
-    pub fn from_record(r: &LogRecord) -> Self {
-        let total = r
-            .tokens_in
-            .unwrap_or(0)
-            .saturating_add(r.tokens_out.unwrap_or(0));
-        Self {
-            id: text(&r.id),
-            account_id: text(&r.account_id),
-            gateway_id: text(&r.gateway_id),
-            created_at: r.created_at_ms,
-            provider: text(&r.provider),
-            model: opt_text(&r.model),
-            model_type: opt_text(&r.model_type),
-            path: text(&r.path),
-            request_type: opt_text(&r.request_type),
-            request_content_type: opt_text(&r.request_content_type),
-            response_content_type: opt_text(&r.response_content_type),
-            status_code: i32::from(r.status_code),
-            success: r.success,
-            cached: r.cached,
-            duration: int(r.duration_ms),
-            tokens_in: r.tokens_in.map(int),
-            tokens_out: r.tokens_out.map(int),
-            total_tokens: int(total),
-            cached_tokens_in: r.cached_tokens_in.map(int),
-            cost: r.cost,
-            custom_cost: r.custom_cost,
-            metadata: opt_text(&r.metadata),
-            event_id: text(&r.event_id),
-            step: i32::try_from(r.step).unwrap_or(i32::MAX),
-            user_agent: opt_text(&r.user_agent),
-            authenticated: r.authenticated,
-            request_size: int(r.request_size),
-            response_size: int(r.response_size),
-            bodies_stored: r.bodies_stored,
-            feedback: None,
-            score: None,
-            config_hash: opt_text(&r.config_hash),
-        }
-    }
-}
-
-impl LogBodyRow {
-    pub fn from_record(r: &LogRecord) -> Self {
-        Self {
-            id: text(&r.id),
-            request_head: text(&r.request_head),
-            request_head_complete: r.request_head_complete,
-            response_head: text(&r.response_head),
-            response_head_complete: r.response_head_complete,
-            request_body: opt_text(&r.request_body),
-            response_body: opt_text(&r.response_body),
-        }
-    }
-}
-
-/// Stores a batch in one transaction: one multi-row insert per table (per [`ROWS_PER_STATEMENT`]). Ids already
-/// stored are skipped, so a redelivered batch changes nothing. Returns how many log rows were new.
-/// The raw insert. It does not keep the gateway's stored count: write through `log_caps::store_with_caps` (as
-/// `log_ingest::store_batch` does), or the unfiltered list's `total_count` will not see the rows.
-pub fn insert_batch(conn: &mut AnyConnection, records: &[LogRecord]) -> Result<usize, Error> {
-    if records.is_empty() {
-        return Ok(0);
-    }
-    let rows: Vec<LogRow> = records.iter().map(LogRow::from_record).collect();
-    let bodies: Vec<LogBodyRow> = records.iter().map(LogBodyRow::from_record).collect();
-    conn.write_transaction(|conn| {
-        let mut inserted = 0;
-        // MultiBackend has no ON CONFLICT (stack notes §2, pitfall 7), so each backend gets its own dialect.
-        match conn {
-            AnyConnection::Postgresql(pg) => {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    inserted += diesel::insert_into(logs::table)
-                        .values(chunk)
-                        .on_conflict_do_nothing()
-                        .execute(pg)?;
-                }
-                for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
-                    diesel::insert_into(log_bodies::table)
-                        .values(chunk)
-                        .on_conflict_do_nothing()
-                        .execute(pg)?;
-                }
-            }
-            AnyConnection::Sqlite(sqlite) => {
-                for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    inserted += diesel::insert_or_ignore_into(logs::table)
-                        .values(chunk)
-                        .execute(sqlite)?;
-                }
-                for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
-                    diesel::insert_or_ignore_into(log_bodies::table)
-                        .values(chunk)
-                        .execute(sqlite)?;
-                }
-            }
-        }
-        Ok(inserted)
-    })
 }
 
 /// One page of logs and the total across pages.
@@ -220,7 +95,7 @@ pub fn list(
     // was measured no better: the rows cross the wire, the aggregate does not).
     let total_count: i64 =
         if query.search.as_deref().is_none_or(str::is_empty) && query.filters.is_empty() {
-            crate::store::log_caps::stored_count(conn, account_id, gateway_id)?
+            crate::store::log_counters::stored_count(conn, account_id, gateway_id)?
         } else {
             let cap = FILTERED_COUNT_CAP.max(offset.saturating_add(limit));
             CappedCount(
@@ -415,7 +290,7 @@ pub fn delete(
         )
         .execute(conn)?;
         // The stored count feeds the gateway's cap; it changes with the rows, in the same transaction.
-        crate::store::log_caps::adjust_counter(conn, account_id, gateway_id, -(n as i64))?;
+        crate::store::log_counters::adjust_counter(conn, account_id, gateway_id, -(n as i64))?;
         Ok(n)
     })
 }

@@ -214,8 +214,8 @@ async fn batches_the_writer_gives_up_on_are_counted_as_dropped() {
             attempts: 3,
         },
         Arc::clone(&app.log_ingest),
-        &tokio::runtime::Handle::current(),
-    );
+    )
+    .unwrap();
     for n in 0..4 {
         records
             .send(record(

@@ -11,6 +11,7 @@ mod gateways;
 mod log_caps;
 mod log_ingest;
 mod log_search;
+mod log_writer_cost;
 mod logs;
 mod openapi;
 mod pagination;

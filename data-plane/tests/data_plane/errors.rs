@@ -8,8 +8,8 @@ const NOT_FOUND_BODY: &str = r#"{"success":false,"result":[],"messages":[],"erro
 fn an_unknown_path_gets_the_ai_gateway_error_body_with_404() {
     let data_plane = RunningDataPlane::start();
 
+    // `GET /` is the front door (probes.rs); every other unknown path is this 404.
     for path in [
-        "/",
         "/nope",
         "/healthz/extra",
         "/v1/account-only",
