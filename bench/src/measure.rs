@@ -93,22 +93,29 @@ impl Pair {
     }
 }
 
+/// A measured side for tests: `ok` requests of `events_per` events each, `cpu_ms` of gateway CPU (half of it on the
+/// data-plane threads).
+#[cfg(test)]
+pub(crate) fn test_side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
+    Side {
+        result: PhaseResult {
+            sent: ok,
+            latencies: vec![Duration::from_millis(1); ok],
+            first_bytes: vec![Duration::from_millis(1); ok],
+            events: ok * events_per,
+            ..PhaseResult::default()
+        },
+        gateway_cpu: Some(Duration::from_millis(cpu_ms)),
+        data_plane_cpu: Some(Duration::from_millis(cpu_ms / 2)),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
-        Side {
-            result: PhaseResult {
-                sent: ok,
-                latencies: vec![Duration::from_millis(1); ok],
-                first_bytes: vec![Duration::from_millis(1); ok],
-                events: ok * events_per,
-                ..PhaseResult::default()
-            },
-            gateway_cpu: Some(Duration::from_millis(cpu_ms)),
-            data_plane_cpu: Some(Duration::from_millis(cpu_ms / 2)),
-        }
+        test_side(cpu_ms, ok, events_per)
     }
 
     #[test]

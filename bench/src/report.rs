@@ -582,22 +582,10 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
-        Side {
-            result: PhaseResult {
-                sent: ok,
-                latencies: vec![Duration::from_millis(1); ok],
-                first_bytes: vec![Duration::from_millis(1); ok],
-                events: ok * events_per,
-                ..PhaseResult::default()
-            },
-            gateway_cpu: Some(Duration::from_millis(cpu_ms)),
-            data_plane_cpu: Some(Duration::from_millis(cpu_ms / 2)),
-        }
+        crate::measure::test_side(cpu_ms, ok, events_per)
     }
 
     #[test]
