@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # The gateway load benchmark in one run: builds release, starts a mock provider and a standalone gateway on
-# 127.0.0.1, creates two gateways (`bench` without logs, `bench-logged` with them), then runs gatehouse-bench direct
-# to the mock and through the gateways.
+# 127.0.0.1 (OpenAI and Anthropic pointed at the mock), creates two gateways (`bench` without logs, `bench-logged`
+# with them), then runs gatehouse-bench direct to the mock and through the gateways (provider-native and /compat).
 #
 #   bench/run.sh [gatehouse-bench flags…]       e.g. bench/run.sh --rate 500 --duration 5s
 #   bench/run.sh --phases concurrent --concurrent-streams 500,2000
+#   bench/run.sh --phases compat                 # /compat translated to Anthropic vs provider-native
 #
 # Environment: BENCH_PIN=0 to let the scheduler place the processes (default 1: gateway on CPU 1, mock and client on
 # CPU 0), BENCH_DIRECT_ONLY=1 to measure the mock alone (no gateway built or started), BENCH_SKIP_BUILD=1,
-# BENCH_KEEP=1 to keep the logs, BENCH_ACCOUNT, BENCH_ROUTABLE_TIMEOUT (seconds, default 15), GATEHOUSE_LOG (warn).
+# BENCH_KEEP=1 to keep the logs, BENCH_ACCOUNT, BENCH_ROUTABLE_TIMEOUT (seconds, default 15), GATEHOUSE_LOG (warn),
+# BENCH_GATEHOUSE_BIN to run another gatehouse binary (a saved build, for A/B runs; default the release build).
 # Exit status: gatehouse-bench's (1 when requests failed), 2 when the setup failed. See bench/README.md.
 set -euo pipefail
 
@@ -51,6 +53,8 @@ fi
 for b in "${binaries[@]}"; do
   [[ -x $bin/$b ]] || die "$bin/$b is missing"
 done
+gatehouse_bin=${BENCH_GATEHOUSE_BIN:-$bin/gatehouse}
+[[ $direct_only == 1 || -x $gatehouse_bin ]] || die "$gatehouse_bin is missing"
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/gatehouse-bench.XXXXXX")
 pids=()
@@ -90,13 +94,15 @@ mock=$(wait_line "$tmp/mock.out" 'mock provider listening on http://' 10 "$mock_
 log "mock provider on $mock (pid $mock_pid)"
 
 if [[ $direct_only == 1 ]]; then
-  "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --mock-pid "$mock_pid" "$@"
+  "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --anthropic-direct "http://$mock" \
+    --mock-pid "$mock_pid" "$@"
   exit $?
 fi
 
-GATEHOUSE_LOG=${GATEHOUSE_LOG:-warn} "${pin_gateway[@]}" "$bin/gatehouse" --data-dir "$tmp/data" \
+GATEHOUSE_LOG=${GATEHOUSE_LOG:-warn} "${pin_gateway[@]}" "$gatehouse_bin" --data-dir "$tmp/data" \
   --api-listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
-  --provider-base-url "openai=http://$mock/v1" >"$tmp/gatehouse.out" 2>"$tmp/gatehouse.err" &
+  --provider-base-url "openai=http://$mock/v1" --provider-base-url "anthropic=http://$mock" \
+  >"$tmp/gatehouse.out" 2>"$tmp/gatehouse.err" &
 gh_pid=$!
 pids+=("$gh_pid")
 api=$(wait_line "$tmp/gatehouse.out" 'management API listening on http://' 60 "$gh_pid") ||
@@ -141,9 +147,14 @@ through_logged="http://$inference/v1/$account/$logged_gateway/openai"
 wait_routable "$through"
 wait_routable "$through_logged"
 
+# The operator token lets the logs-on phases read the log writer's counter (GET /admin/log-ingest): they wait
+# until it has stored their records before reading the gateway's CPU, and report how many it stored.
 set +e
-"${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" \
-  --through-logged "$through_logged" --gateway-pid "$gh_pid" --mock-pid "$mock_pid" "$@"
+BENCH_ADMIN_TOKEN=$token "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" \
+  --through-logged "$through_logged" \
+  --anthropic-direct "http://$mock" --anthropic-through "http://$inference/v1/$account/$gateway/anthropic" \
+  --compat-through "http://$inference/v1/$account/$gateway/compat" --admin-api "http://$api" \
+  --gateway-pid "$gh_pid" --mock-pid "$mock_pid" "$@"
 rc=$?
 set -e
 if ((rc != 0)); then

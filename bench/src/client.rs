@@ -30,9 +30,17 @@ pub struct Target {
     pub uri: Uri,
     pub headers: Vec<(HeaderName, HeaderValue)>,
     pub body: Bytes,
-    /// Expect an SSE body ending in `data: [DONE]`.
+    /// Expect an SSE body ending in [`Target::stream_end`].
     pub stream: bool,
+    /// The last event of a complete stream: [`OPENAI_STREAM_END`] or [`ANTHROPIC_STREAM_END`].
+    pub stream_end: &'static [u8],
 }
+
+/// How an OpenAI stream ends (chat completions, and `/compat` whatever the provider behind it).
+pub const OPENAI_STREAM_END: &[u8] = b"data: [DONE]\n\n";
+/// How an Anthropic Messages stream ends: its `message_stop` event.
+pub const ANTHROPIC_STREAM_END: &[u8] =
+    b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n";
 
 /// What one exchange produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,8 +56,6 @@ pub enum Outcome {
     /// A failure, by kind: `status 404`, `timeout`, `connect`, `incomplete stream`, ….
     Failed(String),
 }
-
-const DONE: &[u8] = b"data: [DONE]\n\n";
 
 fn request(target: &Target) -> Result<Request<Full<Bytes>>, http::Error> {
     let mut builder = Request::builder()
@@ -69,16 +75,18 @@ pub async fn exchange(client: &HttpClient, target: &Target, timeout: Duration) -
         Err(e) => return Outcome::Failed(format!("bad request: {e}")),
     };
     let started = Instant::now();
-    match tokio::time::timeout(timeout, run(client, request, target.stream, started)).await {
+    let end = target.stream.then_some(target.stream_end);
+    match tokio::time::timeout(timeout, run(client, request, end, started)).await {
         Ok(outcome) => outcome,
         Err(_) => Outcome::Failed("timeout".into()),
     }
 }
 
+/// `end`: the stream's expected last event, `None` for a JSON answer.
 async fn run(
     client: &HttpClient,
     request: Request<Full<Bytes>>,
-    stream: bool,
+    end: Option<&[u8]>,
     started: Instant,
 ) -> Outcome {
     let response = match client.request(request).await {
@@ -89,7 +97,7 @@ async fn run(
     let status = response.status();
     let mut body = response.into_body();
     let mut first_byte = None;
-    // Only the tail is kept: enough to see `[DONE]` and count event ends across frame boundaries.
+    // Only the tail is kept: enough to see the last event and count event ends across frame boundaries.
     let mut tail: Vec<u8> = Vec::new();
     let mut events = 0;
     let mut len = 0usize;
@@ -105,11 +113,11 @@ async fn run(
         }
         first_byte.get_or_insert_with(|| started.elapsed());
         len += data.len();
-        if stream {
+        if let Some(end) = end {
             let prev = tail.last().copied();
             events += count_event_ends(prev, &data);
             tail.extend_from_slice(&data);
-            let keep = tail.len().saturating_sub(DONE.len());
+            let keep = tail.len().saturating_sub(end.len());
             tail.drain(..keep);
         }
     }
@@ -117,13 +125,13 @@ async fn run(
     if !status.is_success() {
         return Outcome::Failed(format!("status {}", status.as_u16()));
     }
-    if len == 0 || (stream && tail != DONE) {
+    if len == 0 || end.is_some_and(|end| tail != end) {
         return Outcome::Failed("incomplete body".into());
     }
     Outcome::Ok {
         latency,
         first_byte: first_byte.unwrap_or(latency),
-        events: if stream { events } else { 0 },
+        events,
     }
 }
 

@@ -135,6 +135,7 @@ mod tests {
             },
             gateway_cpu: Some(Duration::from_millis(cpu_ms)),
             data_plane_cpu: Some(Duration::from_millis(dp_ms)),
+            log_records: None,
         }
     }
 

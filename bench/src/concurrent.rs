@@ -296,6 +296,7 @@ pub async fn measure_side(
         gateway_cpu: since(gateway_before, gateway()),
         data_plane_cpu: since(dp_before, dp()),
         result: measured.result,
+        log_records: None,
     };
     if side.result.error_count() > 0 {
         eprintln!("gatehouse-bench: {label}: {:?}", side.result.errors);
@@ -393,6 +394,7 @@ mod tests {
                 },
                 gateway_cpu: cpu_ms.map(Duration::from_millis),
                 data_plane_cpu: None,
+                log_records: None,
             },
             ..StreamsSide::default()
         }

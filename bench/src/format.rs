@@ -1,5 +1,5 @@
 //! Number formatting shared by the table and the JSON summary: microseconds to one decimal, table cells, signed
-//! differences, rounding and the `met` / `MISSED` verdicts.
+//! differences, rounding and the `met` / `MISSED` verdicts (below, at most, at least a target).
 
 use std::time::Duration;
 
@@ -33,6 +33,24 @@ pub fn verdict(v: Option<f64>, target: f64) -> String {
     }
 }
 
+/// `<= target  met` when `v` is at most the target, `<= target  MISSED` when above, `<= target` without a value.
+pub fn verdict_at_most(v: Option<f64>, target: f64) -> String {
+    match v {
+        Some(v) if v <= target => format!("<= {target}  met"),
+        Some(_) => format!("<= {target}  MISSED"),
+        None => format!("<= {target}"),
+    }
+}
+
+/// `>= target  met` when `v` is at least the target, `>= target  MISSED` when below, `>= target` without a value.
+pub fn verdict_at_least(v: Option<f64>, target: f64) -> String {
+    match v {
+        Some(v) if v >= target => format!(">= {target}  met"),
+        Some(_) => format!(">= {target}  MISSED"),
+        None => format!(">= {target}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +68,10 @@ mod tests {
         assert_eq!(verdict(Some(14.9), 15.0), "< 15  met");
         assert_eq!(verdict(Some(15.0), 15.0), "< 15  MISSED");
         assert_eq!(verdict(None, 15.0), "< 15");
+        assert_eq!(verdict_at_most(Some(50.0), 50.0), "<= 50  met");
+        assert_eq!(verdict_at_most(Some(50.1), 50.0), "<= 50  MISSED");
+        assert_eq!(verdict_at_least(Some(20000.0), 20000.0), ">= 20000  met");
+        assert_eq!(verdict_at_least(Some(19999.9), 20000.0), ">= 20000  MISSED");
+        assert_eq!(verdict_at_least(None, 1.0), ">= 1");
     }
 }

@@ -4,9 +4,11 @@
 
 pub mod client;
 pub mod compare;
+pub mod compat;
 pub mod concurrent;
 pub mod cpu;
 pub mod format;
+pub mod ingest;
 pub mod load;
 pub mod measure;
 pub mod report;

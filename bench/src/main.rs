@@ -10,12 +10,16 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use bytes::Bytes;
 use clap::Parser;
-use gatehouse_bench::client::{HttpClient, Target, http_client, sample_header};
+use gatehouse_bench::client::{
+    ANTHROPIC_STREAM_END, HttpClient, OPENAI_STREAM_END, Target, http_client, sample_header,
+};
 use gatehouse_bench::compare::{Labelled, parse_labelled_url};
+use gatehouse_bench::compat::Compat;
 use gatehouse_bench::concurrent::{
     self, Concurrent, Probe, measure_side, nominal_stream, open_files_needed,
 };
 use gatehouse_bench::cpu::{clock_ticks, process_cpu, threads_cpu};
+use gatehouse_bench::ingest::Admin;
 use gatehouse_bench::load::{PhaseResult, closed_loop, open_loop};
 use gatehouse_bench::measure::{Pair, Side};
 use gatehouse_bench::report::{Results, json_summary, table};
@@ -39,6 +43,32 @@ struct Args {
     /// table compares the gateway's CPU per request with logging on and off.
     #[arg(long)]
     through_logged: Option<String>,
+    /// The mock's Anthropic base URL, e.g. http://127.0.0.1:9000 (`/v1/messages` is appended): the compat phase's
+    /// direct side. Without it the compat phase is skipped.
+    #[arg(long)]
+    anthropic_direct: Option<String>,
+    /// Anthropic's provider-native base through the gateway, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/anthropic
+    /// (`/v1/messages` is appended): the compat phase's native side.
+    #[arg(long)]
+    anthropic_through: Option<String>,
+    /// The gateway's OpenAI-compatible base, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/compat
+    /// (`/chat/completions` is appended): the compat phase's translated side.
+    #[arg(long)]
+    compat_through: Option<String>,
+    /// The model the compat phase asks for through `/compat` (`{provider}/{model}`); the native side asks for what
+    /// follows the first `/`.
+    #[arg(long, default_value = "anthropic/claude-sonnet-4-5")]
+    compat_model: String,
+    /// The management API's base URL, e.g. http://127.0.0.1:8080, with an operator token in `BENCH_ADMIN_TOKEN`:
+    /// the logs-on phases then read the log writer's counter (`GET /admin/log-ingest`), wait until it has stored
+    /// their records before reading the gateway's CPU, and report how many it stored.
+    #[arg(long)]
+    admin_api: Option<String>,
+    #[arg(long, env = "BENCH_ADMIN_TOKEN", hide_env_values = true, hide = true)]
+    admin_token: Option<String>,
+    /// The longest a logs-on phase waits for the log writer to store its records.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    drain_timeout: Duration,
     /// A further gateway to run the chat phase through with the same schedule, as LABEL=URL (repeatable), e.g.
     /// `cache-hit=http://127.0.0.1:8787/v1/ACCOUNT/cached/openai`. Each is compared with `--through`: latency and
     /// CPU per request, which is what a traffic policy (cache, rate limit) adds or saves (`bench/policies.sh`).
@@ -108,11 +138,11 @@ struct Args {
     /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
     #[arg(long)]
     mock_pid: Option<u32>,
-    /// Phases to run, comma-separated: chat, stream, closed, concurrent.
+    /// Phases to run, comma-separated: chat, stream, closed, compat, concurrent (they run in that order).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "chat,stream,closed,concurrent"
+        default_value = "chat,stream,closed,compat,concurrent"
     )]
     phases: Vec<String>,
     /// Client runtime threads. 1 leaves the most CPU to the gateway and the mock on a small machine.
@@ -123,13 +153,17 @@ struct Args {
     json_only: bool,
 }
 
-/// The ~300-byte request every phase sends.
-fn chat_body(stream: bool) -> Bytes {
+const SYSTEM: &str = "You are a terse, accurate assistant for network engineers.";
+const QUESTION: &str = "Summarise in one sentence why an HTTP proxy keeps its upstream connections alive and pooled \
+                        between requests.";
+
+/// The ~300-byte OpenAI chat completion every OpenAI phase sends (`model` differs through `/compat`).
+fn chat_body(model: &str, stream: bool) -> Bytes {
     let mut body = json!({
-        "model": "gpt-4o-mini",
+        "model": model,
         "messages": [
-            {"role": "system", "content": "You are a terse, accurate assistant for network engineers."},
-            {"role": "user", "content": "Summarise in one sentence why an HTTP proxy keeps its upstream connections alive and pooled between requests."}
+            {"role": "system", "content": SYSTEM},
+            {"role": "user", "content": QUESTION}
         ],
         "max_tokens": 64,
         "temperature": 0.2,
@@ -142,8 +176,56 @@ fn chat_body(stream: bool) -> Bytes {
     Bytes::from(body.to_string())
 }
 
-fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Result<Arc<Target>> {
-    let uri: Uri = format!("{}/chat/completions", base.trim_end_matches('/'))
+/// The same request in Anthropic's Messages form, as `/compat` translates it (system apart, `user` as
+/// `metadata.user_id`).
+fn messages_body(model: &str, stream: bool) -> Bytes {
+    let mut body = json!({
+        "model": model,
+        "system": SYSTEM,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "max_tokens": 64,
+        "temperature": 0.2,
+        "metadata": {"user_id": "gatehouse-bench"}
+    });
+    if stream {
+        body["stream"] = json!(true);
+    }
+    Bytes::from(body.to_string())
+}
+
+const OPENAI_MODEL: &str = "gpt-4o-mini";
+
+/// The provider's own name of a `/compat` model: what follows the first `/` (`anthropic/claude-sonnet-4-5` →
+/// `claude-sonnet-4-5`).
+fn native_model(compat_model: &str) -> &str {
+    compat_model
+        .split_once('/')
+        .map_or(compat_model, |(_, m)| m)
+}
+
+/// Which API a target speaks.
+#[derive(Debug, Clone, Copy)]
+enum Api<'a> {
+    /// OpenAI chat completions: `{base}/chat/completions`, `Authorization: Bearer`, this model.
+    OpenAi(&'a str),
+    /// Anthropic Messages: `{base}/v1/messages`, `x-api-key` and `anthropic-version`, this model.
+    Anthropic(&'a str),
+}
+
+/// A request sent many times: `api`'s path on `base`, streamed with `chunks` events `delay_ms` apart from the
+/// mock (`x-mock-chunks`, `x-mock-chunk-delay-ms`) when `chunks` is given.
+fn api_target(
+    base: &str,
+    api: Api<'_>,
+    stream: bool,
+    chunks: Option<usize>,
+    delay_ms: u64,
+) -> Result<Arc<Target>> {
+    let path = match api {
+        Api::OpenAi(_) => "/chat/completions",
+        Api::Anthropic(_) => "/v1/messages",
+    };
+    let uri: Uri = format!("{}{path}", base.trim_end_matches('/'))
         .parse()
         .with_context(|| format!("not a URL: {base}"))?;
     anyhow::ensure!(
@@ -151,10 +233,30 @@ fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Res
             .is_some_and(|h| h == "127.0.0.1" || h == "localhost" || h == "[::1]"),
         "the benchmark only sends to this machine, not to {uri}"
     );
-    let mut headers = vec![(
-        HeaderName::from_static("authorization"),
-        HeaderValue::from_static("Bearer sk-test"),
-    )];
+    let (mut headers, body, stream_end) = match api {
+        Api::OpenAi(model) => (
+            vec![(
+                HeaderName::from_static("authorization"),
+                HeaderValue::from_static("Bearer sk-test"),
+            )],
+            chat_body(model, stream),
+            OPENAI_STREAM_END,
+        ),
+        Api::Anthropic(model) => (
+            vec![
+                (
+                    HeaderName::from_static("x-api-key"),
+                    HeaderValue::from_static("sk-test"),
+                ),
+                (
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static("2023-06-01"),
+                ),
+            ],
+            messages_body(model, stream),
+            ANTHROPIC_STREAM_END,
+        ),
+    };
     if let Some(chunks) = chunks {
         headers.push((
             HeaderName::from_static("x-mock-chunks"),
@@ -168,9 +270,26 @@ fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Res
     Ok(Arc::new(Target {
         uri,
         headers,
-        body: chat_body(stream),
+        body,
         stream,
+        stream_end,
     }))
+}
+
+/// The OpenAI chat completion of the chat, stream, closed and concurrent phases.
+fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Result<Arc<Target>> {
+    api_target(base, Api::OpenAi(OPENAI_MODEL), stream, chunks, delay_ms)
+}
+
+/// What a phase waits for after its warm-up and after its measured run, before reading the gateway's CPU.
+#[derive(Debug, Clone, Copy)]
+enum Settle {
+    None,
+    /// A pause.
+    Pause(Duration),
+    /// A logs-on phase: at least this long, then until the log writer has stored everything (with
+    /// `--admin-api`; a plain pause without).
+    Logs(Duration),
 }
 
 /// The name prefix of the data plane's (pingora's) threads in the gatehouse process.
@@ -180,15 +299,35 @@ struct Bench {
     args: Args,
     client: HttpClient,
     ticks: u64,
+    /// Where the log writer's counter is read (`--admin-api` with `BENCH_ADMIN_TOKEN`).
+    admin: Option<Admin>,
 }
 
 impl Bench {
-    /// Runs `phase`, reading the gateway's CPU time around it (`settle` after the phase before the second read).
+    /// Waits as `settle` says; for a logs-on phase read through the management API, returns the log writer's
+    /// `stored` counter once it has stopped moving.
+    async fn settle(&self, settle: Settle) -> Option<u64> {
+        match (settle, &self.admin) {
+            (Settle::None, _) => None,
+            (Settle::Logs(min), Some(admin)) => {
+                admin
+                    .drain(&self.client, min, self.args.drain_timeout)
+                    .await
+            }
+            (Settle::Pause(d) | Settle::Logs(d), _) => {
+                tokio::time::sleep(d).await;
+                None
+            }
+        }
+    }
+
+    /// Runs `phase`, reading the gateway's CPU time around it (after `settle` for the second read). Before a
+    /// logs-on phase the caller has drained the writer, so what it stores meanwhile is the phase's.
     async fn measured<F: Future<Output = PhaseResult>>(
         &self,
         label: &str,
         phase: F,
-        settle: Duration,
+        settle: Settle,
     ) -> Side {
         eprintln!("gatehouse-bench: {label}");
         let cpu = || {
@@ -201,12 +340,14 @@ impl Bench {
                 .gateway_pid
                 .and_then(|pid| threads_cpu(pid, self.ticks, DATA_PLANE_THREADS))
         };
+        let stored_before = match (settle, &self.admin) {
+            (Settle::Logs(_), Some(admin)) => admin.stored(&self.client).await,
+            _ => None,
+        };
         let before = cpu();
         let dp_before = dp_cpu();
         let result = phase.await;
-        if !settle.is_zero() {
-            tokio::time::sleep(settle).await;
-        }
+        let stored_after = self.settle(settle).await;
         let gateway_cpu = before.zip(cpu()).map(|(b, a)| a.saturating_sub(b));
         let data_plane_cpu = dp_before.zip(dp_cpu()).map(|(b, a)| a.saturating_sub(b));
         if result.error_count() > 0 {
@@ -216,6 +357,9 @@ impl Bench {
             result,
             gateway_cpu,
             data_plane_cpu,
+            log_records: stored_before
+                .zip(stored_after)
+                .map(|(b, a)| a.saturating_sub(b)),
         }
     }
 
@@ -225,14 +369,12 @@ impl Bench {
         t: &Arc<Target>,
         schedule: Schedule,
         warmup: Schedule,
-        settle: Duration,
+        settle: Settle,
     ) -> Side {
         if warmup.count() > 0 {
             eprintln!("gatehouse-bench: {label} (warm-up)");
             open_loop(&self.client, t, warmup, self.args.timeout).await;
-            if !settle.is_zero() {
-                tokio::time::sleep(settle).await;
-            }
+            self.settle(settle).await;
         }
         self.measured(
             label,
@@ -246,7 +388,7 @@ impl Bench {
         sample_header(&self.client, t, &self.args.sample_header, self.args.timeout).await
     }
 
-    async fn closed(&self, label: &str, t: &Arc<Target>) -> Side {
+    async fn closed(&self, label: &str, t: &Arc<Target>, settle: Settle) -> Side {
         let a = &self.args;
         eprintln!("gatehouse-bench: {label} (warm-up)");
         closed_loop(
@@ -257,10 +399,11 @@ impl Bench {
             a.timeout,
         )
         .await;
+        self.settle(settle).await;
         self.measured(
             label,
             closed_loop(&self.client, t, a.concurrency, a.closed_duration, a.timeout),
-            Duration::ZERO,
+            settle,
         )
         .await
     }
@@ -364,6 +507,94 @@ impl Bench {
         Ok(())
     }
 
+    /// The compat phase: the chat phase's schedule non-streamed, then the stream phase's short and long streams,
+    /// each direct to the mock's Messages endpoint, provider-native through the gateway and translated through
+    /// `/compat`. Skipped without `--anthropic-direct`.
+    async fn compat(&self) -> Result<Option<Compat>> {
+        let a = &self.args;
+        let Some(direct) = a.anthropic_direct.as_deref() else {
+            eprintln!("gatehouse-bench: compat skipped: no --anthropic-direct");
+            return Ok(None);
+        };
+        let native = Api::Anthropic(native_model(&a.compat_model));
+        let translated = Api::OpenAi(&a.compat_model);
+        let make = |base: &str, api, chunks: Option<usize>| {
+            api_target(base, api, chunks.is_some(), chunks, a.chunk_delay_ms)
+        };
+        let mut compat = Compat {
+            model: a.compat_model.clone(),
+            ..Compat::default()
+        };
+
+        let schedule = Schedule::for_duration(a.rate, a.duration);
+        let warmup = Schedule::for_duration(a.rate, a.warmup);
+        let whole = |label: &'static str, t: Arc<Target>, settle| async move {
+            self.open(label, &t, schedule, warmup, settle).await
+        };
+        compat.whole.direct = whole(
+            "compat: Anthropic direct",
+            make(direct, native, None)?,
+            Settle::None,
+        )
+        .await;
+        if let Some(base) = a.anthropic_through.as_deref() {
+            let t = make(base, native, None)?;
+            compat.whole.native = Some(
+                whole(
+                    "compat: Anthropic native through",
+                    t,
+                    Settle::Pause(a.settle),
+                )
+                .await,
+            );
+        }
+        if let Some(base) = a.compat_through.as_deref() {
+            let t = make(base, translated, None)?;
+            compat.whole.translated = Some(
+                whole(
+                    "compat: translated through /compat",
+                    t,
+                    Settle::Pause(a.settle),
+                )
+                .await,
+            );
+        }
+
+        let schedule = Schedule::new(a.stream_rate, a.streams);
+        let warmup = Schedule::new(a.stream_rate, a.streams.min(20));
+        let streams = |label: String, t: Arc<Target>| async move {
+            self.open(&label, &t, schedule, warmup, Settle::None).await
+        };
+        let (short, long) = (Some(a.stream_chunks), Some(a.long_stream_chunks));
+        compat.stream.direct = streams(
+            "compat: Anthropic streams direct".into(),
+            make(direct, native, short)?,
+        )
+        .await;
+        for (name, base, api) in [
+            ("Anthropic native", a.anthropic_through.as_deref(), native),
+            ("translated", a.compat_through.as_deref(), translated),
+        ] {
+            let Some(base) = base else { continue };
+            let short = streams(
+                format!("compat: {name} streams through"),
+                make(base, api, short)?,
+            )
+            .await;
+            let long = streams(
+                format!("compat: {name} long streams through"),
+                make(base, api, long)?,
+            )
+            .await;
+            if matches!(api, Api::OpenAi(_)) {
+                (compat.stream.translated, compat.long_translated) = (Some(short), Some(long));
+            } else {
+                (compat.stream.native, compat.long_native) = (Some(short), Some(long));
+            }
+        }
+        Ok(Some(compat))
+    }
+
     /// Each phase direct then through, so both halves see the same warm state of the mock.
     async fn run(&self) -> Result<Results> {
         let a = &self.args;
@@ -383,7 +614,7 @@ impl Bench {
                     &target(&a.direct, false, None, 0)?,
                     schedule,
                     warmup,
-                    Duration::ZERO,
+                    Settle::None,
                 )
                 .await;
             let through = match through {
@@ -393,7 +624,7 @@ impl Bench {
                         &target(base, false, None, 0)?,
                         schedule,
                         warmup,
-                        a.settle,
+                        Settle::Pause(a.settle),
                     )
                     .await,
                 ),
@@ -408,7 +639,7 @@ impl Bench {
                         &t,
                         schedule,
                         warmup,
-                        a.settle,
+                        Settle::Pause(a.settle),
                     )
                     .await;
                 let sample = self.sample(&t).await;
@@ -428,7 +659,7 @@ impl Bench {
                         &target(base, false, None, 0)?,
                         schedule,
                         warmup,
-                        a.settle,
+                        Settle::Logs(a.settle),
                     )
                     .await,
                 );
@@ -444,7 +675,7 @@ impl Bench {
                     &short(&a.direct)?,
                     schedule,
                     warmup,
-                    Duration::ZERO,
+                    Settle::None,
                 )
                 .await;
             let mut pair = Pair {
@@ -458,7 +689,7 @@ impl Bench {
                         &short(base)?,
                         schedule,
                         warmup,
-                        Duration::ZERO,
+                        Settle::None,
                     )
                     .await,
                 );
@@ -469,7 +700,7 @@ impl Bench {
                         &long,
                         schedule,
                         warmup,
-                        Duration::ZERO,
+                        Settle::None,
                     )
                     .await,
                 );
@@ -478,16 +709,37 @@ impl Bench {
         }
         if wants("closed") {
             let direct = self
-                .closed("closed loop direct", &target(&a.direct, false, None, 0)?)
+                .closed(
+                    "closed loop direct",
+                    &target(&a.direct, false, None, 0)?,
+                    Settle::None,
+                )
                 .await;
             let through = match through {
                 Some(base) => Some(
-                    self.closed("closed loop through", &target(base, false, None, 0)?)
-                        .await,
+                    self.closed(
+                        "closed loop through",
+                        &target(base, false, None, 0)?,
+                        Settle::None,
+                    )
+                    .await,
                 ),
                 None => None,
             };
             results.closed = Some(Pair { direct, through });
+            if let Some(base) = a.through_logged.as_deref() {
+                results.closed_logged = Some(
+                    self.closed(
+                        "closed loop through, logs on",
+                        &target(base, false, None, 0)?,
+                        Settle::Logs(a.settle),
+                    )
+                    .await,
+                );
+            }
+        }
+        if wants("compat") {
+            results.compat = self.compat().await?;
         }
         if wants("concurrent") {
             self.concurrent(&mut results).await?;
@@ -504,7 +756,7 @@ impl Bench {
             a.rate,
             humantime::format_duration(a.duration),
             humantime::format_duration(a.warmup),
-            chat_body(false).len(),
+            chat_body(OPENAI_MODEL, false).len(),
             a.streams,
             a.stream_rate,
             a.stream_chunks,
@@ -527,7 +779,7 @@ impl Bench {
         let a = &self.args;
         json!({
             "rate": a.rate, "duration_s": a.duration.as_secs_f64(), "warmup_s": a.warmup.as_secs_f64(),
-            "body_bytes": chat_body(false).len(), "streams": a.streams, "stream_rate": a.stream_rate,
+            "body_bytes": chat_body(OPENAI_MODEL, false).len(), "streams": a.streams, "stream_rate": a.stream_rate,
             "stream_chunks": a.stream_chunks, "long_stream_chunks": a.long_stream_chunks,
             "chunk_delay_ms": a.chunk_delay_ms, "concurrency": a.concurrency,
             "closed_duration_s": a.closed_duration.as_secs_f64(), "client_threads": a.threads,
@@ -538,6 +790,11 @@ impl Bench {
             "phases": a.phases, "concurrent_streams": a.concurrent_streams,
             "concurrent_chunks": a.concurrent_chunks, "concurrent_chunk_delay_ms": a.concurrent_chunk_delay_ms,
             "concurrent_ramp_s": a.concurrent_ramp.as_secs_f64(), "mock_pid": a.mock_pid,
+            "compat_model": a.compat_model,
+            "anthropic_body_bytes": messages_body(native_model(&a.compat_model), false).len(),
+            "compat_body_bytes": chat_body(&a.compat_model, false).len(),
+            "admin_api": a.admin_api.is_some() && a.admin_token.is_some(),
+            "drain_timeout_s": a.drain_timeout.as_secs_f64(),
         })
     }
 }
@@ -561,10 +818,25 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let admin = match (args.admin_api.as_deref(), args.admin_token.clone()) {
+        (Some(api), Some(token)) => match Admin::new(api, token) {
+            Ok(admin) => Some(admin),
+            Err(e) => {
+                eprintln!("gatehouse-bench: --admin-api: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        (Some(_), None) => {
+            eprintln!("gatehouse-bench: --admin-api needs an operator token in BENCH_ADMIN_TOKEN");
+            return ExitCode::from(2);
+        }
+        _ => None,
+    };
     let bench = Bench {
         args,
         client: runtime.block_on(async { http_client() }),
         ticks: clock_ticks(),
+        admin,
     };
     let results = match runtime.block_on(bench.run()) {
         Ok(r) => r,

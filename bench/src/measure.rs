@@ -14,6 +14,9 @@ pub struct Side {
     /// The part of it spent on the data plane's own threads (`gatehouse-dp`; in standalone the control plane, the
     /// config bus and the log writer run on other threads of the same process).
     pub data_plane_cpu: Option<Duration>,
+    /// Log records the standalone writer stored for this phase's requests (logs-on phases, when the management API
+    /// can be read: `--admin-api`). Fewer than the requests sent means records were dropped.
+    pub log_records: Option<u64>,
 }
 
 impl Side {
@@ -45,6 +48,15 @@ impl Side {
         let ok = self.result.ok();
         (ok > 0).then(|| self.result.events as f64 / ok as f64)
     }
+}
+
+/// Gateway CPU per relayed chunk, in µs: the extra CPU of a long stream over a short one (per successful stream)
+/// divided by its extra events, so the cost of the request itself (routing, upstream exchange, headers) cancels out.
+pub fn marginal_cpu_per_event_us(short: &Side, long: &Side) -> Option<f64> {
+    let per_stream =
+        |s: &Side| Some(s.gateway_cpu?.as_secs_f64() * 1e6 / s.result.ok().max(1) as f64);
+    let extra_events = long.events_per_stream()? - short.events_per_stream()?;
+    (extra_events > 0.0).then_some((per_stream(long)? - per_stream(short)?) / extra_events)
 }
 
 /// `cpu` spread over `events`, in µs; `None` without events.
@@ -107,6 +119,7 @@ pub(crate) fn test_side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
         },
         gateway_cpu: Some(Duration::from_millis(cpu_ms)),
         data_plane_cpu: Some(Duration::from_millis(cpu_ms / 2)),
+        log_records: None,
     }
 }
 

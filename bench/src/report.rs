@@ -5,10 +5,11 @@ use std::fmt::Write as _;
 use serde_json::{Value, json};
 
 use crate::compare::{self, Labelled};
+use crate::compat::{self, Compat};
 use crate::concurrent::{Concurrent, StreamsSide};
-use crate::format::{cell, round, signed, us, verdict};
+use crate::format::{cell, round, signed, us, verdict, verdict_at_least, verdict_at_most};
 use crate::load::PhaseResult;
-use crate::measure::{Pair, Side};
+use crate::measure::{Pair, Side, marginal_cpu_per_event_us};
 use crate::resources::kib_to_mib;
 use crate::stats::Summary;
 
@@ -25,6 +26,11 @@ pub mod targets {
     /// [`CPU_PER_CHUNK_US`] at any count.
     pub const CONCURRENT_STREAMS: u64 = 2000;
     pub const RSS_MIB: f64 = 150.0;
+    /// The request-path issue, saturated (closed loop), the whole process pinned to one core: gateway CPU per
+    /// non-streamed request with logging off and on, at most (µs), and throughput with logging on, at least.
+    pub const SATURATED_CPU_LOGS_OFF_US: f64 = 40.0;
+    pub const SATURATED_CPU_LOGS_ON_US: f64 = 50.0;
+    pub const SATURATED_LOGS_ON_RPS: f64 = 20_000.0;
 }
 
 /// Everything one run measured.
@@ -37,6 +43,10 @@ pub struct Results {
     /// Through the gateway only: streams with more chunks, for the marginal cost of a chunk.
     pub long_stream: Option<Side>,
     pub closed: Option<Pair>,
+    /// The closed loop through the gateway with `collect_logs: true` (`closed.through` has it off).
+    pub closed_logged: Option<Side>,
+    /// The compat phase: translated against provider-native Anthropic.
+    pub compat: Option<Compat>,
     /// The chat phase through further gateways (`--through-also`), compared with `chat.through`.
     pub chat_also: Vec<Labelled>,
     /// The sampled response header (`--sample-header`) of `chat.through`, when further gateways were measured.
@@ -50,30 +60,23 @@ impl Results {
     /// events, so the cost of the request itself (routing, upstream exchange, headers) cancels out.
     pub fn cpu_per_chunk_us(&self) -> Option<f64> {
         let short = self.stream.as_ref()?.through.as_ref()?;
-        let long = self.long_stream.as_ref()?;
-        let per_stream =
-            |s: &Side| Some(s.gateway_cpu?.as_secs_f64() * 1e6 / s.result.ok().max(1) as f64);
-        let extra_events = long.events_per_stream()? - short.events_per_stream()?;
-        (extra_events > 0.0).then_some((per_stream(long)? - per_stream(short)?) / extra_events)
+        marginal_cpu_per_event_us(short, self.long_stream.as_ref()?)
     }
 
-    /// Gateway CPU per request with logging on over the same with logging off.
+    /// Gateway CPU per request with logging on over the same with logging off (the chat phase).
     pub fn logging_cpu_ratio(&self) -> Option<f64> {
-        let off = self.chat.as_ref()?.through.as_ref()?.cpu_per_request_us()?;
-        let on = self.chat_logged.as_ref()?.cpu_per_request_us()?;
-        (off > 0.0).then(|| on / off)
+        let off = self.chat.as_ref()?.through.as_ref();
+        cpu_ratio(off, self.chat_logged.as_ref()?, Side::cpu_per_request_us)
     }
 
     /// The same ratio on the data plane's threads only (the log writer excluded).
     pub fn logging_data_plane_cpu_ratio(&self) -> Option<f64> {
-        let off = self
-            .chat
-            .as_ref()?
-            .through
-            .as_ref()?
-            .data_plane_cpu_per_request_us()?;
-        let on = self.chat_logged.as_ref()?.data_plane_cpu_per_request_us()?;
-        (off > 0.0).then(|| on / off)
+        let off = self.chat.as_ref()?.through.as_ref();
+        cpu_ratio(
+            off,
+            self.chat_logged.as_ref()?,
+            Side::data_plane_cpu_per_request_us,
+        )
     }
 
     /// Every failed request of the run.
@@ -87,10 +90,12 @@ impl Results {
         pair(&self.chat)
             + pair(&self.stream)
             + pair(&self.closed)
-            + self
-                .chat_logged
-                .as_ref()
-                .map_or(0, |s| s.result.error_count())
+            + [&self.chat_logged, &self.closed_logged]
+                .into_iter()
+                .flatten()
+                .map(|s| s.result.error_count())
+                .sum::<usize>()
+            + self.compat.as_ref().map_or(0, Compat::error_count)
             + self
                 .long_stream
                 .as_ref()
@@ -230,24 +235,8 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
             "the same through a second gateway with logging on (collect_logs: true; standalone: the log writer's \
              CPU is in the figure)"
         );
-        t.row("", "logs off", "logs on", "change", "target");
         let off = results.chat.as_ref().and_then(|c| c.through.as_ref());
-        let (off_lat, on_lat) = (
-            off.and_then(|s| s.result.latency()),
-            logged.result.latency(),
-        );
-        for (i, name) in Summary::POINTS.into_iter().enumerate() {
-            let offv = off_lat.map(|s| us(s.points()[i]));
-            let onv = on_lat.map(|s| us(s.points()[i]));
-            t.row(
-                &format!("latency {name} µs"),
-                &cell(offv, 1),
-                &cell(onv, 1),
-                &signed(offv.zip(onv).map(|(a, b)| b - a)),
-                "",
-            );
-        }
-        t.errors_row("errors (logs on)", None, Some(&logged.result));
+        t.logs_off_on(off, logged, false);
         let on = logged.cpu_per_request_us();
         t.row(
             "gateway CPU µs/request",
@@ -256,35 +245,7 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
             "",
             &verdict(on, targets::CPU_PER_REQUEST_US),
         );
-        t.row(
-            "  of which data-plane threads",
-            &cell(off.and_then(Side::data_plane_cpu_per_request_us), 1),
-            &cell(logged.data_plane_cpu_per_request_us(), 1),
-            "",
-            "",
-        );
-        let ratio_verdict = |ratio: Option<f64>| match ratio {
-            Some(r) if r <= targets::LOGGING_CPU_RATIO => {
-                format!("<= {}  met", targets::LOGGING_CPU_RATIO)
-            }
-            Some(_) => format!("<= {}  MISSED", targets::LOGGING_CPU_RATIO),
-            None => format!("<= {}", targets::LOGGING_CPU_RATIO),
-        };
-        for (label, ratio) in [
-            ("CPU ratio on / off, process", results.logging_cpu_ratio()),
-            (
-                "CPU ratio on / off, data plane",
-                results.logging_data_plane_cpu_ratio(),
-            ),
-        ] {
-            t.row(
-                label,
-                "",
-                &ratio.map_or("-".into(), |r| format!("{r:.2}")),
-                "",
-                &ratio_verdict(ratio),
-            );
-        }
+        t.cpu_tail(off, logged);
     }
     if !results.chat_also.is_empty() {
         t.0.push_str(&compare::table(
@@ -331,18 +292,140 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
         );
         t.latency_rows(closed, PhaseResult::latency, "latency", None);
         t.pair_errors(closed);
+        let cpu = through.and_then(Side::cpu_per_request_us);
         t.row(
             "gateway CPU µs/request",
             "",
-            &cell(through.and_then(Side::cpu_per_request_us), 1),
+            &cell(cpu, 1),
+            "",
+            &verdict_at_most(cpu, targets::SATURATED_CPU_LOGS_OFF_US),
+        );
+        t.row(
+            "  of which data-plane threads",
+            "",
+            &cell(through.and_then(Side::data_plane_cpu_per_request_us), 1),
             "",
             "",
         );
+    }
+    if let Some(logged) = &results.closed_logged {
+        let _ = writeln!(
+            t.0,
+            "closed loop through the gateway with logging on (standalone: the log writer's CPU is in the figure, \
+             read once it has stored the phase's records)"
+        );
+        let off = results.closed.as_ref().and_then(|c| c.through.as_ref());
+        t.logs_off_on(off, logged, true);
+        let on = logged.cpu_per_request_us();
+        t.row(
+            "gateway CPU µs/request",
+            &cell(off.and_then(Side::cpu_per_request_us), 1),
+            &cell(on, 1),
+            "",
+            &format!(
+                "off {}; on {}",
+                verdict_at_most(
+                    off.and_then(Side::cpu_per_request_us),
+                    targets::SATURATED_CPU_LOGS_OFF_US
+                ),
+                verdict_at_most(on, targets::SATURATED_CPU_LOGS_ON_US)
+            ),
+        );
+        t.cpu_tail(off, logged);
+    }
+    if let Some(c) = &results.compat {
+        t.0.push_str(&compat::table(c));
     }
     for run in &results.concurrent {
         t.concurrent(run);
     }
     t.0
+}
+
+/// `on`'s CPU per request over `off`'s, by `pick` (the whole process, or the data plane's threads).
+pub fn cpu_ratio(off: Option<&Side>, on: &Side, pick: fn(&Side) -> Option<f64>) -> Option<f64> {
+    let (off, on) = (pick(off?)?, pick(on)?);
+    (off > 0.0).then(|| on / off)
+}
+
+impl Table {
+    /// The head of a logs off / on comparison: (throughput with its ratio and the saturated target,) latency and
+    /// errors. The caller adds the CPU row with its target, then [`Table::cpu_tail`].
+    fn logs_off_on(&mut self, off: Option<&Side>, on: &Side, saturated: bool) {
+        self.row("", "logs off", "logs on", "change", "target");
+        if saturated {
+            let (offv, onv) = (off.map(|s| s.result.throughput()), on.result.throughput());
+            self.row(
+                "throughput req/s",
+                &cell(offv, 1),
+                &cell(Some(onv), 1),
+                &offv
+                    .filter(|o| *o > 0.0)
+                    .map_or("-".into(), |o| format!("ratio {:.2}", onv / o)),
+                &format!(
+                    "on {}",
+                    verdict_at_least(Some(onv), targets::SATURATED_LOGS_ON_RPS)
+                ),
+            );
+        }
+        let (off_lat, on_lat) = (off.and_then(|s| s.result.latency()), on.result.latency());
+        for (i, name) in Summary::POINTS.into_iter().enumerate() {
+            let offv = off_lat.map(|s| us(s.points()[i]));
+            let onv = on_lat.map(|s| us(s.points()[i]));
+            self.row(
+                &format!("latency {name} µs"),
+                &cell(offv, 1),
+                &cell(onv, 1),
+                &signed(offv.zip(onv).map(|(a, b)| b - a)),
+                "",
+            );
+        }
+        self.errors_row("errors (logs on)", None, Some(&on.result));
+    }
+
+    /// The data-plane threads' CPU, the log records stored and the on / off CPU ratios (target from the logs
+    /// issue).
+    fn cpu_tail(&mut self, off: Option<&Side>, on: &Side) {
+        self.row(
+            "  of which data-plane threads",
+            &cell(off.and_then(Side::data_plane_cpu_per_request_us), 1),
+            &cell(on.data_plane_cpu_per_request_us(), 1),
+            "",
+            "",
+        );
+        if let Some(stored) = on.log_records {
+            self.row(
+                "log records stored",
+                "",
+                &stored.to_string(),
+                &format!("of {} sent", on.result.sent),
+                if stored < on.result.sent as u64 {
+                    "records dropped: CPU understated"
+                } else {
+                    ""
+                },
+            );
+        }
+        for (label, pick) in [
+            (
+                "CPU ratio on / off, process",
+                Side::cpu_per_request_us as fn(&Side) -> Option<f64>,
+            ),
+            (
+                "CPU ratio on / off, data plane",
+                Side::data_plane_cpu_per_request_us,
+            ),
+        ] {
+            let ratio = cpu_ratio(off, on, pick);
+            self.row(
+                label,
+                "",
+                &cell(ratio, 2),
+                "",
+                &verdict_at_most(ratio, targets::LOGGING_CPU_RATIO),
+            );
+        }
+    }
 }
 
 impl Table {
@@ -484,6 +567,7 @@ fn side_json(s: &Side, pick: fn(&PhaseResult) -> Option<Summary>) -> Value {
         "send_lag": summary_json(s.result.lag()),
         "gateway_cpu_ms": s.gateway_cpu.map(|c| round(c.as_secs_f64() * 1e3, 1)),
         "data_plane_cpu_ms": s.data_plane_cpu.map(|c| round(c.as_secs_f64() * 1e3, 1)),
+        "log_records_stored": s.log_records,
     })
 }
 
@@ -543,18 +627,21 @@ fn concurrent_json(c: &Concurrent) -> Value {
     })
 }
 
+/// A logs-on side: the usual JSON with its CPU per request (process and data-plane threads).
+fn logged_json(s: &Side) -> Value {
+    let mut v = side_json(s, PhaseResult::latency);
+    v["gateway_cpu_per_request_us"] = json!(s.cpu_per_request_us().map(|c| round(c, 2)));
+    v["data_plane_cpu_per_request_us"] =
+        json!(s.data_plane_cpu_per_request_us().map(|c| round(c, 2)));
+    v
+}
+
 /// The one-line summary for scripts.
 pub fn json_summary(results: &Results, settings: &Value) -> Value {
     json!({
         "settings": settings,
         "chat": results.chat.as_ref().map(|p| pair_json(p, PhaseResult::latency)),
-        "chat_logged": results.chat_logged.as_ref().map(|s| {
-            let mut v = side_json(s, PhaseResult::latency);
-            v["gateway_cpu_per_request_us"] = json!(s.cpu_per_request_us().map(|c| round(c, 2)));
-            v["data_plane_cpu_per_request_us"] =
-                json!(s.data_plane_cpu_per_request_us().map(|c| round(c, 2)));
-            v
-        }),
+        "chat_logged": results.chat_logged.as_ref().map(logged_json),
         "logging_cpu_ratio": results.logging_cpu_ratio().map(|r| round(r, 3)),
         "logging_data_plane_cpu_ratio": results.logging_data_plane_cpu_ratio().map(|r| round(r, 3)),
         "through_sample_header": results.through_sample,
@@ -565,7 +652,29 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
         "stream_ttfb": results.stream.as_ref().map(|p| pair_json(p, PhaseResult::first_byte)),
         "long_stream": results.long_stream.as_ref().map(|s| side_json(s, PhaseResult::first_byte)),
         "gateway_cpu_per_chunk_us": results.cpu_per_chunk_us().map(|c| round(c, 2)),
-        "closed": results.closed.as_ref().map(|p| pair_json(p, PhaseResult::latency)),
+        "closed": results.closed.as_ref().map(|p| {
+            let mut v = pair_json(p, PhaseResult::latency);
+            v["data_plane_cpu_per_request_us"] = json!(p
+                .through
+                .as_ref()
+                .and_then(Side::data_plane_cpu_per_request_us)
+                .map(|c| round(c, 2)));
+            v
+        }),
+        "closed_logged": results.closed_logged.as_ref().map(|on| {
+            let off = results.closed.as_ref().and_then(|c| c.through.as_ref());
+            let mut v = logged_json(on);
+            v["cpu_ratio_vs_logs_off"] =
+                json!(cpu_ratio(off, on, Side::cpu_per_request_us).map(|r| round(r, 3)));
+            v["data_plane_cpu_ratio_vs_logs_off"] =
+                json!(cpu_ratio(off, on, Side::data_plane_cpu_per_request_us).map(|r| round(r, 3)));
+            v
+        }),
+        "compat": results.compat.as_ref().map(|c| compat::json(
+            c,
+            &|s| side_json(s, PhaseResult::latency),
+            &|s| side_json(s, PhaseResult::first_byte),
+        )),
         "concurrent_streams": results.concurrent.iter().map(concurrent_json).collect::<Vec<_>>(),
         "errors": results.errors(),
         "targets": {
@@ -576,6 +685,9 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
             "logging_cpu_ratio": targets::LOGGING_CPU_RATIO,
             "concurrent_streams": targets::CONCURRENT_STREAMS,
             "gateway_rss_mib": targets::RSS_MIB,
+            "saturated_cpu_logs_off_us": targets::SATURATED_CPU_LOGS_OFF_US,
+            "saturated_cpu_logs_on_us": targets::SATURATED_CPU_LOGS_ON_US,
+            "saturated_logs_on_rps": targets::SATURATED_LOGS_ON_RPS,
         },
     })
 }
@@ -619,5 +731,34 @@ mod tests {
         let dp = results.logging_data_plane_cpu_ratio().unwrap();
         assert!((dp - 23.0 / 20.0).abs() < 1e-9, "{dp}");
         assert_eq!(Results::default().logging_cpu_ratio(), None);
+    }
+
+    #[test]
+    fn the_saturated_logs_on_run_is_printed_with_its_targets_and_stored_records() {
+        // 50,000 requests in 2.5 s each side: logs off 40 ms per 1,000 (40 µs), logs on 55 µs, 1,000 records lost.
+        let saturated = |cpu_ms: u64| {
+            let mut s = side(cpu_ms, 50_000, 0);
+            s.result.elapsed = std::time::Duration::from_millis(2500);
+            s
+        };
+        let mut on = saturated(2750);
+        on.log_records = Some(49_000);
+        let results = Results {
+            closed: Some(Pair {
+                direct: saturated(0),
+                through: Some(saturated(2000)),
+            }),
+            closed_logged: Some(on),
+            ..Results::default()
+        };
+        let t = table(&results, "title", "h");
+        assert!(t.contains("off <= 40  met; on <= 50  MISSED"), "{t}");
+        assert!(t.contains("on >= 20000  met"), "{t}");
+        assert!(t.contains("49000"), "{t}");
+        assert!(t.contains("records dropped"), "{t}");
+        let json = json_summary(&results, &Value::Null);
+        assert_eq!(json["closed_logged"]["gateway_cpu_per_request_us"], 55.0);
+        assert_eq!(json["closed_logged"]["cpu_ratio_vs_logs_off"], 1.375);
+        assert_eq!(json["closed_logged"]["log_records_stored"], 49_000);
     }
 }

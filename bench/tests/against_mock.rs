@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use gatehouse_bench::client::{Outcome, Target, exchange, http_client};
+use gatehouse_bench::client::{
+    ANTHROPIC_STREAM_END, OPENAI_STREAM_END, Outcome, Target, exchange, http_client,
+};
 use gatehouse_bench::concurrent::{self, Probe, measure_side, round};
 use gatehouse_bench::load::{closed_loop, open_loop};
 use gatehouse_bench::stats::Schedule;
@@ -34,6 +36,7 @@ fn target(
         headers,
         body: Bytes::from_static(body.as_bytes()),
         stream,
+        stream_end: OPENAI_STREAM_END,
     })
 }
 
@@ -87,6 +90,56 @@ async fn streams_are_timed_to_their_first_event_and_checked_for_done() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[tokio::test]
+async fn anthropic_streams_end_in_message_stop_and_an_openai_end_is_not_taken_for_it() {
+    let mock = MockProvider::start();
+    let client = http_client();
+    let messages = |stream_end| {
+        Arc::new(Target {
+            uri: mock.url("/v1/messages").parse().unwrap(),
+            headers: vec![
+                (
+                    HeaderName::from_static("x-api-key"),
+                    HeaderValue::from_static("sk-test"),
+                ),
+                (
+                    HeaderName::from_static("anthropic-version"),
+                    HeaderValue::from_static("2023-06-01"),
+                ),
+                (
+                    HeaderName::from_static("x-mock-chunks"),
+                    HeaderValue::from_static("4"),
+                ),
+            ],
+            body: Bytes::from_static(
+                br#"{"model":"claude-sonnet-4-5","max_tokens":64,"stream":true,"messages":[{"role":"user","content":"hi"}]}"#,
+            ),
+            stream: true,
+            stream_end,
+        })
+    };
+    match exchange(
+        &client,
+        &messages(ANTHROPIC_STREAM_END),
+        Duration::from_secs(5),
+    )
+    .await
+    {
+        // message_start, content_block_start, ping, 4 deltas, content_block_stop, message_delta, message_stop
+        Outcome::Ok { events, .. } => assert_eq!(events, 10),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        exchange(
+            &client,
+            &messages(OPENAI_STREAM_END),
+            Duration::from_secs(5)
+        )
+        .await,
+        Outcome::Failed("incomplete body".into())
+    );
 }
 
 #[tokio::test]

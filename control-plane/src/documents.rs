@@ -181,6 +181,51 @@ mod tests {
     }
 
     #[test]
+    fn gateway_documents_carry_gatehouse_extensions_only_when_set() {
+        use gatehouse_shared::gateway::{
+            CatalogModel, CatalogModelLocation, CatalogModelType, CorsSettings,
+        };
+        let plain = stored_gateway(&document(1, true)).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&plain.body).unwrap();
+        for field in ["models", "regional_only", "hostnames", "cors"] {
+            assert!(
+                body["settings"].get(field).is_none(),
+                "{field} must be absent when unset: {body}"
+            );
+        }
+        let mut extended = document(1, true);
+        extended.settings.models = Some(vec![CatalogModel {
+            name: "gpt-5".into(),
+            target: "openai/gpt-5".into(),
+            model_type: CatalogModelType::Chat,
+            location: CatalogModelLocation::Global,
+        }]);
+        extended.settings.regional_only = Some(true);
+        extended.settings.hostnames = Some(vec!["ai.example.com".into()]);
+        extended.settings.cors = Some(CorsSettings {
+            allowed_origins: vec!["https://*.example.com".into()],
+        });
+        let stored = stored_gateway(&extended).unwrap();
+        assert_ne!(stored.hash, plain.hash, "the extensions reach the nodes");
+        let body: serde_json::Value = serde_json::from_str(&stored.body).unwrap();
+        assert_eq!(
+            body["settings"]["models"],
+            serde_json::json!([{"name": "gpt-5", "target": "openai/gpt-5", "type": "chat", "location": "global"}])
+        );
+        assert_eq!(body["settings"]["regional_only"], true);
+        assert_eq!(
+            body["settings"]["hostnames"],
+            serde_json::json!(["ai.example.com"])
+        );
+        assert_eq!(
+            body["settings"]["cors"]["allowed_origins"],
+            serde_json::json!(["https://*.example.com"])
+        );
+        let parsed: GatewayConfigDocument = serde_json::from_str(&stored.body).unwrap();
+        assert_eq!(parsed, extended);
+    }
+
+    #[test]
     fn deployment_hashes_follow_keys_and_revocations_not_the_version() {
         let doc = |version, revoked: &[&str]| DeploymentDocument {
             schema: DOCUMENT_SCHEMA,

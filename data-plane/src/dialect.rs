@@ -55,3 +55,31 @@ pub fn of(provider: &str, path: &str) -> Dialect {
         _ => Dialect::Auto,
     }
 }
+
+pub mod anthropic;
+pub mod bedrock;
+pub mod chat;
+pub mod codec;
+pub mod cohere;
+pub mod embeddings;
+pub mod frames;
+pub mod gemini;
+pub mod openai;
+pub mod responses;
+pub mod validate;
+pub mod vertex_auth;
+
+pub use chat::{ChatRequest, ChatResponse, FinishReason, ProviderError, StreamEvent};
+pub use codec::{ChatCodec, Encoded, StreamDecoder, Target, TranslateError};
+
+/// The codec of a provider that `/compat` translates to (the OpenAI-compatible providers need none: their bodies
+/// pass through with `model` rewritten). `None` for a slug Gatehouse does not translate.
+pub fn chat_codec(slug: &str) -> Option<&'static dyn ChatCodec> {
+    match slug {
+        "anthropic" => Some(&anthropic::AnthropicCodec),
+        "cohere" => Some(&cohere::CohereCodec),
+        gemini::AI_STUDIO | gemini::VERTEX => Some(&gemini::GeminiCodec),
+        "aws-bedrock" => Some(&bedrock::BedrockCodec),
+        _ => None,
+    }
+}

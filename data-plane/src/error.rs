@@ -92,6 +92,10 @@ pub struct AiGatewayError {
     pub message: Cow<'static, str>,
     /// Seconds until a refused request may succeed, sent as `Retry-After` (limits only).
     pub retry_after_secs: Option<u64>,
+    /// On the OpenAI-compatible endpoint, a refusal of the request's content (a malformed body, a parameter the
+    /// provider cannot honour) is rendered in OpenAI's error shape, which is what the client's SDK parses; the
+    /// gateway's own conditions (unknown provider, auth, limits) keep Cloudflare's shape there too.
+    pub openai: Option<Box<crate::dialect::ProviderError>>,
 }
 
 impl AiGatewayError {
@@ -149,6 +153,7 @@ impl AiGatewayError {
             code,
             message: Cow::Borrowed(message),
             retry_after_secs: None,
+            openai: None,
         }
     }
 
@@ -159,6 +164,18 @@ impl AiGatewayError {
             code: code::BAD_REQUEST,
             message: message.into(),
             retry_after_secs: None,
+            openai: None,
+        }
+    }
+
+    /// A refusal in OpenAI's error shape (the `/compat` endpoints), with its status.
+    pub fn openai(error: crate::dialect::ProviderError) -> Self {
+        Self {
+            status: StatusCode::from_u16(error.status).unwrap_or(StatusCode::BAD_REQUEST),
+            code: code::BAD_REQUEST,
+            message: Cow::Owned(error.message.clone()),
+            retry_after_secs: None,
+            openai: Some(Box::new(error)),
         }
     }
 
@@ -176,6 +193,7 @@ impl AiGatewayError {
                 "Provider '{provider}' has no BYOK credential named '{alias}'. Configured aliases: {list}"
             )),
             retry_after_secs: None,
+            openai: None,
         }
     }
 
@@ -187,6 +205,7 @@ impl AiGatewayError {
             message: Cow::Borrowed("Rate limited"),
             // Whole seconds, rounded up, and at least one: `Retry-After: 0` would invite an immediate retry.
             retry_after_secs: Some(retry_after.as_millis().div_ceil(1000).max(1) as u64),
+            openai: None,
         }
     }
 
@@ -198,6 +217,7 @@ impl AiGatewayError {
             code: code::SPEND_LIMIT_EXCEEDED,
             message: Cow::Owned(message),
             retry_after_secs: None,
+            openai: None,
         }
     }
 
@@ -228,6 +248,9 @@ impl AiGatewayError {
     ///
     /// This is the only renderer of gateway-made errors; every response path calls it.
     pub fn body(&self) -> Bytes {
+        if let Some(openai) = &self.openai {
+            return Bytes::from(serde_json::to_vec(&openai.body()).unwrap_or_default());
+        }
         let body = WireBody {
             success: false,
             result: &[],
@@ -354,6 +377,7 @@ mod tests {
             code: 2040,
             message: Cow::Owned(r#"Provider "x" has no BYOK credential"#.to_owned()),
             retry_after_secs: None,
+            openai: None,
         };
         let body: serde_json::Value = serde_json::from_slice(&error.body()).expect("valid JSON");
         assert_eq!(

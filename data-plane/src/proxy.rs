@@ -18,7 +18,9 @@
 //! pingora's own upstream phases (`upstream_peer` and after) therefore never run; this also avoids pingora's
 //! 64 KiB replay limit for bodies read in `request_filter` (stack notes §3a).
 
+mod cloud_auth;
 mod controls;
+mod cors;
 mod ctx;
 mod endpoint;
 mod phase;
@@ -27,6 +29,7 @@ mod record;
 mod respond;
 mod retry;
 mod taps;
+mod translate;
 mod upstream;
 
 use std::sync::Arc;
@@ -62,6 +65,8 @@ pub(crate) struct GatewayProxy {
     /// Provider bases with operator overrides, built once.
     table: UpstreamTable,
     upstreams: Upstreams,
+    /// Tokens minted from stored cloud secrets (Vertex AI).
+    cloud_tokens: std::sync::Arc<cloud_auth::CloudTokens>,
     max_body_bytes: usize,
     max_header_bytes: usize,
     /// Asks the control plane to create an account's `default` gateway on its first authorised use.
@@ -95,6 +100,7 @@ impl GatewayProxy {
             readiness,
             config,
             table,
+            cloud_tokens: cloud_auth::CloudTokens::new(settings.upstream_ca_file.as_deref()),
             upstreams: Upstreams::new(
                 settings.upstream_connect_timeout,
                 settings.upstream_response_timeout,
@@ -138,6 +144,74 @@ impl GatewayProxy {
         }
     }
 
+    /// The canonical path of a request to a host name a gateway claims: `/v1/chat/completions`,
+    /// `/v1/responses`, `/v1/embeddings`, `/v1/models` → that gateway's `/compat/…`; `/v1/compat/…` and
+    /// `/v1/{provider}/…` → that gateway's. `None` when no gateway claims the host (or the path is not under
+    /// `/v1/`: probes and the front door stay the node's).
+    fn host_routed_path(
+        &self,
+        header: &pingora::http::RequestHeader,
+        path: &str,
+    ) -> Option<String> {
+        let host = header
+            .headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| header.uri.host())?;
+        let snapshot = self.config.load();
+        let gateway = snapshot.gateway_for_host(host)?;
+        let rest = path.strip_prefix("/v1/")?;
+        let key = &gateway.key;
+        let compat = matches!(
+            rest.trim_end_matches('/'),
+            "chat/completions" | "responses" | "embeddings" | "models"
+        );
+        Some(if compat {
+            format!("/v1/{}/{}/compat/{rest}", key.account_id, key.gateway_id)
+        } else {
+            format!("/v1/{}/{}/{rest}", key.account_id, key.gateway_id)
+        })
+    }
+
+    /// A CORS preflight (`OPTIONS`) for an inference endpoint: allowed origins get the allowing headers, others
+    /// none (the browser then refuses the call). Answered by the node; never forwarded.
+    async fn preflight(&self, session: &mut Session, target: Endpoint<'_>) -> pingora::Result<()> {
+        let (account, gateway) = match target {
+            Endpoint::Provider(p) => (p.account, p.gateway),
+            Endpoint::Universal { account, gateway } => (account, gateway),
+            _ => return respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await,
+        };
+        let header = session.req_header();
+        let origin = header
+            .headers
+            .get(http::header::ORIGIN)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let requested = header
+            .headers
+            .get(http::header::ACCESS_CONTROL_REQUEST_HEADERS)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let snapshot = self.config.load();
+        let allowed = origin.filter(|o| {
+            snapshot
+                .gateway(account, gateway)
+                .is_some_and(|g| cors::allows(&g.settings, o))
+        });
+        let mut extra: Vec<(&'static str, &str)> = Vec::new();
+        if let Some(origin) = &allowed {
+            extra.push(("access-control-allow-origin", origin.as_str()));
+            extra.push(("access-control-allow-methods", cors::ALLOW_METHODS));
+            extra.push((
+                "access-control-allow-headers",
+                requested.as_deref().unwrap_or(cors::DEFAULT_ALLOW_HEADERS),
+            ));
+            extra.push(("access-control-max-age", cors::MAX_AGE));
+        }
+        extra.push(("vary", "origin"));
+        respond::json_with(session, http::StatusCode::NO_CONTENT, Bytes::new(), &extra).await
+    }
+
     /// What admission needs of the node.
     fn gatekeeper(&self) -> Gatekeeper<'_> {
         Gatekeeper {
@@ -166,7 +240,16 @@ impl ProxyHttp for GatewayProxy {
         // used mutably.
         let uri = session.req_header().uri.clone();
         let method = session.req_header().method.clone();
-        match endpoint::classify(&method, uri.path()) {
+        // A gateway that claims the request's host name serves `/v1/…` as if the path named it (`hostnames`).
+        let host_routed = self.host_routed_path(session.req_header(), uri.path());
+        let path = host_routed.as_deref().unwrap_or(uri.path());
+        if method == http::Method::OPTIONS {
+            return self
+                .preflight(session, endpoint::classify(&http::Method::POST, path))
+                .await
+                .map(|()| true);
+        }
+        match endpoint::classify(&method, path) {
             Endpoint::Provider(path) => {
                 let route = InferenceRoute::Provider {
                     path,

@@ -118,11 +118,47 @@ pub struct ConfigSnapshot {
     /// Versions of deletions, so a late, older document cannot bring a deleted gateway back.
     tombstones: HashMap<GatewayKey, i64>,
     pub deployment: Option<Arc<CompiledDeployment>>,
+    /// Claimed host name (lower case) → its gateway (`hostnames`, issue 13 item 6), rebuilt whenever a gateway
+    /// changes. The control plane keeps names unique; should two documents still claim one, the lexically first
+    /// gateway key wins on every node alike.
+    hosts: HashMap<String, GatewayKey>,
 }
 
 impl ConfigSnapshot {
     pub fn gateway(&self, account_id: &str, gateway_id: &str) -> Option<&Arc<CompiledGateway>> {
         self.gateways.get(account_id)?.get(gateway_id)
+    }
+
+    /// The gateway that claims `host` (a `Host` header value; a port is ignored), if any.
+    pub fn gateway_for_host(&self, host: &str) -> Option<&Arc<CompiledGateway>> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let name = host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        });
+        let key = self.hosts.get(name.to_ascii_lowercase().as_str())?;
+        self.gateway(&key.account_id, &key.gateway_id)
+    }
+
+    fn reindex_hosts(&mut self) {
+        let mut hosts: HashMap<String, GatewayKey> = HashMap::new();
+        for g in self.gateways.values().flat_map(|m| m.values()) {
+            for name in g.settings.hostnames.iter().flatten() {
+                let name = name.to_ascii_lowercase();
+                let keep = hosts.get(&name).is_some_and(|k| {
+                    (&k.account_id, &k.gateway_id) < (&g.key.account_id, &g.key.gateway_id)
+                });
+                if !keep {
+                    hosts.insert(name, g.key.clone());
+                }
+            }
+        }
+        self.hosts = hosts;
     }
 
     /// Every gateway's key and version, for status reports and resync comparisons.
@@ -199,6 +235,7 @@ impl ConfigStore {
                 .entry(compiled.key.account_id.clone())
                 .or_default()
                 .insert(compiled.key.gateway_id.clone(), Arc::clone(&compiled));
+            next.reindex_hosts();
             applied = Applied::Updated;
             Arc::new(next)
         });
@@ -221,6 +258,7 @@ impl ConfigStore {
                 }
             }
             next.tombstones.insert(key.clone(), version);
+            next.reindex_hosts();
             applied = Applied::Updated;
             Arc::new(next)
         });

@@ -35,6 +35,41 @@ pub enum RetryBackoff {
     Exponential,
 }
 
+/// What a catalog model is for: `/compat/chat/completions` and `/compat/responses`, or `/compat/embeddings`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogModelType {
+    Chat,
+    Embedding,
+}
+
+/// Where a catalog model's provider serves it; a gateway with `regional_only` serves only `regional` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CatalogModelLocation {
+    Regional,
+    Global,
+}
+
+/// One entry of a gateway's model catalog (Gatehouse's extension, the platform-gateway form of `/compat`): a plain
+/// name clients send as `model`, and the `{provider}/{model}` it stands for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogModel {
+    pub name: String,
+    pub target: String,
+    #[serde(rename = "type")]
+    pub model_type: CatalogModelType,
+    pub location: CatalogModelLocation,
+}
+
+/// Cross-origin access to the gateway's inference endpoints from browsers (Gatehouse's extension).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsSettings {
+    /// Exact origins (`https://app.example.com`) or one leading wildcard label (`https://*.example.com`).
+    #[serde(default)]
+    pub allowed_origins: Vec<String>,
+}
+
 /// Every configurable field of a gateway (not its identity or timestamps).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewaySettings {
@@ -87,6 +122,17 @@ pub struct GatewaySettings {
     pub spend_limits: Option<Value>,
     #[serde(default)]
     pub stripe: Option<Value>,
+    /// Gatehouse's extensions for the OpenAI-compatible endpoint, unknown to Cloudflare's schema (optional, and
+    /// left out of documents when unset so Cloudflare's SDKs see nothing new).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<CatalogModel>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regional_only: Option<bool>,
+    /// Host names whose requests reach this gateway at `/v1/…` (unique across the deployment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostnames: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsSettings>,
 }
 
 impl GatewaySettings {
@@ -118,6 +164,10 @@ impl GatewaySettings {
             otel: None,
             spend_limits: None,
             stripe: None,
+            models: None,
+            regional_only: None,
+            hostnames: None,
+            cors: None,
         }
     }
 }

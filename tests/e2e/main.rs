@@ -4,6 +4,7 @@ mod support;
 
 mod cli;
 mod cluster;
+mod compat;
 mod inference;
 mod log_pipeline;
 mod log_writer;

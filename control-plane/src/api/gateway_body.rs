@@ -1,9 +1,13 @@
 //! The gateway create and PUT bodies (spec §1.2): the five required fields, every optional and PUT-only field, and
 //! the nested policy objects, validated into a [`GatewayChanges`] that is applied to defaults (create) or to the
-//! stored settings (PUT).
+//! stored settings (PUT). Gatehouse's own fields (`models`, `regional_only`, `hostnames`, `cors`) are read by
+//! [`extensions`].
+
+mod extensions;
 
 use gatehouse_shared::gateway::{
-    GatewaySettings, LogManagementStrategy, RateLimitingTechnique, RetryBackoff,
+    CatalogModel, CorsSettings, GatewaySettings, LogManagementStrategy, RateLimitingTechnique,
+    RetryBackoff,
 };
 use serde_json::{Map, Value};
 
@@ -48,6 +52,10 @@ pub struct GatewayChanges {
     otel: Field<Value>,
     spend_limits: Field<Value>,
     stripe: Field<Value>,
+    models: Field<Vec<CatalogModel>>,
+    regional_only: Field<bool>,
+    hostnames: Field<Vec<String>>,
+    cors: Field<CorsSettings>,
 }
 
 /// Whether the body is for creating a gateway (the `id` is required) or replacing one.
@@ -120,6 +128,10 @@ impl GatewayChanges {
         let otel = nested(&mut r, "otel", validate_otel);
         let spend_limits = nested(&mut r, "spend_limits", validate_spend_limits);
         let stripe = nested(&mut r, "stripe", validate_stripe);
+        let models = extensions::read_models(&mut r);
+        let regional_only = r.bool("regional_only");
+        let hostnames = extensions::read_hostnames(&mut r);
+        let cors = extensions::read_cors(&mut r);
         r.finish()?;
         // `finish` succeeded, so every required field was read.
         let missing = || Error::Internal("a required gateway field was not read".into());
@@ -149,6 +161,10 @@ impl GatewayChanges {
             otel,
             spend_limits,
             stripe,
+            models,
+            regional_only,
+            hostnames,
+            cors,
         })
     }
 
@@ -193,6 +209,10 @@ impl GatewayChanges {
         self.otel.apply_to(&mut s.otel);
         self.spend_limits.apply_to(&mut s.spend_limits);
         self.stripe.apply_to(&mut s.stripe);
+        self.models.apply_to(&mut s.models);
+        self.regional_only.apply_to(&mut s.regional_only);
+        self.hostnames.apply_to(&mut s.hostnames);
+        self.cors.apply_to(&mut s.cors);
         s
     }
 }
@@ -578,6 +598,144 @@ mod tests {
         assert!(s.authentication);
         assert_eq!(s.retry_backoff, Some(RetryBackoff::Exponential));
         assert!(s.spend_limits.is_some());
+    }
+
+    fn extensions() -> Value {
+        json!({
+            "models": [
+                {"name": "gpt-5", "target": "openai/gpt-5", "type": "chat", "location": "global"},
+                {"name": "embed", "target": "openai/text-embedding-3-small", "type": "embedding", "location": "regional"}
+            ],
+            "regional_only": true,
+            "hostnames": ["AI.Example.com", "llm.example.org"],
+            "cors": {"allowed_origins": ["https://app.example.com", "https://*.example.org", "*"]}
+        })
+    }
+
+    #[test]
+    fn gatehouse_extensions_are_read_typed_and_normalised() {
+        let mut body = minimal();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extensions().as_object().unwrap().clone());
+        let s = read(body, BodyKind::Create).unwrap().into_new_settings();
+        let models = s.models.unwrap();
+        assert_eq!(models[1].name, "embed");
+        assert_eq!(
+            models[1].model_type,
+            gatehouse_shared::gateway::CatalogModelType::Embedding
+        );
+        assert_eq!(s.regional_only, Some(true));
+        assert_eq!(s.hostnames.unwrap(), ["ai.example.com", "llm.example.org"]);
+        assert_eq!(s.cors.unwrap().allowed_origins.len(), 3);
+        let plain = read(minimal(), BodyKind::Create)
+            .unwrap()
+            .into_new_settings();
+        let v = serde_json::to_value(&plain).unwrap();
+        for field in ["models", "regional_only", "hostnames", "cors"] {
+            assert!(v.get(field).is_none(), "{field} must be absent when unset");
+        }
+    }
+
+    #[test]
+    fn put_keeps_omitted_extensions_and_clears_explicit_nulls() {
+        let mut body = minimal();
+        body.as_object_mut()
+            .unwrap()
+            .extend(extensions().as_object().unwrap().clone());
+        let stored = read(body, BodyKind::Create).unwrap().into_new_settings();
+        let kept = read(minimal(), BodyKind::Replace)
+            .unwrap()
+            .apply_to(stored.clone());
+        assert_eq!(kept, stored);
+        let mut nulls = minimal();
+        for field in ["models", "regional_only", "hostnames", "cors"] {
+            nulls[field] = Value::Null;
+        }
+        let cleared = read(nulls, BodyKind::Replace).unwrap().apply_to(stored);
+        assert_eq!(
+            (
+                cleared.models,
+                cleared.regional_only,
+                cleared.hostnames,
+                cleared.cors
+            ),
+            (None, None, None, None)
+        );
+    }
+
+    #[test]
+    fn bad_extension_values_are_reported_at_their_paths() {
+        let model = |name: &str, target: &str| json!({"name": name, "target": target, "type": "chat", "location": "global"});
+        let cases = [
+            ("models", json!({"name": "x"}), "models"),
+            ("models", json!([1]), "models.0"),
+            ("models", json!([model("a b", "openai/x")]), "models.0.name"),
+            (
+                "models",
+                json!([model("openai/x", "openai/x")]),
+                "models.0.name",
+            ),
+            ("models", json!([model("a", "nope/x")]), "models.0.target"),
+            ("models", json!([model("a", "openai")]), "models.0.target"),
+            (
+                "models",
+                json!([model("a", "compat/openai/x")]),
+                "models.0.target",
+            ),
+            (
+                "models",
+                json!([model("a", "openai/x"), model("a", "openai/y")]),
+                "models.1.name",
+            ),
+            (
+                "models",
+                json!([{"name": "a", "target": "openai/x", "type": "image", "location": "global"}]),
+                "models.0.type",
+            ),
+            (
+                "models",
+                json!([{"name": "a", "target": "openai/x", "type": "chat"}]),
+                "models.0.location",
+            ),
+            ("regional_only", json!("yes"), "regional_only"),
+            ("hostnames", json!("ai.example.com"), "hostnames"),
+            ("hostnames", json!(["ai.example.com:443"]), "hostnames.0"),
+            (
+                "hostnames",
+                json!(["a.example.com", "A.example.com"]),
+                "hostnames.1",
+            ),
+            ("hostnames", json!([true]), "hostnames.0"),
+            ("cors", json!(["*"]), "cors"),
+            ("cors", json!({}), "cors.allowed_origins"),
+            (
+                "cors",
+                json!({"allowed_origins": "*"}),
+                "cors.allowed_origins",
+            ),
+            (
+                "cors",
+                json!({"allowed_origins": ["https://a.example.com/"]}),
+                "cors.allowed_origins.0",
+            ),
+        ];
+        for (field, value, path) in cases {
+            let mut body = minimal();
+            body[field] = value.clone();
+            let errs = read(body, BodyKind::Create).unwrap_err();
+            assert_eq!(errs, vec![path.to_owned()], "{field}={value}");
+        }
+        for (field, n) in [("models", 1001), ("hostnames", 33)] {
+            let mut body = minimal();
+            body[field] = Value::Array(vec![json!("x"); n]);
+            let errs = read(body, BodyKind::Create).unwrap_err();
+            assert_eq!(errs, vec![field.to_owned()], "{field} × {n}");
+        }
+        let mut body = minimal();
+        body["cors"] = json!({"allowed_origins": vec!["*"; 65]});
+        let errs = read(body, BodyKind::Create).unwrap_err();
+        assert_eq!(errs, vec!["cors.allowed_origins".to_owned()]);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Gateways (spec §1.2): list, create, get, replace, delete, and the data-plane URL of a provider.
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
-use gatehouse_shared::gateway::GatewaySettings;
+use gatehouse_shared::gateway::{
+    CatalogModel, CatalogModelLocation, CatalogModelType, CorsSettings, GatewaySettings,
+};
 use gatehouse_shared::providers::is_routable_slug;
 use gatehouse_shared::token::Scope;
 use serde::Serialize;
@@ -28,6 +30,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
 }
 
 /// A gateway as the API returns it.
+///
+/// Fields described as a "Gatehouse extension" are not in Cloudflare's schema: they appear only when set, so
+/// Cloudflare's SDKs and Terraform provider see the gateway they expect.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Gateway {
     pub id: String,
@@ -74,6 +79,83 @@ pub struct Gateway {
     pub spend_limits: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub stripe: Option<Value>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when unset): the gateway's model catalog for the
+    /// OpenAI-compatible endpoint (`/compat`), plain names clients send as `model`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<GatewayModel>>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when unset): serve only `regional` catalog models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub regional_only: Option<bool>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when unset): host names whose requests reach this
+    /// gateway at `/v1/…`; each belongs to one gateway in the whole deployment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostnames: Option<Vec<String>>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when unset): browser origins allowed to call the
+    /// gateway's inference endpoints.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<GatewayCors>,
+}
+
+/// One model of a gateway's catalog (Gatehouse extension).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"name":"gpt-5","target":"openai/gpt-5","type":"chat","location":"global"}))]
+pub struct GatewayModel {
+    /// What clients send as `model`: 1..128 characters, no whitespace, no `/`; unique in the catalog.
+    pub name: String,
+    /// `{provider}/{model}` it stands for, with a provider slug `/compat` routes (`custom-{slug}` included).
+    pub target: String,
+    #[serde(rename = "type")]
+    pub model_type: GatewayModelType,
+    pub location: GatewayModelLocation,
+}
+
+/// Which endpoints serve a catalog model: chat (`chat/completions`, `responses`) or `embeddings`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayModelType {
+    Chat,
+    Embedding,
+}
+
+/// Where the provider serves a catalog model; a `regional_only` gateway serves only `regional` ones.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayModelLocation {
+    Regional,
+    Global,
+}
+
+/// Cross-origin access to the gateway's inference endpoints (Gatehouse extension).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayCors {
+    /// At most 64: `http(s)://host[:port]` without a path, `http(s)://*.example.com[:port]` (one leading wildcard
+    /// label over a name of two labels or more), or `*`. Stored lower-cased, without a default port.
+    pub allowed_origins: Vec<String>,
+}
+
+impl From<CatalogModel> for GatewayModel {
+    fn from(m: CatalogModel) -> Self {
+        Self {
+            name: m.name,
+            target: m.target,
+            model_type: match m.model_type {
+                CatalogModelType::Chat => GatewayModelType::Chat,
+                CatalogModelType::Embedding => GatewayModelType::Embedding,
+            },
+            location: match m.location {
+                CatalogModelLocation::Regional => GatewayModelLocation::Regional,
+                CatalogModelLocation::Global => GatewayModelLocation::Global,
+            },
+        }
+    }
+}
+
+impl From<CorsSettings> for GatewayCors {
+    fn from(c: CorsSettings) -> Self {
+        Self {
+            allowed_origins: c.allowed_origins,
+        }
+    }
 }
 
 /// The create body (PUT takes the same fields; `id` there is optional and must equal the path).
@@ -120,6 +202,16 @@ pub struct GatewayBody {
     pub spend_limits: Option<Value>,
     #[schema(value_type = Option<Object>)]
     pub stripe: Option<Value>,
+    /// Gatehouse extension, not in Cloudflare's schema (its SDKs neither send nor expect it): at most 1000 catalog
+    /// models.
+    pub models: Option<Vec<GatewayModel>>,
+    /// Gatehouse extension, not in Cloudflare's schema: serve only `regional` catalog models.
+    pub regional_only: Option<bool>,
+    /// Gatehouse extension, not in Cloudflare's schema: at most 32 DNS host names (at least two labels, no port,
+    /// no wildcard), stored lower-cased; a name another gateway of any account claims is refused.
+    pub hostnames: Option<Vec<String>>,
+    /// Gatehouse extension, not in Cloudflare's schema: allowed browser origins.
+    pub cors: Option<GatewayCors>,
 }
 
 /// An enum setting in its wire form.
@@ -164,6 +256,12 @@ impl From<GatewayRecord> for Gateway {
             otel: s.otel,
             spend_limits: s.spend_limits,
             stripe: s.stripe,
+            models: s
+                .models
+                .map(|models| models.into_iter().map(GatewayModel::from).collect()),
+            regional_only: s.regional_only,
+            hostnames: s.hostnames,
+            cors: s.cors.map(GatewayCors::from),
         }
     }
 }
@@ -230,7 +328,7 @@ async fn list_gateways(
     request_body = GatewayBody,
     responses(
         (status = 200, body = Envelope<Gateway>, description = "The new gateway"),
-        (status = 400, body = ErrorEnvelope, description = "Invalid body, or the id exists (code 5403)"),
+        (status = 400, body = ErrorEnvelope, description = "Invalid body, a host name another gateway claims (code 7001), or the id exists (code 5403)"),
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
     ),
     security(("bearer" = []))
@@ -262,7 +360,15 @@ async fn create_gateway(
         modified_at_ms: now,
     };
     let stored = record.clone();
-    state.db.run(move |c| store::insert(c, &stored)).await?;
+    state
+        .db
+        .run(move |c| {
+            c.write_transaction(|c| {
+                store::check_hostnames_free(c, &stored.account_id, &stored.id, &stored.settings)?;
+                store::insert(c, &stored)
+            })
+        })
+        .await?;
     state.publisher.gateway_changed(&record.key()).await;
     Ok(envelope::ok(Gateway::from(record)))
 }
@@ -306,7 +412,8 @@ async fn get_gateway(
     params(("account_id" = String, Path, description = "Account id"), ("id" = String, Path, description = "Gateway id")),
     request_body = GatewayBody,
     responses(
-        (status = 200, body = Envelope<Gateway>), (status = 400, body = ErrorEnvelope),
+        (status = 200, body = Envelope<Gateway>),
+        (status = 400, body = ErrorEnvelope, description = "Invalid body, or a host name another gateway claims (code 7001)"),
         (status = 401, body = ErrorEnvelope), (status = 403, body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope), (status = 413, body = ErrorEnvelope),
     ),
@@ -338,6 +445,7 @@ async fn update_gateway(
                     return Err(not_found(&id));
                 };
                 record.settings = changes.apply_to(record.settings);
+                store::check_hostnames_free(c, &account_id, &id, &record.settings)?;
                 record.modified_at_ms = now_ms().max(record.modified_at_ms);
                 if !store::update_settings(
                     c,

@@ -124,6 +124,16 @@ impl<'a> FieldReader<'a> {
         });
     }
 
+    /// Records a problem at `path` below this reader's prefix (an array item: `["hostnames", "2"]`).
+    pub fn error_at(&mut self, path: &[&str], message: impl Into<String>) {
+        let mut full = self.prefix.clone();
+        full.extend(path.iter().map(|s| (*s).to_owned()));
+        self.errors.push(FieldError {
+            path: full,
+            message: message.into(),
+        });
+    }
+
     /// Records errors found by a nested reader (paths already complete).
     pub fn extend(&mut self, errors: Vec<FieldError>) {
         self.errors.extend(errors);
@@ -134,6 +144,17 @@ impl<'a> FieldReader<'a> {
         FieldReader {
             object,
             prefix: self.path(name),
+            errors: Vec::new(),
+        }
+    }
+
+    /// A reader for the object at `path` below this reader's prefix (the object of an array item).
+    pub fn nested_at<'b>(&self, path: &[&str], object: &'b Map<String, Value>) -> FieldReader<'b> {
+        let mut prefix = self.prefix.clone();
+        prefix.extend(path.iter().map(|s| (*s).to_owned()));
+        FieldReader {
+            object,
+            prefix,
             errors: Vec::new(),
         }
     }
@@ -300,6 +321,15 @@ impl<'a> FieldReader<'a> {
                 Field::Absent
             }
             other => other,
+        }
+    }
+
+    /// One of the `allowed` strings, required and not null.
+    pub fn required_enumeration(&mut self, name: &str, allowed: &[&str]) -> Option<String> {
+        let f = self.enumeration(name, allowed);
+        match self.require(name, &quoted(allowed), f, false) {
+            Field::Set(s) => Some(s),
+            _ => None,
         }
     }
 

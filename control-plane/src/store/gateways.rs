@@ -5,7 +5,7 @@ use gatehouse_shared::config::GatewayKey;
 use gatehouse_shared::gateway::GatewaySettings;
 
 use crate::db::AnyConnection;
-use crate::error::Error;
+use crate::error::{Error, FieldError};
 use crate::schema::gateways;
 
 /// A stored gateway.
@@ -178,6 +178,86 @@ pub fn insert(conn: &mut AnyConnection, record: &GatewayRecord) -> Result<(), Er
 
 pub fn already_exists(id: &str) -> Error {
     Error::AlreadyExists(format!("a gateway with id '{id}' already exists"))
+}
+
+/// Refuses `settings` when one of its `hostnames` is claimed by another gateway, of any account: a host name
+/// routes to one gateway in the whole deployment. `(account_id, id)` is the gateway being written, whose own claims
+/// do not count. Call it inside the write transaction of the insert or update, so the check and the write agree:
+/// on SQLite that transaction holds the write lock from its start (`write_transaction`); on PostgreSQL this takes
+/// a transaction-scoped advisory lock that every writer claiming host names takes, so two gateways cannot claim the
+/// same name at once (the second reads after the first commits).
+///
+/// Settings are stored as JSON text, and the two backends share no JSON query syntax, so this loads the
+/// `(account_id, id, settings)` rows whose text names `"hostnames"` (a `LIKE` both backends run) and compares in
+/// Rust. That reads every gateway with host names on each such write, which is fine for the few gateways that
+/// claim names; an index table of claims would replace it if that ever grows large.
+///
+/// The error names the field and the host name, never the other gateway or its account.
+pub fn check_hostnames_free(
+    conn: &mut AnyConnection,
+    account_id: &str,
+    id: &str,
+    settings: &GatewaySettings,
+) -> Result<(), Error> {
+    let wanted = match settings.hostnames.as_deref() {
+        Some(names) if !names.is_empty() => names,
+        _ => return Ok(()),
+    };
+    if let AnyConnection::Postgresql(pg) = conn {
+        diesel::sql_query(format!(
+            "SELECT pg_advisory_xact_lock({HOSTNAME_CLAIMS_LOCK})"
+        ))
+        .execute(pg)?;
+    }
+    let rows: Vec<(String, String, String)> = gateways::table
+        .filter(gateways::settings.like("%\"hostnames\"%"))
+        .select((gateways::account_id, gateways::id, gateways::settings))
+        .load(conn)?;
+    let mut taken = std::collections::BTreeSet::new();
+    for (other_account, other_id, text) in rows {
+        if other_account == account_id && other_id == id {
+            continue;
+        }
+        let claims: HostnameClaims = serde_json::from_str(&text).map_err(|e| {
+            Error::Internal(format!(
+                "stored settings of gateway {other_account}/{other_id} do not parse: {e}"
+            ))
+        })?;
+        for claimed in claims.hostnames.iter().flatten() {
+            taken.extend(
+                wanted
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, name)| claimed.eq_ignore_ascii_case(name))
+                    .map(|(i, _)| i),
+            );
+        }
+    }
+    if taken.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Validation(
+        taken
+            .into_iter()
+            .map(|i| FieldError {
+                path: vec!["hostnames".to_owned(), i.to_string()],
+                message: format!(
+                    "Host name '{}' is already claimed by another gateway",
+                    wanted[i]
+                ),
+            })
+            .collect(),
+    ))
+}
+
+/// The key of the PostgreSQL advisory lock writers take while they check and write host name claims.
+const HOSTNAME_CLAIMS_LOCK: i64 = i64::from_be_bytes(*b"GH-hosts");
+
+/// The one field of stored settings [`check_hostnames_free`] needs; serde skips the rest.
+#[derive(serde::Deserialize)]
+struct HostnameClaims {
+    #[serde(default)]
+    hostnames: Option<Vec<String>>,
 }
 
 /// Replaces the settings of an existing gateway; returns false when there is none.

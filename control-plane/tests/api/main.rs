@@ -7,6 +7,7 @@ mod admin;
 mod auth;
 mod custom_providers;
 mod front_door;
+mod gateway_extensions;
 mod gateways;
 mod log_caps;
 mod log_ingest;

@@ -32,6 +32,9 @@ pub(crate) const REQUEST_ID: &str = "cf-aig-request-id";
 pub(crate) const LOG_ID: &str = "cf-aig-log-id";
 pub(crate) const STEP: &str = "cf-aig-step";
 pub(crate) const CACHE_STATUS: &str = "cf-aig-cache-status";
+/// On `/compat` answers: the model and provider that served the request.
+pub(crate) const MODEL: &str = "cf-aig-model";
+pub(crate) const PROVIDER: &str = "cf-aig-provider";
 
 /// Where a step's `cf-aig-*` controls are read: its own headers first (universal steps), then the request's.
 #[derive(Clone, Copy)]

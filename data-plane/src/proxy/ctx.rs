@@ -9,6 +9,7 @@
 //! | `log` | pipeline (after admission: the draft), account phase helpers (re-pointed at the answering step), relay (response capture) | account (the record), pipeline (log ids in headers) |
 //! | `submit_log` | pipeline (collect-log decision) | account, pipeline |
 //! | `spend` | pipeline (the answering step's charge) | account (charged once the cost is known) |
+//! | `cors_origin` | pipeline (after admission, when the gateway allows the `Origin`) | pipeline (response headers) |
 
 use std::time::Instant;
 
@@ -26,6 +27,8 @@ pub(crate) struct RequestContext {
     pub submit_log: bool,
     /// The spend-limit buckets the answering step is charged to, once its cost is known.
     pub spend: Option<SpendCharge>,
+    /// The request's `Origin`, when the gateway's CORS settings allow it: every answer then carries CORS headers.
+    pub cors_origin: Option<String>,
 }
 
 impl RequestContext {
@@ -36,6 +39,7 @@ impl RequestContext {
             log: None,
             submit_log: false,
             spend: None,
+            cors_origin: None,
         }
     }
 
@@ -53,6 +57,8 @@ pub(crate) struct ResponseIds {
     pub event_id: Option<String>,
     /// Universal requests: the answering step's index.
     pub step: Option<String>,
+    /// An allowed CORS origin (`proxy/cors.rs`).
+    pub cors_origin: Option<String>,
 }
 
 impl ResponseIds {
@@ -62,7 +68,14 @@ impl ResponseIds {
             log_id: None,
             event_id: None,
             step: None,
+            cors_origin: None,
         }
+    }
+
+    /// With the CORS headers of an allowed origin.
+    pub(crate) fn with_cors(mut self, origin: Option<&str>) -> Self {
+        self.cors_origin = origin.map(str::to_owned);
+        self
     }
 
     pub(crate) fn headers(&self, cache_status: Option<&'static str>) -> Vec<(&'static str, &str)> {
@@ -79,6 +92,11 @@ impl ResponseIds {
         }
         if let Some(status) = cache_status {
             extra.push((controls::CACHE_STATUS, status));
+        }
+        if let Some(origin) = &self.cors_origin {
+            extra.push(("access-control-allow-origin", origin.as_str()));
+            extra.push(("access-control-expose-headers", super::cors::EXPOSE_HEADERS));
+            extra.push(("vary", "origin"));
         }
         extra
     }

@@ -17,7 +17,7 @@ use super::phase::plan::{self, InferenceRoute};
 use super::phase::{account, body, cache, limits, relay};
 use super::record::{LogDraft, RequestFacts, ResponseCapture};
 use super::upstream::ForwardError;
-use super::{GatewayProxy, respond};
+use super::{GatewayProxy, cors, respond};
 use crate::error::code;
 
 /// Serves one inference request; every gateway-made failure is rendered here, before any response byte.
@@ -32,7 +32,7 @@ pub(super) async fn serve(
     match run(node, session, ctx, route, request_id).await {
         Ok(()) => Ok(()),
         Err(ForwardError::BeforeResponse(error)) => {
-            let mut ids = ResponseIds::new(request_id);
+            let mut ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
             if let Some(draft) = ctx.logged_draft() {
                 ids.log_id = Some(draft.id.clone());
                 ids.event_id = Some(draft.event_id.clone());
@@ -61,9 +61,34 @@ async fn run(
         session.req_header(),
         account,
         gateway_id,
+        route.is_compat(),
     )
     .map_err(before)?;
     let gateway = &admitted.gateway;
+    ctx.cors_origin = session
+        .req_header()
+        .headers
+        .get(http::header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .filter(|origin| cors::allows(&gateway.settings, origin))
+        .map(str::to_owned);
+
+    if let InferenceRoute::Provider { path, .. } = route
+        && route.is_compat()
+        && path.rest.trim_end_matches('/') == "models"
+    {
+        // Answered by the gateway from its catalog: no provider call, no log record.
+        let body = plan::compat::models_list(&gateway.settings);
+        let ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
+        return respond::json_with(
+            session,
+            http::StatusCode::OK,
+            body.into(),
+            &ids.headers(None),
+        )
+        .await
+        .map_err(ForwardError::AfterResponse);
+    }
 
     // From here on the request is the gateway's: it is logged, errors included, when logging is on.
     begin_record(session, ctx, route, &admitted, request_id);
@@ -77,10 +102,17 @@ async fn run(
         draft.model = body.peek.model.clone();
         draft.request_body = body.bytes.clone();
     }
-    let mut steps =
-        plan::run(&node.table, gateway, session.req_header(), route, body).map_err(before)?;
+    let mut steps = plan::run(
+        &node.table,
+        gateway,
+        session.req_header(),
+        route,
+        body,
+        admitted.bearer_is_gateway_token,
+    )
+    .map_err(before)?;
     let universal = route.is_universal();
-    let mut ids = ResponseIds::new(request_id);
+    let mut ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
 
     // A cache hit on the first step answers without any provider call (and without a spend check).
     if let Some(plan) = steps[0].cache.as_ref().filter(|p| !p.skip)
@@ -105,6 +137,7 @@ async fn run(
         steps = within;
     }
     account::describe_first_step(ctx, &steps[0], universal, &mut ids);
+    authorize(node, &mut steps).await.map_err(before)?;
 
     let started = Instant::now();
     let log_failures = ctx.submit_log;
@@ -136,6 +169,29 @@ async fn run(
         &ids,
     )
     .await
+}
+
+/// Mints the credentials of steps whose stored secret is not sent as it is (Vertex service accounts).
+async fn authorize(
+    node: &GatewayProxy,
+    steps: &mut [plan::Step],
+) -> Result<(), crate::error::AiGatewayError> {
+    for step in steps.iter_mut() {
+        match step.cloud_auth.take() {
+            None => {}
+            Some(plan::CloudAuth::Vertex { secret }) => {
+                let token = node.cloud_tokens.vertex(&secret).await?;
+                step.header
+                    .insert_header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+                    .map_err(|_| crate::error::AiGatewayError::INTERNAL)?;
+            }
+            Some(plan::CloudAuth::Bedrock {
+                credentials,
+                region,
+            }) => super::cloud_auth::sign_bedrock(step, &credentials, &region)?,
+        }
+    }
+    Ok(())
 }
 
 /// Starts the request's record when its gateway logs it, or when spend limits need the answer's cost (then

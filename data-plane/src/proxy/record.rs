@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use super::controls::{self, Controls};
 use super::taps::ResponseTap;
 use crate::dialect::Dialect;
-use crate::usage::{Framing, ResponseFormat, UsageScanner};
+use crate::usage::{Framing, ResponseFormat, Usage, UsageScanner};
 
 /// The response as far as the log needs it.
 #[derive(Default)]
@@ -31,6 +31,9 @@ pub(crate) struct ResponseCapture {
     dialect: Option<Dialect>,
     /// Reads token usage out of the response as it passes (started with the response header).
     usage: Option<UsageScanner>,
+    /// Usage known without scanning: a translated answer's, decoded by its codec (`proxy/translate.rs`). It wins
+    /// over the scanner, which sees only what the client got (a stream without `include_usage` has none).
+    pub known_usage: Option<Usage>,
 }
 
 impl std::fmt::Debug for ResponseCapture {
@@ -123,6 +126,8 @@ pub(crate) struct LogDraft {
     pub step: u32,
     /// Answered from the cache: no provider call, nothing paid.
     pub cached: bool,
+    /// The request came through `/compat` (its record says `request_type: "compat"`).
+    pub compat: bool,
     pub response: ResponseCapture,
 }
 
@@ -149,18 +154,18 @@ impl LogDraft {
             custom_cost: self.custom_cost,
             step: step.index,
             cached: false,
+            compat: self.compat,
             response: ResponseCapture::new(self.collect_payload),
         }
     }
 
     /// The record, once the response is over. `status` and `duration_ms` come from the finished exchange.
     pub fn into_record(mut self, status: u16, duration_ms: u64) -> LogRecord {
-        let usage = self
-            .response
-            .usage
-            .take()
-            .map(UsageScanner::finish)
-            .unwrap_or_default();
+        let scanned = self.response.usage.take().map(UsageScanner::finish);
+        let usage = match (self.response.known_usage.take(), scanned) {
+            (Some(known), _) => known,
+            (None, scanned) => scanned.unwrap_or_default(),
+        };
         let model = self.model.take().or(usage.model);
         let (cost, custom_cost) = match (&self.custom_cost, model.as_deref()) {
             // A cache hit made no provider call.
@@ -198,7 +203,7 @@ impl LogDraft {
             model,
             model_type: None,
             path: self.path,
-            request_type: Some("provider".into()),
+            request_type: Some(if self.compat { "compat" } else { "provider" }.into()),
             request_content_type: self.request_content_type,
             response_content_type: self.response.content_type,
             status_code: status,
@@ -282,6 +287,7 @@ impl LogDraft {
                 .and_then(|v| CustomCost::parse(v).ok()),
             step: 0,
             cached: false,
+            compat: false,
             response: ResponseCapture::new(collect_payload),
         }
     }

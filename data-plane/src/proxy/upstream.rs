@@ -54,6 +54,22 @@ impl OpenedResponse {
             .response_header()
             .map_or(0, |h| h.status.as_u16())
     }
+
+    /// The next piece of the body as it arrives, within the read timeout and the exchange's deadline; `None` at
+    /// its end. For relays that rewrite the body (`proxy/translate.rs`).
+    pub(crate) async fn next_chunk(
+        &mut self,
+        read_timeout: Duration,
+    ) -> Result<Option<Bytes>, Box<pingora::Error>> {
+        self.session.set_read_timeout(Some(read_timeout));
+        match tokio::time::timeout_at(self.deadline, self.session.read_response_body()).await {
+            Ok(next) => next,
+            Err(_) => Err(pingora::Error::explain(
+                pingora::ErrorType::ReadTimedout,
+                "the upstream exchange exceeded --upstream-total-timeout",
+            )),
+        }
+    }
 }
 
 /// Why an attempt produced no response header.
@@ -268,6 +284,20 @@ impl Upstreams {
                 .await;
         }
         Ok(())
+    }
+}
+
+impl Upstreams {
+    /// Returns a fully read response's connection to the pool; one whose body did not complete is closed.
+    pub(crate) async fn release(&self, opened: OpenedResponse) {
+        let OpenedResponse {
+            mut session, peer, ..
+        } = opened;
+        if session.response_done() {
+            self.connector
+                .release_http_session(session, &peer, Some(POOL_IDLE_TIMEOUT))
+                .await;
+        }
     }
 }
 

@@ -1,93 +1,17 @@
 //! Inference through the data plane to a mock provider: configuration applied directly to the node's config store
 //! (propagation has its own tests), traffic over real sockets.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use ed25519_dalek::pkcs8::EncodePrivateKey;
 use futures_util::StreamExt as _;
 use gatehouse_data_plane::DataPlane;
-use gatehouse_data_plane::snapshot::ConfigStore;
 use gatehouse_mock_providers::{MockProvider, control, unused_port};
-use gatehouse_shared::config::{
-    CustomProviderEntry, DeploymentDocument, GatewayConfigDocument, GatewayKey, ProviderConfigEntry,
-};
-use gatehouse_shared::crypto::MasterKey;
-use gatehouse_shared::gateway::GatewaySettings;
-use gatehouse_shared::token::{Scope, TOKEN_ISSUER, TokenClaims, VerificationKey};
+use gatehouse_shared::config::{CustomProviderEntry, DeploymentDocument};
+use gatehouse_shared::token::{Scope, VerificationKey};
 use serde_json::{Value, json};
 
 use crate::harness::{RunningDataPlane, test_settings};
-
-const MASTER: [u8; 32] = [9; 32];
-
-struct Node {
-    plane: RunningDataPlane,
-    store: Arc<ConfigStore>,
-    http: reqwest::Client,
-}
-
-impl Node {
-    /// A ready node whose providers point at `mock` (OpenAI under `/v1`, Anthropic at the root).
-    fn start(
-        mock: &MockProvider,
-        tweak: impl FnOnce(&mut gatehouse_data_plane::DataPlaneSettings),
-    ) -> Node {
-        let mut settings = test_settings();
-        settings.master_key = Some(MasterKey::from_bytes(&MASTER));
-        settings.provider_base_urls = vec![
-            ("openai".into(), mock.url("/v1")),
-            ("anthropic".into(), mock.base_url()),
-        ];
-        settings.upstream_response_timeout = Duration::from_secs(5);
-        tweak(&mut settings);
-        let dp = DataPlane::bind(settings).unwrap();
-        let store = dp.config_store();
-        dp.readiness().set_ready();
-        Node {
-            plane: RunningDataPlane::run(dp),
-            store,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.plane.addr, path)
-    }
-
-    fn add_gateway(&self, doc: GatewayConfigDocument) {
-        self.store.apply_gateway(&doc, "test").unwrap();
-    }
-}
-
-fn gateway(account: &str, id: &str, version: i64) -> GatewayConfigDocument {
-    let mut settings = GatewaySettings::for_default_gateway();
-    settings.authentication = false;
-    GatewayConfigDocument {
-        schema: 1,
-        key: GatewayKey::new(account, id),
-        version,
-        internal_id: format!("{account}-{id}"),
-        is_default: false,
-        settings,
-        provider_configs: vec![],
-        custom_providers: vec![],
-        cache_generation: 0,
-    }
-}
-
-fn stored_key(provider: &str, alias: &str, default: bool, secret: &str) -> ProviderConfigEntry {
-    ProviderConfigEntry {
-        id: format!("{provider}-{alias}"),
-        provider_slug: provider.into(),
-        alias: alias.into(),
-        default_config: default,
-        sealed_secret: MasterKey::from_bytes(&MASTER).seal(secret.as_bytes()),
-        rate_limit: None,
-        rate_limit_period: None,
-    }
-}
+use crate::node::{Node, Signer, gateway, stored_key};
 
 fn chat(stream: bool) -> Value {
     json!({"model": "gpt-4o-mini", "stream": stream, "messages": [{"role": "user", "content": "hello"}]})
@@ -289,41 +213,6 @@ async fn stored_keys_are_injected_by_alias_and_a_client_key_wins() {
         mock.requests().pop().unwrap().header("x-api-key"),
         Some("sk-ant-stored")
     );
-}
-
-/// Signs tokens the way the control plane does.
-struct Signer {
-    key: jsonwebtoken::EncodingKey,
-    public: VerificationKey,
-}
-
-impl Signer {
-    fn new(kid: &str) -> Self {
-        let key = ed25519_dalek::SigningKey::generate(&mut rand::rngs::OsRng);
-        let der = key.to_pkcs8_der().unwrap();
-        Self {
-            key: jsonwebtoken::EncodingKey::from_ed_der(der.as_bytes()),
-            public: VerificationKey {
-                kid: kid.into(),
-                public_key: base64::engine::general_purpose::STANDARD
-                    .encode(key.verifying_key().as_bytes()),
-            },
-        }
-    }
-
-    fn token(&self, jti: &str, accounts: &[&str], scopes: &[Scope]) -> String {
-        let claims = TokenClaims {
-            jti: jti.into(),
-            iss: TOKEN_ISSUER.into(),
-            accounts: accounts.iter().map(|a| (*a).to_owned()).collect(),
-            scopes: scopes.to_vec(),
-            iat: 0,
-            exp: None,
-        };
-        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.kid = Some(self.public.kid.clone());
-        jsonwebtoken::encode(&header, &claims, &self.key).unwrap()
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,7 +32,10 @@ fn gateway(id: &str, collect_logs: bool) -> GatewayConfigDocument {
 
 fn start(mock: &MockProvider) -> (RunningDataPlane, Receiver<LogRecord>) {
     let mut settings = test_settings();
-    settings.provider_base_urls = vec![("openai".into(), mock.url("/v1"))];
+    settings.provider_base_urls = vec![
+        ("openai".into(), mock.url("/v1")),
+        ("anthropic".into(), mock.base_url()),
+    ];
     let (sink, rx) = LogSink::channel(64);
     let dp = DataPlane::bind(settings).unwrap().with_log_sink(sink);
     dp.config_store()
@@ -263,4 +266,49 @@ async fn collect_flags_errors_and_streams_are_honoured() {
             .is_err(),
         "the unknown gateway was not logged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_translated_compat_request_records_what_served_it_and_its_tokens() {
+    let mock = MockProvider::start();
+    let (node, mut rx) = start(&mock);
+    let http = reqwest::Client::new();
+    // A stream without include_usage: the client sees no usage, the record still has it.
+    for stream in [false, true] {
+        let body = json!({"model": "anthropic/claude-sonnet-4-5", "stream": stream,
+            "messages": [{"role": "user", "content": "hello"}]});
+        let resp = http
+            .post(format!(
+                "http://{}/v1/acme/logged/compat/chat/completions",
+                node.addr
+            ))
+            .header("authorization", "Bearer sk-ant")
+            .header("x-mock-scenario", "cached")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let text = resp.text().await.unwrap();
+        let record = next(&mut rx).await;
+        assert_eq!(record.provider, "anthropic", "{stream}");
+        assert_eq!(record.model.as_deref(), Some("claude-sonnet-4-5"));
+        assert_eq!(record.request_type.as_deref(), Some("compat"));
+        assert_eq!(record.path, "v1/messages");
+        assert!(
+            record.tokens_in.unwrap() > 0 && record.tokens_out.unwrap() > 0,
+            "{record:?}"
+        );
+        assert_eq!(record.cached_tokens_in, Some(8));
+        assert!(
+            record.cost.is_some(),
+            "priced as claude-sonnet-4-5: {record:?}"
+        );
+        if stream {
+            assert!(
+                !text.contains("\"usage\""),
+                "the client did not ask for usage: {text}"
+            );
+        }
+    }
 }

@@ -2,6 +2,11 @@
 
 mod cache_limits;
 mod client;
+mod compat;
+mod compat_embeddings;
+mod compat_gemini;
+mod compat_more;
+mod compat_translated;
 mod config_sync;
 mod controlled_bus;
 mod errors;
@@ -9,6 +14,7 @@ mod harness;
 mod inference;
 mod lifecycle;
 mod logging;
+mod node;
 mod policy_node;
 mod probes;
 mod request_limits;

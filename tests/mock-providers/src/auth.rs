@@ -2,27 +2,7 @@
 
 use http::HeaderMap;
 
-use crate::errors::{ErrorSpec, Flavour};
-
-/// Why a request was refused: status and error details, rendered by the caller in the provider's shape.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) struct Refusal {
-    pub status: u16,
-    pub message: String,
-    pub kind: &'static str,
-    pub code: Option<&'static str>,
-}
-
-impl Refusal {
-    pub fn spec(&self) -> ErrorSpec<'_> {
-        ErrorSpec {
-            message: Some(&self.message),
-            kind: Some(self.kind),
-            code: self.code,
-            param: None,
-        }
-    }
-}
+use crate::refusal::{Flavour, Refusal, bearer};
 
 const OPENAI_NO_KEY: &str = "You didn't provide an API key. You need to provide your API key in an Authorization \
 header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if \
@@ -38,6 +18,9 @@ pub(crate) fn check(
     match flavour {
         Flavour::OpenAi => check_openai(headers, expected),
         Flavour::Anthropic => check_anthropic(headers, expected),
+        Flavour::Bedrock => crate::bedrock::check_auth(headers, expected),
+        Flavour::Cohere => crate::cohere::check_auth(headers, expected),
+        Flavour::WorkersAi => crate::workers_ai::check_auth(headers, expected),
     }
 }
 
@@ -47,17 +30,6 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
-}
-
-/// The key of `Authorization: Bearer <key>`, when there is one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    header(headers, "authorization")
-        .and_then(|v| {
-            v.split_once(' ')
-                .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        })
-        .map(|(_, key)| key.trim())
-        .filter(|key| !key.is_empty())
 }
 
 fn check_openai(headers: &HeaderMap, expected: Option<&str>) -> Result<(), Refusal> {

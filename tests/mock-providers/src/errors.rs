@@ -8,23 +8,7 @@ use http::{HeaderValue, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::body::{MockBody, json as json_response};
-
-/// Whose wire format a request is in; decides the error shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Flavour {
-    OpenAi,
-    Anthropic,
-}
-
-/// The details of one error. Without a message, the provider's usual message, type and code for the status apply;
-/// with one, `kind` still defaults by status but `code` is taken as given.
-#[derive(Debug, Default)]
-pub(crate) struct ErrorSpec<'a> {
-    pub message: Option<&'a str>,
-    pub kind: Option<&'a str>,
-    pub code: Option<&'a str>,
-    pub param: Option<&'a str>,
-}
+use crate::refusal::{ErrorSpec, Flavour};
 
 pub(crate) fn error(
     flavour: Flavour,
@@ -36,8 +20,20 @@ pub(crate) fn error(
     let (body, id_header) = match flavour {
         Flavour::OpenAi => (openai_body(status, &spec), "x-request-id"),
         Flavour::Anthropic => (anthropic_body(status, &spec, request_id), "request-id"),
+        Flavour::Bedrock => (
+            crate::bedrock::error_body(status, &spec),
+            "x-amzn-requestid",
+        ),
+        Flavour::Cohere => (
+            crate::cohere::error_body(status, &spec, request_id),
+            "x-request-id",
+        ),
+        Flavour::WorkersAi => (crate::workers_ai::error_body(status, &spec), "cf-ray"),
     };
     let mut res = json_response(status, &body);
+    if flavour == Flavour::Bedrock {
+        crate::bedrock::set_error_type(&mut res, status, &spec);
+    }
     if let Ok(v) = HeaderValue::from_str(&format!("req_mock_{request_id}")) {
         res.headers_mut().insert(id_header, v);
     }

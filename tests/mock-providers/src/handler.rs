@@ -1,7 +1,7 @@
 //! One request: read and record it, apply the behaviour, check it as the provider would, answer.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{Method, Request, Response};
@@ -10,26 +10,16 @@ use hyper::body::Incoming;
 use serde_json::Value;
 
 use crate::MAX_BODY_BYTES;
+use crate::answer::{Answer, CloseConnection};
 use crate::auth;
 use crate::body::MockBody;
-use crate::errors::{self, ErrorSpec, Flavour};
+use crate::errors;
 use crate::record::RecordedRequest;
+use crate::refusal::{ErrorSpec, Flavour};
+use crate::scenario;
 use crate::state::MockState;
-use crate::text::{Usage, usage_for};
-use crate::{anthropic, openai};
-
-/// Returned to hyper to drop the connection without a response (the `close` behaviour, or a client that went away
-/// mid-body).
-#[derive(Debug)]
-pub(crate) struct CloseConnection;
-
-impl std::fmt::Display for CloseConnection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("connection closed by the mock without a response")
-    }
-}
-
-impl std::error::Error for CloseConnection {}
+use crate::text::usage_for;
+use crate::{anthropic, bedrock, cohere, embeddings, openai, workers_ai};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Endpoint {
@@ -37,12 +27,28 @@ enum Endpoint {
     Responses,
     Embeddings,
     Messages,
+    /// Bedrock `/model/{id}/converse`.
+    Converse,
+    /// Bedrock `/model/{id}/converse-stream`.
+    ConverseStream,
+    /// Cohere `/v2/chat`.
+    CohereChat,
+    /// Cohere `/v2/embed`.
+    CohereEmbed,
+    /// Bedrock `/model/{id}/invoke` (embeddings models).
+    Invoke,
+    /// Workers AI `…/ai/run/{model}` (text embeddings).
+    WorkersAiRun,
 }
 
 impl Endpoint {
     /// Matched on the suffix so the mock answers under any base path the gateway is configured with.
     fn route(path: &str) -> Option<Endpoint> {
         let path = path.trim_end_matches('/');
+        // Workers AI names the model last (`…/ai/run/@cf/baai/bge-m3`), so no suffix rule may see it first.
+        if path.contains("/ai/run/") {
+            return Some(Endpoint::WorkersAiRun);
+        }
         if path.ends_with("/chat/completions") {
             Some(Endpoint::ChatCompletions)
         } else if path.ends_with("/responses") {
@@ -51,6 +57,16 @@ impl Endpoint {
             Some(Endpoint::Embeddings)
         } else if path.ends_with("/messages") {
             Some(Endpoint::Messages)
+        } else if path.ends_with("/converse") {
+            Some(Endpoint::Converse)
+        } else if path.ends_with("/converse-stream") {
+            Some(Endpoint::ConverseStream)
+        } else if path.ends_with("/v2/chat") {
+            Some(Endpoint::CohereChat)
+        } else if path.ends_with("/v2/embed") {
+            Some(Endpoint::CohereEmbed)
+        } else if path.ends_with("/invoke") && path.contains("/model/") {
+            Some(Endpoint::Invoke)
         } else {
             None
         }
@@ -59,26 +75,23 @@ impl Endpoint {
     fn flavour(self) -> Flavour {
         match self {
             Endpoint::Messages => Flavour::Anthropic,
+            Endpoint::Converse | Endpoint::ConverseStream | Endpoint::Invoke => Flavour::Bedrock,
+            Endpoint::CohereChat | Endpoint::CohereEmbed => Flavour::Cohere,
+            Endpoint::WorkersAiRun => Flavour::WorkersAi,
             _ => Flavour::OpenAi,
         }
     }
-}
-
-/// What a successful answer is generated from.
-pub(crate) struct Answer<'a> {
-    pub id: u64,
-    pub model: &'a str,
-    pub chunks: usize,
-    pub chunk_delay: Duration,
-    pub usage: Usage,
-    /// Unix seconds.
-    pub created: u64,
 }
 
 pub(crate) async fn handle(
     state: Arc<MockState>,
     req: Request<Incoming>,
 ) -> Result<Response<MockBody>, CloseConnection> {
+    // Google's routes (model in the path, two credential forms, the OAuth token endpoint's form body) have their
+    // own flow in `gemini.rs`, with the same behaviour controls.
+    if let Some(route) = crate::gemini::Route::of(req.uri().path()) {
+        return crate::gemini::handle(state, req, route).await;
+    }
     let (parts, body) = req.into_parts();
     let endpoint = Endpoint::route(parts.uri.path());
     let flavour = endpoint.map_or(Flavour::OpenAi, Endpoint::flavour);
@@ -105,6 +118,10 @@ pub(crate) async fn handle(
         Ok(b) => b,
         Err(message) => return Ok(bad_request(flavour, &message, id)),
     };
+    let scenario = match scenario::try_scenario(&parts.headers) {
+        Ok(s) => s,
+        Err(message) => return Ok(bad_request(flavour, &message, id)),
+    };
     if !behaviour.header_delay.is_zero() {
         tokio::time::sleep(behaviour.header_delay).await;
     }
@@ -123,6 +140,9 @@ pub(crate) async fn handle(
             kind: Some(match flavour {
                 Flavour::OpenAi => "invalid_request_error",
                 Flavour::Anthropic => "not_found_error",
+                Flavour::Bedrock => "UnknownOperationException",
+                Flavour::Cohere => "not_found",
+                Flavour::WorkersAi => "7003",
             }),
             ..ErrorSpec::default()
         };
@@ -167,7 +187,16 @@ pub(crate) async fn handle(
         return Ok(errors::for_status(flavour, status, id));
     }
 
-    let Some(model) = json.get("model").and_then(Value::as_str) else {
+    // Bedrock and Workers AI name the model in the path (`/model/{id}/converse`, `/ai/run/{model}`), the others in
+    // the body.
+    let path_model = match endpoint {
+        Endpoint::Converse | Endpoint::ConverseStream => bedrock::model_in_path(parts.uri.path()),
+        Endpoint::Invoke => embeddings::invoke_model(parts.uri.path()),
+        Endpoint::WorkersAiRun => workers_ai::model_in_path(parts.uri.path()).map(str::to_owned),
+        _ => None,
+    };
+    let body_model = || json.get("model").and_then(Value::as_str);
+    let Some(model) = path_model.as_deref().or_else(body_model) else {
         return Ok(missing_model(flavour, id));
     };
     let answer = Answer {
@@ -179,12 +208,19 @@ pub(crate) async fn handle(
         created: SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs()),
+        scenario,
     };
     let answered = match endpoint {
         Endpoint::ChatCompletions => openai::chat_completions(&json, &answer),
         Endpoint::Responses => openai::responses(&json, &answer),
         Endpoint::Embeddings => openai::embeddings(&json, &answer),
         Endpoint::Messages => anthropic::messages(&json, &answer),
+        Endpoint::Converse => bedrock::converse(&json, &answer, false),
+        Endpoint::ConverseStream => bedrock::converse(&json, &answer, true),
+        Endpoint::CohereChat => cohere::chat(&json, &answer),
+        Endpoint::CohereEmbed => embeddings::cohere(&json, &answer),
+        Endpoint::Invoke => embeddings::bedrock_invoke(&json, &answer),
+        Endpoint::WorkersAiRun => workers_ai::run(&json, &answer),
     };
     Ok(answered.unwrap_or_else(|invalid| {
         errors::error(
@@ -199,33 +235,6 @@ pub(crate) async fn handle(
             id,
         )
     }))
-}
-
-/// A request body that parsed but lacks what the endpoint requires.
-pub(crate) struct Invalid {
-    pub message: String,
-    pub param: Option<&'static str>,
-    pub code: Option<&'static str>,
-}
-
-impl Invalid {
-    /// OpenAI's answer to a missing field.
-    pub fn openai_missing(param: &'static str) -> Invalid {
-        Invalid {
-            message: format!("Missing required parameter: '{param}'."),
-            param: Some(param),
-            code: Some("missing_required_parameter"),
-        }
-    }
-
-    /// Anthropic's answer to a missing field.
-    pub fn anthropic_missing(field: &'static str) -> Invalid {
-        Invalid {
-            message: format!("{field}: Field required"),
-            param: None,
-            code: None,
-        }
-    }
 }
 
 fn bad_request(flavour: Flavour, message: &str, id: u64) -> Response<MockBody> {
@@ -249,6 +258,9 @@ fn malformed_json(flavour: Flavour, id: u64) -> Response<MockBody> {
              help.openai.com.)"
         }
         Flavour::Anthropic => "There was an issue with your request body: expected a JSON object",
+        Flavour::Bedrock => "Malformed input request, please reformat your input and try again.",
+        Flavour::Cohere => "invalid request: could not parse the request body as JSON",
+        Flavour::WorkersAi => "Invalid input: the body is not a JSON object",
     };
     bad_request(flavour, message, id)
 }
@@ -257,5 +269,8 @@ fn missing_model(flavour: Flavour, id: u64) -> Response<MockBody> {
     match flavour {
         Flavour::OpenAi => bad_request(flavour, "you must provide a model parameter", id),
         Flavour::Anthropic => bad_request(flavour, "model: Field required", id),
+        Flavour::Bedrock => bad_request(flavour, "The provided model identifier is invalid.", id),
+        Flavour::Cohere => bad_request(flavour, "invalid request: model must be provided", id),
+        Flavour::WorkersAi => bad_request(flavour, "No such model or task", id),
     }
 }

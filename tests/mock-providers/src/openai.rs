@@ -5,9 +5,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use serde_json::{Value, json};
 
+use crate::answer::{Answer, Invalid};
 use crate::body::{MockBody, data_event, event_stream, json as json_response, named_event};
-use crate::handler::{Answer, Invalid};
-use crate::text::{completion_text, piece};
+use crate::text::{completion_text, embedding_vector, piece};
 
 /// Default and largest embedding size: small, because tests look at shapes, not meaning.
 const DEFAULT_DIMENSIONS: u64 = 8;
@@ -47,12 +47,30 @@ pub(crate) fn chat_completions(
         return Err(Invalid::openai_missing("messages"));
     }
     let id = format!("chatcmpl-mock{}", a.id);
+    let calls = tool_calls(body, a)?;
     let res = if wants_stream(body) {
         let include_usage = body
             .pointer("/stream_options/include_usage")
             .and_then(Value::as_bool)
             == Some(true);
-        event_stream(chat_chunks(&id, a, include_usage), a.chunk_delay)
+        event_stream(chat_chunks(&id, a, include_usage, &calls), a.chunk_delay)
+    } else if !calls.is_empty() {
+        json_response(
+            StatusCode::OK,
+            &json!({
+                "id": id, "object": "chat.completion", "created": a.created, "model": a.model,
+                "choices": [{
+                    "index": 0,
+                    "message": {"role": "assistant", "content": null, "refusal": null, "annotations": [],
+                        "tool_calls": calls},
+                    "logprobs": null,
+                    "finish_reason": "tool_calls"
+                }],
+                "usage": chat_usage(a),
+                "service_tier": "default",
+                "system_fingerprint": "fp_mock"
+            }),
+        )
     } else {
         json_response(
             StatusCode::OK,
@@ -81,9 +99,28 @@ pub(crate) fn chat_completions(
     Ok(with_request_id(res, a.id))
 }
 
-/// A role chunk, one chunk per piece, a finish chunk, the usage chunk when asked for, then `[DONE]`. With
-/// `include_usage`, every chunk carries `"usage": null` as OpenAI's do.
-fn chat_chunks(id: &str, a: &Answer<'_>, include_usage: bool) -> Vec<Bytes> {
+/// The tool calls the scenario asks for (`tool_call`, `parallel_tool_calls`), to the request's first tool.
+fn tool_calls(body: &Value, a: &Answer<'_>) -> Result<Vec<Value>, Invalid> {
+    let count = a.scenario.tool_calls();
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let name = body
+        .pointer("/tools/0/function/name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Invalid::openai_missing("tools"))?;
+    Ok((0..count)
+        .map(|i| {
+            json!({"id": format!("call_mock{}_{i}", a.id), "type": "function",
+                "function": {"name": name, "arguments": crate::scenario::tool_call_arguments(i)}})
+        })
+        .collect())
+}
+
+/// A role chunk, one chunk per piece (or, for tool calls, a header and two argument fragments per call), a
+/// finish chunk, the usage chunk when asked for, then `[DONE]`. With `include_usage`, every chunk carries
+/// `"usage": null` as OpenAI's do.
+fn chat_chunks(id: &str, a: &Answer<'_>, include_usage: bool, calls: &[Value]) -> Vec<Bytes> {
     let chunk = |choices: Value, usage: Option<Value>| {
         let mut c = json!({
             "id": id,
@@ -108,13 +145,37 @@ fn chat_chunks(id: &str, a: &Answer<'_>, include_usage: bool) -> Vec<Bytes> {
         ),
         None,
     ));
-    for i in 0..a.chunks {
+    for (i, call) in calls.iter().enumerate() {
+        let args = call["function"]["arguments"].as_str().unwrap_or_default();
+        let (head, tail) = args.split_at(args.len() / 2);
+        let header = json!([{"index": i, "id": call["id"], "type": "function",
+            "function": {"name": call["function"]["name"], "arguments": ""}}]);
         events.push(chunk(
-            choice(json!({"content": piece(i)}), Value::Null),
+            choice(json!({"tool_calls": header}), Value::Null),
             None,
         ));
+        for fragment in [head, tail] {
+            let delta = json!([{"index": i, "function": {"arguments": fragment}}]);
+            events.push(chunk(
+                choice(json!({"tool_calls": delta}), Value::Null),
+                None,
+            ));
+        }
     }
-    events.push(chunk(choice(json!({}), json!("stop")), None));
+    if calls.is_empty() {
+        for i in 0..a.chunks {
+            events.push(chunk(
+                choice(json!({"content": piece(i)}), Value::Null),
+                None,
+            ));
+        }
+    }
+    let finish = if calls.is_empty() {
+        "stop"
+    } else {
+        "tool_calls"
+    };
+    events.push(chunk(choice(json!({}), json!(finish)), None));
     if include_usage {
         events.push(chunk(json!([]), Some(chat_usage(a))));
     }
@@ -232,9 +293,7 @@ pub(crate) fn embeddings(body: &Value, a: &Answer<'_>) -> Result<Response<MockBo
     let base64 = body.get("encoding_format").and_then(Value::as_str) == Some("base64");
     let data: Vec<Value> = (0..inputs)
         .map(|index| {
-            let vector: Vec<f32> = (0..dimensions)
-                .map(|d| ((index * 31 + d) % 17) as f32 / 17.0 - 0.5)
-                .collect();
+            let vector = embedding_vector(index, dimensions);
             // The Python SDK asks for base64 by default: little-endian f32s, as OpenAI sends them.
             let embedding = if base64 {
                 let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();

@@ -16,6 +16,17 @@ pub fn completion_text(chunks: usize) -> String {
     (0..chunks).map(piece).collect()
 }
 
+/// The size of a mock embedding when the request names none: small, because tests look at shapes, not meaning.
+pub const DEFAULT_EMBEDDING_DIMENSIONS: usize = 8;
+
+/// The vector every provider's mock answers for the input at `index` (position in the request), `dimensions`
+/// floats long, so a test can predict what a client gets whichever provider embedded it.
+pub fn embedding_vector(index: usize, dimensions: usize) -> Vec<f32> {
+    (0..dimensions)
+        .map(|d| ((index * 31 + d) % 17) as f32 / 17.0 - 0.5)
+        .collect()
+}
+
 /// Token counts the mock reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Usage {

@@ -48,6 +48,15 @@ pub(crate) fn describe_first_step(
     universal: bool,
     ids: &mut ResponseIds,
 ) {
+    if first.compat
+        && let Some(draft) = ctx.log.as_deref_mut()
+    {
+        // The record names what served the request; the body stays the client's OpenAI one.
+        draft.provider.clone_from(&first.provider);
+        draft.path.clone_from(&first.path);
+        draft.model.clone_from(&first.model);
+        draft.compat = true;
+    }
     if universal {
         ids.step = Some(first.index.to_string());
         if let Some(draft) = ctx.log.as_deref_mut() {

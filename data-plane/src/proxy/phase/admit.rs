@@ -28,6 +28,9 @@ pub(crate) struct Gatekeeper<'a> {
 pub(crate) struct Admitted {
     pub gateway: Arc<CompiledGateway>,
     pub caller: GatewayCaller,
+    /// On `/compat`, the caller's `Authorization: Bearer` held the gateway's own token (an OpenAI SDK's `apiKey`)
+    /// rather than a provider key: it authenticated the request and is never forwarded.
+    pub bearer_is_gateway_token: bool,
 }
 
 /// What `cf-aig-authorization` says about the caller.
@@ -48,6 +51,7 @@ pub(crate) fn run(
     client: &RequestHeader,
     account: &str,
     gateway_id: &str,
+    compat: bool,
 ) -> Result<Admitted, AiGatewayError> {
     if !node.readiness.is_ready() {
         return Err(AiGatewayError::NOT_READY);
@@ -60,7 +64,21 @@ pub(crate) fn run(
         .headers
         .get(controls::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let caller = authenticate(authorization, &snapshot, account);
+    let mut caller = authenticate(authorization, &snapshot, account);
+    let mut bearer_is_gateway_token = false;
+    if compat && authorization.is_none() {
+        // An OpenAI SDK can only set `apiKey`: a gateway token there authenticates like `cf-aig-authorization`;
+        // anything else in it is the provider key and leaves the caller anonymous.
+        let bearer = client
+            .headers
+            .get(http::header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        if bearer.is_some() && authenticate(bearer, &snapshot, account) == GatewayCaller::Authorized
+        {
+            caller = GatewayCaller::Authorized;
+            bearer_is_gateway_token = true;
+        }
+    }
     let gateway = find_gateway(&snapshot, account, gateway_id, caller)?;
     if gateway.version == 0 && gateway.is_default {
         // Served from the settings it will be created with; the control plane creates it once (deduplicated,
@@ -70,7 +88,11 @@ pub(crate) fn run(
     if gateway.settings.authentication && caller != GatewayCaller::Authorized {
         return Err(AiGatewayError::UNAUTHORIZED);
     }
-    Ok(Admitted { gateway, caller })
+    Ok(Admitted {
+        gateway,
+        caller,
+        bearer_is_gateway_token,
+    })
 }
 
 /// Checks the header against the snapshot's deployment keys. A gateway without `authentication` ignores the

@@ -6,6 +6,7 @@
 //! Precedence of controls (spec §2.3): a universal step's `config` and `headers` > the request's `cf-aig-*`
 //! headers > the gateway's settings.
 
+pub(crate) mod compat;
 mod credentials;
 mod universal;
 
@@ -13,6 +14,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_shared::gateway::{GatewaySettings, RetryBackoff};
+use gatehouse_shared::providers::COMPAT_PROVIDER;
 use pingora::http::RequestHeader;
 
 use super::body::RequestBody;
@@ -43,6 +45,24 @@ pub(crate) struct Step {
     pub timeout: Option<Duration>,
     /// Whether and how this step's answer is looked up in and stored to the cache.
     pub cache: Option<CachePlan>,
+    /// On `/compat`, how the answer is translated back to the client's format; `None` relays it as it comes.
+    pub translation: Option<Box<compat::Translation>>,
+    /// Whether the step serves `/compat` (its answer then names the provider and model that served it).
+    pub compat: bool,
+    /// A credential minted from a stored cloud secret just before the attempts (`proxy/cloud_auth.rs`).
+    pub cloud_auth: Option<CloudAuth>,
+}
+
+/// A stored secret the gateway turns into a credential instead of sending it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CloudAuth {
+    /// A Vertex AI service-account JSON: exchanged for an OAuth access token.
+    Vertex { secret: String },
+    /// A stored AWS key pair: the final request is signed with SigV4.
+    Bedrock {
+        credentials: crate::dialect::bedrock::sigv4::AwsCredentials,
+        region: String,
+    },
 }
 
 impl Step {
@@ -175,6 +195,11 @@ impl<'a> InferenceRoute<'a> {
         }
     }
 
+    /// `/v1/{account}/{gateway}/compat/…`, the OpenAI-compatible endpoint.
+    pub(crate) fn is_compat(&self) -> bool {
+        matches!(self, InferenceRoute::Provider { path, .. } if path.provider == COMPAT_PROVIDER)
+    }
+
     pub(crate) fn is_universal(&self) -> bool {
         matches!(self, InferenceRoute::Universal { .. })
     }
@@ -195,8 +220,22 @@ pub(crate) fn run(
     client: &RequestHeader,
     route: InferenceRoute<'_>,
     body: RequestBody,
+    bearer_is_gateway_token: bool,
 ) -> Result<Vec<Step>, AiGatewayError> {
     match route {
+        InferenceRoute::Provider { path, .. } if path.provider == COMPAT_PROVIDER => {
+            let operation = compat::Operation::of(path.rest).ok_or(AiGatewayError::NOT_FOUND)?;
+            let step = compat::build(
+                table,
+                gateway,
+                client,
+                path.account,
+                operation,
+                bearer_is_gateway_token,
+                body,
+            )?;
+            Ok(vec![step])
+        }
         InferenceRoute::Provider { path, query } => {
             let config = StepConfig::default();
             let step = build(
@@ -308,10 +347,22 @@ fn build(
         gateway.provider_keys.get(request.provider),
         alias,
     )?;
+    let mut cloud_auth = None;
     if let Some(c) = credential {
-        header.insert_header(c.name, c.value).map_err(|_| {
-            AiGatewayError::bad_request("the stored provider key is not a valid header value")
-        })?;
+        let service_account = (request.provider == "google-vertex-ai")
+            .then(|| c.value.strip_prefix("Bearer "))
+            .flatten()
+            .filter(|secret| crate::dialect::vertex_auth::ServiceAccount::parse(secret).is_ok());
+        if let Some(secret) = service_account {
+            // Vertex's stored key is a service-account JSON, exchanged for a token before the attempts.
+            cloud_auth = Some(CloudAuth::Vertex {
+                secret: secret.to_owned(),
+            });
+        } else {
+            header.insert_header(c.name, c.value).map_err(|_| {
+                AiGatewayError::bad_request("the stored provider key is not a valid header value")
+            })?;
+        }
     }
     let cache = super::cache::plan(
         gateway,
@@ -332,6 +383,9 @@ fn build(
         retry,
         timeout,
         cache,
+        translation: None,
+        compat: false,
+        cloud_auth,
     })
 }
 

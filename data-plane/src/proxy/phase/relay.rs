@@ -16,6 +16,7 @@ use crate::error::AiGatewayError;
 use crate::proxy::ctx::{RequestContext, ResponseIds};
 use crate::proxy::taps::ResponseTap;
 use crate::proxy::upstream::{ForwardError, OpenedResponse, Relay, Upstreams};
+use crate::proxy::{controls, translate};
 
 /// Sends the answering step's response downstream as it arrives, then stores it when it is cacheable.
 pub(crate) async fn stream(
@@ -29,10 +30,19 @@ pub(crate) async fn stream(
 ) -> Result<(), ForwardError> {
     let plan = step.cache.as_ref();
     let mut tee = plan.filter(|p| !p.skip).map(|_| CacheTee::default());
-    let extra = ids.headers(plan.map(|_| "MISS"));
+    let mut extra = ids.headers(plan.map(|_| "MISS"));
+    if step.compat {
+        // What actually served a `/compat` request (Cloudflare sends these for dynamic routes).
+        extra.push((controls::MODEL, step.model.as_deref().unwrap_or("")));
+        extra.push((controls::PROVIDER, step.provider.as_str()));
+    }
     let mut capture = ctx.log.as_deref_mut().map(|d| &mut d.response);
     if let Some(c) = capture.as_deref_mut() {
-        c.expect(dialect::of(&step.provider, &step.path));
+        c.expect(match step.translation {
+            // Taps see what the client got: OpenAI's format.
+            Some(_) => dialect::Dialect::OpenAiChat,
+            None => dialect::of(&step.provider, &step.path),
+        });
     }
     // An absent stage is a tap that does nothing: one fixed chain, no allocation per request.
     let (mut no_capture, mut no_tee) = (NoTap, NoTap);
@@ -44,17 +54,38 @@ pub(crate) async fn stream(
         Some(t) => t,
         None => &mut no_tee,
     };
-    upstreams
-        .relay(
+    if let Some(translation) = step.translation.as_deref() {
+        let translated = translate::relay(
+            upstreams,
             session,
             opened,
-            Relay {
-                extra_response_headers: &extra,
-                read_timeout: upstreams.response_timeout(),
-            },
+            translation,
+            &extra,
+            &ids.request_id,
             &mut [capture, tee_tap],
         )
         .await?;
+        if let Some(draft) = ctx.log.as_deref_mut() {
+            draft.response.known_usage = translated.usage.map(|u| crate::usage::Usage {
+                tokens_in: Some(u.prompt_tokens),
+                tokens_out: Some(u.completion_tokens),
+                cached_tokens_in: Some(u.cached_tokens),
+                model: None,
+            });
+        }
+    } else {
+        upstreams
+            .relay(
+                session,
+                opened,
+                Relay {
+                    extra_response_headers: &extra,
+                    read_timeout: upstreams.response_timeout(),
+                },
+                &mut [capture, tee_tap],
+            )
+            .await?;
+    }
     if let (Some(plan), Some(entry)) = (plan, tee.and_then(CacheTee::into_entry)) {
         cache::store(cache_store, &plan.key, entry, plan.ttl).await;
     }

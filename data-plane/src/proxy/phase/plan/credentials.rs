@@ -9,7 +9,7 @@ use http::HeaderName;
 use pingora::http::RequestHeader;
 
 use crate::error::AiGatewayError;
-use crate::snapshot::ProviderKeys;
+use crate::snapshot::{ProviderKeys, ProviderSecret};
 
 /// A header to set on the upstream request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +26,32 @@ pub(crate) fn credential_header(style: CredentialStyle) -> Option<HeaderName> {
         }
         CredentialStyle::Header(name) => HeaderName::from_bytes(name.as_bytes()).ok(),
         CredentialStyle::ClientSigned => None,
+    }
+}
+
+/// The stored key named by `cf-aig-byok-alias` (400 2040 listing the configured aliases when there is none), or
+/// the default one.
+pub(crate) fn stored<'k>(
+    provider: &str,
+    keys: Option<&'k ProviderKeys>,
+    alias: Option<&str>,
+) -> Result<Option<&'k ProviderSecret>, AiGatewayError> {
+    match alias {
+        Some(alias) => match keys.and_then(|k| k.by_alias.get(alias)) {
+            Some(s) => Ok(Some(s)),
+            None => {
+                let mut configured: Vec<&str> = keys
+                    .map(|k| k.by_alias.keys().map(String::as_str).collect())
+                    .unwrap_or_default();
+                configured.sort_unstable();
+                Err(AiGatewayError::byok_alias_not_found(
+                    provider,
+                    alias,
+                    &configured,
+                ))
+            }
+        },
+        None => Ok(keys.and_then(|k| k.default.as_ref())),
     }
 }
 
@@ -49,28 +75,8 @@ pub(crate) fn choose(
     {
         return Ok(None);
     }
-    let secret = match alias {
-        Some(alias) => {
-            let found = keys.and_then(|k| k.by_alias.get(alias));
-            match found {
-                Some(s) => s,
-                None => {
-                    let mut configured: Vec<&str> = keys
-                        .map(|k| k.by_alias.keys().map(String::as_str).collect())
-                        .unwrap_or_default();
-                    configured.sort_unstable();
-                    return Err(AiGatewayError::byok_alias_not_found(
-                        provider,
-                        alias,
-                        &configured,
-                    ));
-                }
-            }
-        }
-        None => match keys.and_then(|k| k.default.as_ref()) {
-            Some(s) => s,
-            None => return Ok(None),
-        },
+    let Some(secret) = stored(provider, keys, alias)? else {
+        return Ok(None);
     };
     let value = match style {
         CredentialStyle::Bearer => format!("Bearer {}", secret.secret),
