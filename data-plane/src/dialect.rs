@@ -68,6 +68,7 @@ pub mod openai;
 pub mod responses;
 pub mod validate;
 pub mod vertex_auth;
+pub mod workers_ai;
 
 pub use chat::{ChatRequest, ChatResponse, FinishReason, ProviderError, StreamEvent};
 pub use codec::{ChatCodec, Encoded, StreamDecoder, Target, TranslateError};
@@ -80,6 +81,7 @@ pub fn chat_codec(slug: &str) -> Option<&'static dyn ChatCodec> {
         "cohere" => Some(&cohere::CohereCodec),
         gemini::AI_STUDIO | gemini::VERTEX => Some(&gemini::GeminiCodec),
         "aws-bedrock" => Some(&bedrock::BedrockCodec),
+        "workers-ai" => Some(&workers_ai::WorkersAiCodec),
         _ => None,
     }
 }

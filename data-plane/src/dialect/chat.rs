@@ -412,6 +412,41 @@ pub struct ChatResponse {
     pub usage: Option<Usage>,
 }
 
+impl ChatResponse {
+    /// A stream's events folded into the answer they add up to (what the same request unstreamed says): text and
+    /// reasoning joined, tool calls assembled in index order, usage merged. A provider error in the stream is the
+    /// error. Codecs are tested with it (a whole answer and a stream must agree); a stream's log record can use it.
+    pub fn from_events(events: &[StreamEvent]) -> Result<ChatResponse, ProviderError> {
+        let mut r = ChatResponse::default();
+        let mut usage: Option<Usage> = None;
+        for e in events {
+            match e {
+                StreamEvent::Start { id, model } => (r.id, r.model) = (id.clone(), model.clone()),
+                StreamEvent::TextDelta(t) => r.text.get_or_insert_default().push_str(t),
+                StreamEvent::ReasoningDelta(t) => r.reasoning.get_or_insert_default().push_str(t),
+                StreamEvent::ToolCallStart { id, name, .. } => r.tool_calls.push(ToolCall {
+                    id: id.clone(),
+                    kind: function_type(),
+                    function: FunctionCall {
+                        name: name.clone(),
+                        arguments: String::new(),
+                    },
+                }),
+                StreamEvent::ToolCallArgs { index, fragment } => {
+                    if let Some(call) = r.tool_calls.get_mut(*index as usize) {
+                        call.function.arguments.push_str(fragment);
+                    }
+                }
+                StreamEvent::Finish(f) => r.finish_reason = Some(*f),
+                StreamEvent::Usage(u) => usage.get_or_insert_default().merge(u),
+                StreamEvent::Error(e) => return Err(e.clone()),
+            }
+        }
+        r.usage = usage;
+        Ok(r)
+    }
+}
+
 /// One step of a translated stream, in the order a client must see them (`notes/translation.md` §8.6).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {

@@ -29,7 +29,7 @@
 mod bedrock;
 mod cohere;
 mod gemini;
-mod workers_ai;
+pub(crate) mod workers_ai;
 
 use base64::Engine as _;
 use serde::Serialize;

@@ -50,6 +50,11 @@ pub(crate) async fn relay(
     taps: &mut [&mut dyn ResponseTap],
 ) -> Result<Translated, ForwardError> {
     let status = opened.status();
+    // A provider's back-off hint reaches the client (OpenAI's SDKs honour both forms).
+    let retry_after: Vec<(&'static str, String)> = ["retry-after", "retry-after-ms"]
+        .into_iter()
+        .filter_map(|name| opened.header_value(name).map(|v| (name, v)))
+        .collect();
     let read_timeout = upstreams.response_timeout();
     if let Kind::Chat(codec) = translation.kind
         && translation.stream
@@ -117,7 +122,12 @@ pub(crate) async fn relay(
             }
         }
     };
-    let header = response_header(status, "application/json", Some(out.len()), extra_headers)?;
+    let mut header = response_header(status, "application/json", Some(out.len()), extra_headers)?;
+    if status >= 400 {
+        for (name, value) in &retry_after {
+            let _ = header.insert_header(*name, value.as_str());
+        }
+    }
     for tap in taps.iter_mut() {
         tap.header(&header);
         tap.chunk(&out);

@@ -55,6 +55,12 @@ impl OpenedResponse {
             .map_or(0, |h| h.status.as_u16())
     }
 
+    /// A response header's value, when it is present and text.
+    pub(crate) fn header_value(&self, name: &str) -> Option<String> {
+        let header = self.session.response_header()?;
+        Some(header.headers.get(name)?.to_str().ok()?.to_owned())
+    }
+
     /// The next piece of the body as it arrives, within the read timeout and the exchange's deadline; `None` at
     /// its end. For relays that rewrite the body (`proxy/translate.rs`).
     pub(crate) async fn next_chunk(

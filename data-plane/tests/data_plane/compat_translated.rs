@@ -325,6 +325,18 @@ async fn anthropic_finish_reasons_usage_reasoning_and_json_mode() {
 async fn anthropic_errors_are_mapped_to_openai_errors() {
     let mock = MockProvider::start();
     let node = node(&mock);
+    let resp = send(
+        &node,
+        &json!({"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]}),
+        &[(control::STATUS, "429")],
+    )
+    .await;
+    assert_eq!(resp.status(), 429);
+    assert!(
+        resp.headers().contains_key("retry-after"),
+        "the provider's back-off hint passes: {:?}",
+        resp.headers()
+    );
     let base = json!({"model": "anthropic/claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}]});
     for (provider_status, client_status, kind) in [
         ("429", 429, "rate_limit_error"),

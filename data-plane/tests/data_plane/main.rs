@@ -7,6 +7,7 @@ mod compat_embeddings;
 mod compat_gemini;
 mod compat_more;
 mod compat_translated;
+mod compat_workers_ai;
 mod config_sync;
 mod controlled_bus;
 mod errors;

@@ -14,7 +14,7 @@
 //! | `POST …/v2/chat`                     | Cohere v2 chat, JSON or `event:`/`data:` SSE (`Authorization: Bearer`) |
 //! | `POST …/v2/embed`                    | Cohere v2 embed (`embeddings.float`) |
 //! | `POST …/model/{id}/invoke`           | AWS Bedrock InvokeModel for Titan and Cohere embeddings models |
-//! | `POST …/ai/run/{@cf/…}`              | Workers AI text embeddings (`{result:{shape, data}, success}`, `Authorization: Bearer`) |
+//! | `POST …/ai/run/{@cf/…}`              | Workers AI: text embeddings (`{result:{shape, data}, success}`) for `bge-…`/`…embed…` models, text generation (`{result:{response, tool_calls, usage}}`, or `data:` SSE ending in `data: [DONE]`) for the others; `Authorization: Bearer` |
 //! | `POST …/models/{m}:generateContent`  | Gemini (AI Studio `x-goog-api-key`; Vertex `…/publishers/google/models/…` with `Authorization: Bearer`), JSON |
 //! | `POST …/models/{m}:streamGenerateContent` | Gemini, `data:` SSE with `alt=sse`, else one JSON array |
 //! | `POST …/models/{m}:embedContent`, `:batchEmbedContents`, `:predict` | Gemini embeddings (AI Studio; Vertex `:predict`) |

@@ -6,7 +6,7 @@ use gatehouse_mock_providers::{MockProvider, SCENARIO_HEADER, completion_text};
 use serde_json::json;
 
 use super::AnthropicCodec;
-use crate::dialect::chat::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage};
+use crate::dialect::chat::{ChatRequest, ChatResponse, FinishReason, StreamEvent};
 use crate::dialect::codec::{ChatCodec, Target};
 
 fn request(stream: bool) -> ChatRequest {
@@ -60,34 +60,17 @@ async fn streamed(mock: &MockProvider, scenario: &str) -> Vec<StreamEvent> {
     events
 }
 
-/// The stream's events folded into what a non-streamed answer says.
+/// The stream's events folded into what a non-streamed answer says; tool calls must come in index order.
 fn fold(events: &[StreamEvent]) -> ChatResponse {
-    let mut r = ChatResponse::default();
-    let mut usage = Usage::default();
-    for e in events {
-        match e {
-            StreamEvent::Start { id, model } => (r.id, r.model) = (id.clone(), model.clone()),
-            StreamEvent::TextDelta(t) => r.text.get_or_insert_default().push_str(t),
-            StreamEvent::ReasoningDelta(t) => r.reasoning.get_or_insert_default().push_str(t),
-            StreamEvent::ToolCallStart { index, id, name } => {
-                assert_eq!(*index as usize, r.tool_calls.len());
-                r.tool_calls.push(
-                    serde_json::from_value(json!({"id": id, "type": "function",
-                    "function": {"name": name, "arguments": ""}}))
-                    .unwrap(),
-                );
-            }
-            StreamEvent::ToolCallArgs { index, fragment } => r.tool_calls[*index as usize]
-                .function
-                .arguments
-                .push_str(fragment),
-            StreamEvent::Finish(f) => r.finish_reason = Some(*f),
-            StreamEvent::Usage(u) => usage.merge(u),
-            StreamEvent::Error(e) => panic!("{e:?}"),
-        }
-    }
-    r.usage = Some(usage);
-    r
+    let starts = events.iter().filter_map(|e| match e {
+        StreamEvent::ToolCallStart { index, .. } => Some(*index as usize),
+        _ => None,
+    });
+    assert!(
+        starts.enumerate().all(|(i, index)| i == index),
+        "{events:?}"
+    );
+    ChatResponse::from_events(events).unwrap()
 }
 
 #[tokio::test]

@@ -60,35 +60,17 @@ async fn streamed(mock: &MockProvider, scenario: &str) -> Vec<StreamEvent> {
     events
 }
 
-/// The stream's events folded into what a non-streamed answer says.
+/// The stream's events folded into what a non-streamed answer says; tool calls must come in index order.
 fn fold(events: &[StreamEvent]) -> ChatResponse {
-    let mut r = ChatResponse::default();
-    for e in events {
-        match e {
-            StreamEvent::Start { id, .. } => r.id.clone_from(id),
-            StreamEvent::TextDelta(t) => r.text.get_or_insert_default().push_str(t),
-            StreamEvent::ReasoningDelta(t) => r.reasoning.get_or_insert_default().push_str(t),
-            StreamEvent::ToolCallStart { index, id, name } => {
-                assert_eq!(*index as usize, r.tool_calls.len());
-                r.tool_calls.push(
-                    serde_json::from_value(
-                        json!({"id": id, "function": {"name": name, "arguments": ""}}),
-                    )
-                    .unwrap(),
-                );
-            }
-            StreamEvent::ToolCallArgs { index, fragment } => {
-                r.tool_calls[*index as usize]
-                    .function
-                    .arguments
-                    .push_str(fragment);
-            }
-            StreamEvent::Finish(f) => r.finish_reason = Some(*f),
-            StreamEvent::Usage(u) => r.usage = Some(*u),
-            StreamEvent::Error(e) => panic!("unexpected error {e:?}"),
-        }
-    }
-    r
+    let starts = events.iter().filter_map(|e| match e {
+        StreamEvent::ToolCallStart { index, .. } => Some(*index as usize),
+        _ => None,
+    });
+    assert!(
+        starts.enumerate().all(|(i, index)| i == index),
+        "{events:?}"
+    );
+    ChatResponse::from_events(events).unwrap()
 }
 
 #[tokio::test]

@@ -68,44 +68,50 @@ impl EmbeddingCodec for WorkersAiEmbeddings {
     }
 
     fn decode_error(&self, status: u16, body: &[u8]) -> ProviderError {
-        let parsed = serde_json::from_slice::<Envelope<serde::de::IgnoredAny>>(body).ok();
-        let message = parsed.as_ref().and_then(|e| messages(&e.errors));
-        let Some(message) = message else {
-            // Not Cloudflare's shape: a proxy's page or a cut body; an unreadable 5xx is a bad gateway (§8.5).
-            let status = if status >= 500 {
-                502
+        provider_error(status, body)
+    }
+}
+
+/// A Workers AI error answer (Cloudflare's v4 envelope) in OpenAI's vocabulary, the message kept; the chat codec
+/// (`dialect/workers_ai.rs`) reads errors the same way.
+pub(crate) fn provider_error(status: u16, body: &[u8]) -> ProviderError {
+    let parsed = serde_json::from_slice::<Envelope<serde::de::IgnoredAny>>(body).ok();
+    let message = parsed.as_ref().and_then(|e| messages(&e.errors));
+    let Some(message) = message else {
+        // Not Cloudflare's shape: a proxy's page or a cut body; an unreadable 5xx is a bad gateway (§8.5).
+        let status = if status >= 500 {
+            502
+        } else {
+            ProviderError::map_status(status)
+        };
+        let text = String::from_utf8_lossy(&body[..body.len().min(200)])
+            .trim()
+            .to_owned();
+        return ProviderError::new(
+            status,
+            if text.is_empty() {
+                format!("Workers AI answered {status} without an error message")
             } else {
-                ProviderError::map_status(status)
-            };
-            let text = String::from_utf8_lossy(&body[..body.len().min(200)])
-                .trim()
-                .to_owned();
-            return ProviderError::new(
-                status,
-                if text.is_empty() {
-                    format!("Workers AI answered {status} without an error message")
-                } else {
-                    format!("Workers AI answered {status}: {text}")
-                },
-            );
-        };
-        let status = ProviderError::map_status(status);
-        let code = match status {
-            401 => Some("invalid_api_key"),
-            404 => Some("model_not_found"),
-            429 => Some("rate_limit_exceeded"),
-            _ => None,
-        };
-        ProviderError {
-            code: code.map(str::to_owned),
-            ..ProviderError::new(status, message)
-        }
+                format!("Workers AI answered {status}: {text}")
+            },
+        );
+    };
+    let status = ProviderError::map_status(status);
+    let code = match status {
+        401 => Some("invalid_api_key"),
+        404 => Some("model_not_found"),
+        429 => Some("rate_limit_exceeded"),
+        _ => None,
+    };
+    ProviderError {
+        code: code.map(str::to_owned),
+        ..ProviderError::new(status, message)
     }
 }
 
 /// `@cf/author/model`: '/'-separated parts of a safe alphabet, none empty, `.` or `..`, so the path cannot be
 /// steered elsewhere under the account.
-fn is_model_path(model: &str) -> bool {
+pub(crate) fn is_model_path(model: &str) -> bool {
     model.split('/').all(|part| {
         !part.is_empty()
             && part != "."

@@ -127,7 +127,8 @@ enum Family {
         chat: &'static str,
         embeddings: &'static str,
     },
-    /// Translated by the family's codecs; a provider may have only one of them (Workers AI: embeddings only).
+    /// Translated by the family's codecs (chat, embeddings); a provider may have only one of them. Workers AI has
+    /// both: text generation and text embeddings on the run endpoint, `{account_id}` the gateway's account.
     Translated {
         chat: Option<&'static dyn ChatCodec>,
         embeddings: Option<&'static dyn EmbeddingCodec>,
@@ -318,8 +319,8 @@ pub(crate) fn build(
         (Family::Translated { chat: None, .. }, _, _) => {
             return Err(openai_error(TranslateError::unsupported(
                 format!(
-                    "chat completions and the Responses API are not available for {slug} models through /compat \
-                     yet; use the provider-native path"
+                    "chat completions and the Responses API are not available for {slug} models through /compat; \
+                     use the provider-native path"
                 ),
                 Some("model".to_owned()),
             )));
