@@ -43,6 +43,19 @@ impl PhaseResult {
         }
     }
 
+    /// Adds `other`, a further round of the same phase: its requests, samples, failures and time.
+    pub fn absorb(&mut self, other: PhaseResult) {
+        self.sent += other.sent;
+        self.latencies.extend(other.latencies);
+        self.first_bytes.extend(other.first_bytes);
+        self.events += other.events;
+        for (k, v) in other.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+        self.elapsed += other.elapsed;
+        self.send_lag.extend(other.send_lag);
+    }
+
     pub fn ok(&self) -> usize {
         self.latencies.len()
     }

@@ -7,14 +7,16 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod args;
+mod bodies;
+
 use anyhow::{Context as _, Result};
-use bytes::Bytes;
 use clap::Parser;
 use gatehouse_bench::client::{
     ANTHROPIC_STREAM_END, HttpClient, OPENAI_STREAM_END, Target, http_client, sample_header,
 };
-use gatehouse_bench::compare::{Labelled, parse_labelled_url};
-use gatehouse_bench::compat::Compat;
+use gatehouse_bench::compare::Labelled;
+use gatehouse_bench::compat::{Compat, Trio};
 use gatehouse_bench::concurrent::{
     self, Concurrent, Probe, measure_side, nominal_stream, open_files_needed,
 };
@@ -28,180 +30,8 @@ use gatehouse_bench::stats::Schedule;
 use http::{HeaderName, HeaderValue, Uri};
 use serde_json::json;
 
-#[derive(Parser, Debug)]
-#[command(about = "Load benchmark: direct to a mock provider vs through the gateway")]
-struct Args {
-    /// OpenAI base URL of the mock, e.g. http://127.0.0.1:9000/v1 (`/chat/completions` is appended).
-    #[arg(long)]
-    direct: String,
-    /// OpenAI base URL through the gateway, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/openai. Without it only the
-    /// direct half runs.
-    #[arg(long)]
-    through: Option<String>,
-    /// OpenAI base URL through a second gateway that collects logs (`collect_logs: true`), e.g.
-    /// http://127.0.0.1:8787/v1/ACCOUNT/bench-logged/openai. The chat phase then also runs through it, and the
-    /// table compares the gateway's CPU per request with logging on and off.
-    #[arg(long)]
-    through_logged: Option<String>,
-    /// The mock's Anthropic base URL, e.g. http://127.0.0.1:9000 (`/v1/messages` is appended): the compat phase's
-    /// direct side. Without it the compat phase is skipped.
-    #[arg(long)]
-    anthropic_direct: Option<String>,
-    /// Anthropic's provider-native base through the gateway, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/anthropic
-    /// (`/v1/messages` is appended): the compat phase's native side.
-    #[arg(long)]
-    anthropic_through: Option<String>,
-    /// The gateway's OpenAI-compatible base, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/compat
-    /// (`/chat/completions` is appended): the compat phase's translated side.
-    #[arg(long)]
-    compat_through: Option<String>,
-    /// The model the compat phase asks for through `/compat` (`{provider}/{model}`); the native side asks for what
-    /// follows the first `/`.
-    #[arg(long, default_value = "anthropic/claude-sonnet-4-5")]
-    compat_model: String,
-    /// The management API's base URL, e.g. http://127.0.0.1:8080, with an operator token in `BENCH_ADMIN_TOKEN`:
-    /// the logs-on phases then read the log writer's counter (`GET /admin/log-ingest`), wait until it has stored
-    /// their records before reading the gateway's CPU, and report how many it stored.
-    #[arg(long)]
-    admin_api: Option<String>,
-    #[arg(long, env = "BENCH_ADMIN_TOKEN", hide_env_values = true, hide = true)]
-    admin_token: Option<String>,
-    /// The longest a logs-on phase waits for the log writer to store its records.
-    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
-    drain_timeout: Duration,
-    /// A further gateway to run the chat phase through with the same schedule, as LABEL=URL (repeatable), e.g.
-    /// `cache-hit=http://127.0.0.1:8787/v1/ACCOUNT/cached/openai`. Each is compared with `--through`: latency and
-    /// CPU per request, which is what a traffic policy (cache, rate limit) adds or saves (`bench/policies.sh`).
-    #[arg(long = "through-also", value_parser = parse_labelled_url)]
-    through_also: Vec<(String, String)>,
-    /// A response header read from one unmeasured request through `--through` and each `--through-also` gateway
-    /// after the phases, so the run shows whether the policy applied (e.g. `HIT` on a cached gateway).
-    #[arg(long, default_value = "cf-aig-cache-status")]
-    sample_header: HeaderName,
-    /// Pause after the warm-up and after the measured run of the chat phases through a gateway before reading its
-    /// CPU time, so the log writer's batches (100 ms linger) of the warm-up are not counted and those of the
-    /// measured requests are.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    settle: Duration,
-    /// The gateway's pid, for its CPU time from /proc.
-    #[arg(long)]
-    gateway_pid: Option<u32>,
-    /// Open-loop request rate (requests/s).
-    #[arg(long, default_value_t = 1000.0)]
-    rate: f64,
-    /// Open-loop measured duration.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    duration: Duration,
-    /// Open-loop warm-up before each measured run (not counted).
-    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
-    warmup: Duration,
-    /// Streams per side in the time-to-first-byte phase.
-    #[arg(long, default_value_t = 200)]
-    streams: u64,
-    /// Streams started per second (open loop).
-    #[arg(long, default_value_t = 50.0)]
-    stream_rate: f64,
-    /// Content chunks per stream.
-    #[arg(long, default_value_t = 10)]
-    stream_chunks: usize,
-    /// Content chunks per stream in the long-stream phase (CPU per chunk = the extra CPU of the extra chunks).
-    #[arg(long, default_value_t = 50)]
-    long_stream_chunks: usize,
-    /// Milliseconds the mock waits between two stream events.
-    #[arg(long, default_value_t = 5)]
-    chunk_delay_ms: u64,
-    /// Clients in the closed-loop phase.
-    #[arg(long, default_value_t = 50)]
-    concurrency: usize,
-    /// Closed-loop measured duration (after a 1 s warm-up).
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    closed_duration: Duration,
-    /// Per-request timeout; a request over it counts as an error.
-    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
-    timeout: Duration,
-    /// Streams open at once in the concurrent phase, comma-separated: each count is measured direct and then
-    /// through.
-    #[arg(long, value_delimiter = ',', default_value = "500,2000")]
-    concurrent_streams: Vec<u64>,
-    /// Content chunks per stream in the concurrent phase.
-    #[arg(long, default_value_t = 50)]
-    concurrent_chunks: usize,
-    /// Milliseconds between two events of a stream in the concurrent phase: each stream must outlast the ramp for
-    /// all of them to be open at once (50 chunks × 40 ms: about 2 s). 20 ms doubles the event rate, which on a
-    /// 2-core machine is more than the client and the mock can send on their one core at 2,000 streams.
-    #[arg(long, default_value_t = 40)]
-    concurrent_chunk_delay_ms: u64,
-    /// How long the concurrent phase takes to start its N streams, evenly spread (N / ramp per second). Shorter
-    /// than one stream, so that all are open at once.
-    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
-    concurrent_ramp: Duration,
-    /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
-    #[arg(long)]
-    mock_pid: Option<u32>,
-    /// Phases to run, comma-separated: chat, stream, closed, compat, concurrent (they run in that order).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "chat,stream,closed,compat,concurrent"
-    )]
-    phases: Vec<String>,
-    /// Client runtime threads. 1 leaves the most CPU to the gateway and the mock on a small machine.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Print only the JSON line.
-    #[arg(long)]
-    json_only: bool,
-}
-
-const SYSTEM: &str = "You are a terse, accurate assistant for network engineers.";
-const QUESTION: &str = "Summarise in one sentence why an HTTP proxy keeps its upstream connections alive and pooled \
-                        between requests.";
-
-/// The ~300-byte OpenAI chat completion every OpenAI phase sends (`model` differs through `/compat`).
-fn chat_body(model: &str, stream: bool) -> Bytes {
-    let mut body = json!({
-        "model": model,
-        "messages": [
-            {"role": "system", "content": SYSTEM},
-            {"role": "user", "content": QUESTION}
-        ],
-        "max_tokens": 64,
-        "temperature": 0.2,
-        "user": "gatehouse-bench"
-    });
-    if stream {
-        body["stream"] = json!(true);
-        body["stream_options"] = json!({"include_usage": true});
-    }
-    Bytes::from(body.to_string())
-}
-
-/// The same request in Anthropic's Messages form, as `/compat` translates it (system apart, `user` as
-/// `metadata.user_id`).
-fn messages_body(model: &str, stream: bool) -> Bytes {
-    let mut body = json!({
-        "model": model,
-        "system": SYSTEM,
-        "messages": [{"role": "user", "content": QUESTION}],
-        "max_tokens": 64,
-        "temperature": 0.2,
-        "metadata": {"user_id": "gatehouse-bench"}
-    });
-    if stream {
-        body["stream"] = json!(true);
-    }
-    Bytes::from(body.to_string())
-}
-
-const OPENAI_MODEL: &str = "gpt-4o-mini";
-
-/// The provider's own name of a `/compat` model: what follows the first `/` (`anthropic/claude-sonnet-4-5` →
-/// `claude-sonnet-4-5`).
-fn native_model(compat_model: &str) -> &str {
-    compat_model
-        .split_once('/')
-        .map_or(compat_model, |(_, m)| m)
-}
+use args::Args;
+use bodies::{OPENAI_MODEL, chat_body, messages_body, native_model};
 
 /// Which API a target speaks.
 #[derive(Debug, Clone, Copy)]
@@ -279,6 +109,29 @@ fn api_target(
 /// The OpenAI chat completion of the chat, stream, closed and concurrent phases.
 fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Result<Arc<Target>> {
     api_target(base, Api::OpenAi(OPENAI_MODEL), stream, chunks, delay_ms)
+}
+
+/// The sides of the compat phase through the gateway, for [`Bench::alternating`]: provider-native or translated,
+/// and for streams short or long.
+const NATIVE: u8 = 0;
+const TRANSLATED: u8 = 1;
+const LONG: u8 = 2;
+
+fn long_label(kind: u8) -> &'static str {
+    if kind & LONG != 0 {
+        " long streams"
+    } else {
+        ""
+    }
+}
+
+/// The native or translated side of `trio`.
+fn compat_side(trio: &mut Trio, kind: u8) -> &mut Option<Side> {
+    if kind == NATIVE {
+        &mut trio.native
+    } else {
+        &mut trio.translated
+    }
 }
 
 /// What a phase waits for after its warm-up and after its measured run, before reading the gateway's CPU.
@@ -507,6 +360,46 @@ impl Bench {
         Ok(())
     }
 
+    /// Runs `sides` (kind, name, target) in turn, `--compat-rounds` times, each round a share of `schedule` at its
+    /// rate after one warm-up per side, and adds each side's rounds up. Alternating spreads this machine's drift
+    /// (its CPU per request moves by tens of percent between minutes) over every side, so their difference is the
+    /// gateway's.
+    async fn alternating(
+        &self,
+        sides: &[(u8, &str, Arc<Target>)],
+        schedule: Schedule,
+        warmup: Schedule,
+    ) -> Vec<(u8, Side)> {
+        let rounds = self.args.compat_rounds.max(1);
+        let round = Schedule::new(schedule.rate(), schedule.count().div_ceil(rounds));
+        for (kind, name, t) in sides {
+            eprintln!(
+                "gatehouse-bench: compat: {name}{} (warm-up)",
+                long_label(*kind)
+            );
+            open_loop(&self.client, t, warmup, self.args.timeout).await;
+        }
+        let mut sums: Vec<(u8, Option<Side>)> = sides.iter().map(|(k, ..)| (*k, None)).collect();
+        for i in 1..=rounds {
+            for ((kind, name, t), (_, sum)) in sides.iter().zip(&mut sums) {
+                let side = self
+                    .measured(
+                        &format!("compat: {name}{} (round {i}/{rounds})", long_label(*kind)),
+                        open_loop(&self.client, t, round, self.args.timeout),
+                        Settle::None,
+                    )
+                    .await;
+                match sum {
+                    Some(sum) => sum.absorb(side),
+                    None => *sum = Some(side),
+                }
+            }
+        }
+        sums.into_iter()
+            .filter_map(|(kind, side)| Some((kind, side?)))
+            .collect()
+    }
+
     /// The compat phase: the chat phase's schedule non-streamed, then the stream phase's short and long streams,
     /// each direct to the mock's Messages endpoint, provider-native through the gateway and translated through
     /// `/compat`. Skipped without `--anthropic-direct`.
@@ -528,69 +421,74 @@ impl Bench {
 
         let schedule = Schedule::for_duration(a.rate, a.duration);
         let warmup = Schedule::for_duration(a.rate, a.warmup);
-        let whole = |label: &'static str, t: Arc<Target>, settle| async move {
-            self.open(label, &t, schedule, warmup, settle).await
-        };
-        compat.whole.direct = whole(
-            "compat: Anthropic direct",
-            make(direct, native, None)?,
-            Settle::None,
-        )
-        .await;
+        compat.whole.direct = self
+            .open(
+                "compat: Anthropic direct",
+                &make(direct, native, None)?,
+                schedule,
+                warmup,
+                Settle::None,
+            )
+            .await;
+        let mut sides = Vec::new();
         if let Some(base) = a.anthropic_through.as_deref() {
-            let t = make(base, native, None)?;
-            compat.whole.native = Some(
-                whole(
-                    "compat: Anthropic native through",
-                    t,
-                    Settle::Pause(a.settle),
-                )
-                .await,
-            );
+            sides.push((
+                NATIVE,
+                "Anthropic native through",
+                make(base, native, None)?,
+            ));
         }
         if let Some(base) = a.compat_through.as_deref() {
-            let t = make(base, translated, None)?;
-            compat.whole.translated = Some(
-                whole(
-                    "compat: translated through /compat",
-                    t,
-                    Settle::Pause(a.settle),
-                )
-                .await,
-            );
+            sides.push((
+                TRANSLATED,
+                "translated through /compat",
+                make(base, translated, None)?,
+            ));
+        }
+        for (kind, side) in self.alternating(&sides, schedule, warmup).await {
+            *compat_side(&mut compat.whole, kind) = Some(side);
         }
 
         let schedule = Schedule::new(a.stream_rate, a.streams);
         let warmup = Schedule::new(a.stream_rate, a.streams.min(20));
-        let streams = |label: String, t: Arc<Target>| async move {
-            self.open(&label, &t, schedule, warmup, Settle::None).await
-        };
         let (short, long) = (Some(a.stream_chunks), Some(a.long_stream_chunks));
-        compat.stream.direct = streams(
-            "compat: Anthropic streams direct".into(),
-            make(direct, native, short)?,
-        )
-        .await;
-        for (name, base, api) in [
-            ("Anthropic native", a.anthropic_through.as_deref(), native),
-            ("translated", a.compat_through.as_deref(), translated),
+        compat.stream.direct = self
+            .open(
+                "compat: Anthropic streams direct",
+                &make(direct, native, short)?,
+                schedule,
+                warmup,
+                Settle::None,
+            )
+            .await;
+        let mut sides = Vec::new();
+        for (kind, name, base, api) in [
+            (
+                NATIVE,
+                "Anthropic native",
+                a.anthropic_through.as_deref(),
+                native,
+            ),
+            (
+                TRANSLATED,
+                "translated",
+                a.compat_through.as_deref(),
+                translated,
+            ),
         ] {
-            let Some(base) = base else { continue };
-            let short = streams(
-                format!("compat: {name} streams through"),
-                make(base, api, short)?,
-            )
-            .await;
-            let long = streams(
-                format!("compat: {name} long streams through"),
-                make(base, api, long)?,
-            )
-            .await;
-            if matches!(api, Api::OpenAi(_)) {
-                (compat.stream.translated, compat.long_translated) = (Some(short), Some(long));
-            } else {
-                (compat.stream.native, compat.long_native) = (Some(short), Some(long));
+            if let Some(base) = base {
+                sides.push((kind, name, make(base, api, short)?));
+                sides.push((kind | LONG, name, make(base, api, long)?));
             }
+        }
+        for (kind, side) in self.alternating(&sides, schedule, warmup).await {
+            let slot = match kind {
+                NATIVE => &mut compat.stream.native,
+                TRANSLATED => &mut compat.stream.translated,
+                k if k == NATIVE | LONG => &mut compat.long_native,
+                _ => &mut compat.long_translated,
+            };
+            *slot = Some(side);
         }
         Ok(Some(compat))
     }
@@ -790,7 +688,7 @@ impl Bench {
             "phases": a.phases, "concurrent_streams": a.concurrent_streams,
             "concurrent_chunks": a.concurrent_chunks, "concurrent_chunk_delay_ms": a.concurrent_chunk_delay_ms,
             "concurrent_ramp_s": a.concurrent_ramp.as_secs_f64(), "mock_pid": a.mock_pid,
-            "compat_model": a.compat_model,
+            "compat_model": a.compat_model, "compat_rounds": a.compat_rounds,
             "anthropic_body_bytes": messages_body(native_model(&a.compat_model), false).len(),
             "compat_body_bytes": chat_body(&a.compat_model, false).len(),
             "admin_api": a.admin_api.is_some() && a.admin_token.is_some(),

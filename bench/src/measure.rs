@@ -20,6 +20,16 @@ pub struct Side {
 }
 
 impl Side {
+    /// Adds `other`, a further round of the same phase on the same side: results and CPU add up (a CPU figure
+    /// missing from either leaves none).
+    pub fn absorb(&mut self, other: Side) {
+        let add = |a: Option<Duration>, b: Option<Duration>| a.zip(b).map(|(a, b)| a + b);
+        self.gateway_cpu = add(self.gateway_cpu, other.gateway_cpu);
+        self.data_plane_cpu = add(self.data_plane_cpu, other.data_plane_cpu);
+        self.log_records = self.log_records.zip(other.log_records).map(|(a, b)| a + b);
+        self.result.absorb(other.result);
+    }
+
     /// Gateway CPU per request sent, in µs.
     pub fn cpu_per_request_us(&self) -> Option<f64> {
         let cpu = self.gateway_cpu?;
@@ -129,6 +139,30 @@ mod tests {
 
     fn side(cpu_ms: u64, ok: usize, events_per: usize) -> Side {
         test_side(cpu_ms, ok, events_per)
+    }
+
+    #[test]
+    fn rounds_of_one_side_add_up() {
+        let mut a = side(30, 1000, 2);
+        a.result.elapsed = Duration::from_secs(1);
+        a.result.errors.insert("timeout".into(), 1);
+        let mut b = side(50, 1000, 2);
+        b.result.elapsed = Duration::from_secs(1);
+        b.result.errors.insert("timeout".into(), 2);
+        a.absorb(b);
+        assert_eq!(
+            (a.result.sent, a.result.ok(), a.result.events),
+            (2000, 2000, 4000)
+        );
+        assert_eq!(a.cpu_per_request_us(), Some(40.0));
+        assert_eq!(a.data_plane_cpu, Some(Duration::from_millis(40)));
+        assert_eq!(a.result.errors.get("timeout"), Some(&3));
+        assert_eq!(a.result.throughput(), 1000.0);
+        a.absorb(Side::default());
+        assert_eq!(
+            a.gateway_cpu, None,
+            "a round without a CPU figure leaves none"
+        );
     }
 
     #[test]

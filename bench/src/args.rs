@@ -1,0 +1,136 @@
+//! The command line of `gatehouse-bench`.
+
+use std::time::Duration;
+
+use clap::Parser;
+use gatehouse_bench::compare::parse_labelled_url;
+use http::HeaderName;
+
+#[derive(Parser, Debug)]
+#[command(about = "Load benchmark: direct to a mock provider vs through the gateway")]
+pub struct Args {
+    /// OpenAI base URL of the mock, e.g. http://127.0.0.1:9000/v1 (`/chat/completions` is appended).
+    #[arg(long)]
+    pub direct: String,
+    /// OpenAI base URL through the gateway, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/openai. Without it only the
+    /// direct half runs.
+    #[arg(long)]
+    pub through: Option<String>,
+    /// OpenAI base URL through a second gateway that collects logs (`collect_logs: true`), e.g.
+    /// http://127.0.0.1:8787/v1/ACCOUNT/bench-logged/openai. The chat phase then also runs through it, and the
+    /// table compares the gateway's CPU per request with logging on and off.
+    #[arg(long)]
+    pub through_logged: Option<String>,
+    /// The mock's Anthropic base URL, e.g. http://127.0.0.1:9000 (`/v1/messages` is appended): the compat phase's
+    /// direct side. Without it the compat phase is skipped.
+    #[arg(long)]
+    pub anthropic_direct: Option<String>,
+    /// Anthropic's provider-native base through the gateway, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/anthropic
+    /// (`/v1/messages` is appended): the compat phase's native side.
+    #[arg(long)]
+    pub anthropic_through: Option<String>,
+    /// The gateway's OpenAI-compatible base, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench/compat
+    /// (`/chat/completions` is appended): the compat phase's translated side.
+    #[arg(long)]
+    pub compat_through: Option<String>,
+    /// The compat phase runs its sides through the gateway in turn, this many rounds each (each round a share of
+    /// the schedule), so that the machine's drift falls on native and translated alike.
+    #[arg(long, default_value_t = 4)]
+    pub compat_rounds: u64,
+    /// The model the compat phase asks for through `/compat` (`{provider}/{model}`); the native side asks for what
+    /// follows the first `/`.
+    #[arg(long, default_value = "anthropic/claude-sonnet-4-5")]
+    pub compat_model: String,
+    /// The management API's base URL, e.g. http://127.0.0.1:8080, with an operator token in `BENCH_ADMIN_TOKEN`:
+    /// the logs-on phases then read the log writer's counter (`GET /admin/log-ingest`), wait until it has stored
+    /// their records before reading the gateway's CPU, and report how many it stored.
+    #[arg(long)]
+    pub admin_api: Option<String>,
+    #[arg(long, env = "BENCH_ADMIN_TOKEN", hide_env_values = true, hide = true)]
+    pub admin_token: Option<String>,
+    /// The longest a logs-on phase waits for the log writer to store its records.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    pub drain_timeout: Duration,
+    /// A further gateway to run the chat phase through with the same schedule, as LABEL=URL (repeatable), e.g.
+    /// `cache-hit=http://127.0.0.1:8787/v1/ACCOUNT/cached/openai`. Each is compared with `--through`: latency and
+    /// CPU per request, which is what a traffic policy (cache, rate limit) adds or saves (`bench/policies.sh`).
+    #[arg(long = "through-also", value_parser = parse_labelled_url)]
+    pub through_also: Vec<(String, String)>,
+    /// A response header read from one unmeasured request through `--through` and each `--through-also` gateway
+    /// after the phases, so the run shows whether the policy applied (e.g. `HIT` on a cached gateway).
+    #[arg(long, default_value = "cf-aig-cache-status")]
+    pub sample_header: HeaderName,
+    /// Pause after the warm-up and after the measured run of the chat phases through a gateway before reading its
+    /// CPU time, so the log writer's batches (100 ms linger) of the warm-up are not counted and those of the
+    /// measured requests are.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub settle: Duration,
+    /// The gateway's pid, for its CPU time from /proc.
+    #[arg(long)]
+    pub gateway_pid: Option<u32>,
+    /// Open-loop request rate (requests/s).
+    #[arg(long, default_value_t = 1000.0)]
+    pub rate: f64,
+    /// Open-loop measured duration.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+    /// Open-loop warm-up before each measured run (not counted).
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    pub warmup: Duration,
+    /// Streams per side in the time-to-first-byte phase.
+    #[arg(long, default_value_t = 200)]
+    pub streams: u64,
+    /// Streams started per second (open loop).
+    #[arg(long, default_value_t = 50.0)]
+    pub stream_rate: f64,
+    /// Content chunks per stream.
+    #[arg(long, default_value_t = 10)]
+    pub stream_chunks: usize,
+    /// Content chunks per stream in the long-stream phase (CPU per chunk = the extra CPU of the extra chunks).
+    #[arg(long, default_value_t = 50)]
+    pub long_stream_chunks: usize,
+    /// Milliseconds the mock waits between two stream events.
+    #[arg(long, default_value_t = 5)]
+    pub chunk_delay_ms: u64,
+    /// Clients in the closed-loop phase.
+    #[arg(long, default_value_t = 50)]
+    pub concurrency: usize,
+    /// Closed-loop measured duration (after a 1 s warm-up).
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub closed_duration: Duration,
+    /// Per-request timeout; a request over it counts as an error.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Streams open at once in the concurrent phase, comma-separated: each count is measured direct and then
+    /// through.
+    #[arg(long, value_delimiter = ',', default_value = "500,2000")]
+    pub concurrent_streams: Vec<u64>,
+    /// Content chunks per stream in the concurrent phase.
+    #[arg(long, default_value_t = 50)]
+    pub concurrent_chunks: usize,
+    /// Milliseconds between two events of a stream in the concurrent phase: each stream must outlast the ramp for
+    /// all of them to be open at once (50 chunks × 40 ms: about 2 s). 20 ms doubles the event rate, which on a
+    /// 2-core machine is more than the client and the mock can send on their one core at 2,000 streams.
+    #[arg(long, default_value_t = 40)]
+    pub concurrent_chunk_delay_ms: u64,
+    /// How long the concurrent phase takes to start its N streams, evenly spread (N / ramp per second). Shorter
+    /// than one stream, so that all are open at once.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    pub concurrent_ramp: Duration,
+    /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
+    #[arg(long)]
+    pub mock_pid: Option<u32>,
+    /// Phases to run, comma-separated: chat, stream, closed, compat, concurrent (they run in that order).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "chat,stream,closed,compat,concurrent"
+    )]
+    pub phases: Vec<String>,
+    /// Client runtime threads. 1 leaves the most CPU to the gateway and the mock on a small machine.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Print only the JSON line.
+    #[arg(long)]
+    pub json_only: bool,
+}
