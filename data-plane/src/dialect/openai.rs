@@ -3,6 +3,8 @@
 //! OpenAI's order (`notes/translation.md` §1.3–1.4). OpenAI-compatible upstreams never come through here: their
 //! bodies pass byte for byte with only `model` rewritten (see [`rewrite_model`]).
 
+pub(crate) mod wire;
+
 use std::fmt::Write as _;
 
 use serde_json::{Value, json};

@@ -30,6 +30,7 @@ use super::chat::{
 use super::codec::{ChatCodec, Encoded, StreamDecoder, Target, TranslateError};
 use super::embeddings::workers_ai::{is_model_path, provider_error};
 use super::frames::{SseEvent, SseFrames};
+use super::openai::wire::{OutFormat, OutFunction, OutTool};
 
 /// Workers AI text generation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -121,29 +122,6 @@ struct OutToolCall<'a> {
 struct OutFunctionCall<'a> {
     name: &'a str,
     arguments: &'a str,
-}
-
-#[derive(Serialize)]
-struct OutTool<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: OutFunction<'a>,
-}
-
-#[derive(Serialize)]
-struct OutFunction<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    parameters: Cow<'a, Value>,
-}
-
-#[derive(Serialize)]
-struct OutFormat<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    json_schema: Option<&'a Value>,
 }
 
 fn unsupported(what: &str, param: &str) -> TranslateError {

@@ -8,12 +8,12 @@
 use std::borrow::Cow;
 
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::dialect::chat::{
     ChatRequest, Content, FunctionCall, ImageUrl, Message, Part, ResponseFormat, Role, ToolChoice,
 };
 use crate::dialect::codec::{Target, TranslateError};
+use crate::dialect::openai::wire::{OutFormat, OutFunction, OutTool};
 
 /// `thinking.token_budget` per `reasoning_effort` (`notes/translation.md` §8.2, the Anthropic column, which
 /// LiteLLM also uses for Cohere); `xhigh` lets the model think as long as its limit allows.
@@ -171,29 +171,6 @@ struct OutFunctionCall<'a> {
     name: &'a str,
     /// A JSON document as a string, like OpenAI's.
     arguments: Cow<'a, str>,
-}
-
-#[derive(Serialize)]
-struct OutTool<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    function: OutFunction<'a>,
-}
-
-#[derive(Serialize)]
-struct OutFunction<'a> {
-    name: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    description: Option<&'a str>,
-    parameters: Cow<'a, Value>,
-}
-
-#[derive(Serialize)]
-struct OutFormat<'a> {
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    json_schema: Option<&'a Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
