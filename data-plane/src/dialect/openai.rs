@@ -6,6 +6,7 @@
 pub(crate) mod wire;
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
 use serde_json::{Value, json};
 
@@ -125,13 +126,13 @@ impl ChatStreamEncoder {
             StreamEvent::TextDelta(text) => {
                 self.role(out);
                 if !text.is_empty() {
-                    self.chunk(out, json!({"content": text}), None);
+                    self.delta_text(out, b"{\"content\":", text);
                 }
             }
             StreamEvent::ReasoningDelta(text) => {
                 self.role(out);
                 if !text.is_empty() {
-                    self.chunk(out, json!({"reasoning_content": text}), None);
+                    self.delta_text(out, b"{\"reasoning_content\":", text);
                 }
             }
             StreamEvent::ToolCallStart { index, id, name } => {
@@ -143,8 +144,15 @@ impl ChatStreamEncoder {
             }
             StreamEvent::ToolCallArgs { index, fragment } => {
                 if !fragment.is_empty() {
-                    let call = json!([{"index": index, "function": {"arguments": fragment}}]);
-                    self.chunk(out, json!({"tool_calls": call}), None);
+                    self.write_chunk(
+                        out,
+                        |o| {
+                            let _ = write!(o, "{{\"tool_calls\":[{{\"index\":{index},\"function\":{{\"arguments\":");
+                            let _ = serde_json::to_writer(&mut *o, fragment);
+                            o.extend_from_slice(b"}}]}");
+                        },
+                        None,
+                    );
                 }
             }
             StreamEvent::Finish(reason) => self.finish = Some(*reason),
@@ -208,19 +216,62 @@ impl ChatStreamEncoder {
         }
     }
 
+    /// A chunk whose delta is a rarely sent shape (role, tool-call header, finish).
     fn chunk(&self, out: &mut Vec<u8>, delta: Value, finish: Option<FinishReason>) {
-        let mut body = json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "logprobs": null,
-                "finish_reason": finish.map(FinishReason::as_str)}],
-        });
-        if self.include_usage {
-            body["usage"] = Value::Null;
+        self.write_chunk(
+            out,
+            |o| {
+                let _ = serde_json::to_writer(&mut *o, &delta);
+            },
+            finish,
+        );
+    }
+
+    /// The chunk of the frequent deltas (text, reasoning): `open` then the escaped text, written straight into
+    /// `out` without building a JSON value.
+    fn delta_text(&self, out: &mut Vec<u8>, open: &[u8], text: &str) {
+        self.write_chunk(
+            out,
+            |o| {
+                o.extend_from_slice(open);
+                let _ = serde_json::to_writer(&mut *o, text);
+                o.push(b'}');
+            },
+            None,
+        );
+    }
+
+    /// `data: {chunk}\n\n`, the chunk written field by field (the same fields OpenAI sends), its delta by `delta`.
+    fn write_chunk(
+        &self,
+        out: &mut Vec<u8>,
+        delta: impl FnOnce(&mut Vec<u8>),
+        finish: Option<FinishReason>,
+    ) {
+        out.extend_from_slice(b"data: {\"id\":");
+        let _ = serde_json::to_writer(&mut *out, &self.id);
+        let _ = write!(
+            out,
+            ",\"object\":\"chat.completion.chunk\",\"created\":{},\"model\":",
+            self.created
+        );
+        let _ = serde_json::to_writer(&mut *out, &self.model);
+        out.extend_from_slice(b",\"choices\":[{\"index\":0,\"delta\":");
+        delta(out);
+        out.extend_from_slice(b",\"logprobs\":null,\"finish_reason\":");
+        match finish {
+            Some(f) => {
+                out.push(b'"');
+                out.extend_from_slice(f.as_str().as_bytes());
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
         }
-        out.extend_from_slice(b"data: ");
-        out.extend_from_slice(&serde_json::to_vec(&body).unwrap_or_default());
-        out.extend_from_slice(b"\n\n");
+        out.extend_from_slice(b"}]");
+        if self.include_usage {
+            out.extend_from_slice(b",\"usage\":null");
+        }
+        out.extend_from_slice(b"}\n\n");
     }
 }
 
@@ -437,6 +488,41 @@ mod tests {
         assert!(
             f.iter()
                 .all(|c| c["id"] == "chatcmpl-msg_1" && c["model"] == "claude")
+        );
+    }
+
+    #[test]
+    fn deltas_written_directly_are_escaped_json() {
+        let mut enc = ChatStreamEncoder::new("m\"x", 1, "abc", true);
+        let mut out = Vec::new();
+        for e in [
+            StreamEvent::TextDelta("say \"hi\"\n\u{1F600}".into()),
+            StreamEvent::ReasoningDelta("\\think".into()),
+            StreamEvent::ToolCallStart {
+                index: 0,
+                id: "c".into(),
+                name: "f".into(),
+            },
+            StreamEvent::ToolCallArgs {
+                index: 0,
+                fragment: "{\"a\":".into(),
+            },
+        ] {
+            enc.encode(&e, &mut out);
+        }
+        let f = frames(&out);
+        assert_eq!(
+            f[1]["choices"][0]["delta"]["content"],
+            "say \"hi\"\n\u{1F600}"
+        );
+        assert_eq!(f[2]["choices"][0]["delta"]["reasoning_content"], "\\think");
+        assert_eq!(
+            f[4]["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"],
+            "{\"a\":"
+        );
+        assert!(
+            f.iter()
+                .all(|c| c["model"] == "m\"x" && c["usage"].is_null() && c["created"] == 1)
         );
     }
 
