@@ -66,6 +66,8 @@ pub mod frames;
 pub mod gemini;
 pub mod openai;
 pub mod responses;
+#[cfg(test)]
+mod test_support;
 pub mod validate;
 pub mod vertex_auth;
 pub mod workers_ai;

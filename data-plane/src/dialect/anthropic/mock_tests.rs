@@ -1,13 +1,13 @@
 //! The codec against the mock Anthropic provider: what it encodes is accepted, and every `x-mock-scenario` answer
 //! decodes, whole and streamed as the bytes arrive.
 
-use futures_util::StreamExt as _;
 use gatehouse_mock_providers::{MockProvider, SCENARIO_HEADER, completion_text};
 use serde_json::json;
 
 use super::AnthropicCodec;
 use crate::dialect::chat::{ChatRequest, ChatResponse, FinishReason, StreamEvent};
 use crate::dialect::codec::{ChatCodec, Target};
+use crate::dialect::test_support::{decode_stream, fold_in_order};
 
 fn request(stream: bool) -> ChatRequest {
     serde_json::from_value(json!({
@@ -50,27 +50,7 @@ async fn whole(mock: &MockProvider, scenario: &str) -> ChatResponse {
 }
 
 async fn streamed(mock: &MockProvider, scenario: &str) -> Vec<StreamEvent> {
-    let mut decoder = AnthropicCodec.stream_decoder();
-    let mut events = Vec::new();
-    let mut body = send(mock, scenario, true).await.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        decoder.feed(&chunk.unwrap(), &mut events);
-    }
-    decoder.finish(true, &mut events);
-    events
-}
-
-/// The stream's events folded into what a non-streamed answer says; tool calls must come in index order.
-fn fold(events: &[StreamEvent]) -> ChatResponse {
-    let starts = events.iter().filter_map(|e| match e {
-        StreamEvent::ToolCallStart { index, .. } => Some(*index as usize),
-        _ => None,
-    });
-    assert!(
-        starts.enumerate().all(|(i, index)| i == index),
-        "{events:?}"
-    );
-    ChatResponse::from_events(events).unwrap()
+    decode_stream(&AnthropicCodec, send(mock, scenario, true).await).await
 }
 
 #[tokio::test]
@@ -86,7 +66,7 @@ async fn every_scenario_decodes_the_same_whole_and_streamed() {
         "cached",
     ] {
         let answer = whole(&mock, scenario).await;
-        let mut streamed = fold(&streamed(&mock, scenario).await);
+        let mut streamed = fold_in_order(&streamed(&mock, scenario).await);
         // Each request has its own ids, and the streamed request's body (`"stream":true`) counts more input.
         assert_ne!(streamed.id, answer.id);
         streamed.id.clone_from(&answer.id);

@@ -2,7 +2,6 @@
 //! answer decodes whole and streamed as the bytes arrive, errors map, and the Vertex token exchange works against
 //! the mock's token endpoint.
 
-use futures_util::StreamExt as _;
 use gatehouse_mock_providers::{
     GEMINI_THOUGHTS_TOKENS, MockProvider, SCENARIO_HEADER, completion_text, usage_for,
 };
@@ -12,6 +11,7 @@ use serde_json::json;
 use super::{AI_STUDIO, GeminiCodec, VERTEX};
 use crate::dialect::chat::{ChatRequest, ChatResponse, FinishReason, StreamEvent};
 use crate::dialect::codec::{ChatCodec, Target};
+use crate::dialect::test_support::{decode_stream, fold_in_order};
 use crate::dialect::vertex_auth::{self, ServiceAccount};
 
 fn request(stream: bool) -> ChatRequest {
@@ -83,27 +83,7 @@ async fn streamed(mock: &MockProvider, scenario: &str) -> Vec<StreamEvent> {
     )
     .await;
     assert_eq!(res.status(), 200, "{scenario}");
-    let mut decoder = GeminiCodec.stream_decoder();
-    let mut events = Vec::new();
-    let mut body = res.bytes_stream();
-    while let Some(chunk) = body.next().await {
-        decoder.feed(&chunk.unwrap(), &mut events);
-    }
-    decoder.finish(true, &mut events);
-    events
-}
-
-/// The stream's events folded into what a non-streamed answer says; tool calls must come in index order.
-fn fold(events: &[StreamEvent]) -> ChatResponse {
-    let starts = events.iter().filter_map(|e| match e {
-        StreamEvent::ToolCallStart { index, .. } => Some(*index as usize),
-        _ => None,
-    });
-    assert!(
-        starts.enumerate().all(|(i, index)| i == index),
-        "{events:?}"
-    );
-    ChatResponse::from_events(events).unwrap()
+    decode_stream(&GeminiCodec, res).await
 }
 
 #[tokio::test]
@@ -119,7 +99,7 @@ async fn every_scenario_decodes_the_same_whole_and_streamed() {
         "cached",
     ] {
         let (w, len) = whole(&mock, scenario).await;
-        let s = fold(&streamed(&mock, scenario).await);
+        let s = fold_in_order(&streamed(&mock, scenario).await);
         assert_eq!(
             (
                 &w.text,
