@@ -185,6 +185,10 @@ pub struct GlobalOptions {
     /// Largest inference request header (every field's name and value together), in bytes (431 beyond it).
     #[arg(long, global = true, env = "GATEHOUSE_PROXY_MAX_HEADER_BYTES", default_value_t = 64 * 1024)]
     pub proxy_max_header_bytes: usize,
+    /// Trust `X-Forwarded-Proto` on inference requests as the scheme clients used (set it behind a TLS-terminating
+    /// proxy that sets the header): DPoP proofs name the URL the client called, `https://…` there.
+    #[arg(long, global = true, env = "GATEHOUSE_PROXY_TRUST_FORWARDED_PROTO")]
+    pub proxy_trust_forwarded_proto: bool,
     /// The longest one upstream exchange may take, from the request to the last response byte (streams included).
     #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_TOTAL_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub upstream_total_timeout: std::time::Duration,

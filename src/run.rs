@@ -7,6 +7,7 @@ use anyhow::Result;
 use gatehouse_bus::limits::{
     FallbackLimits, LimitStore, MemoryLimits, RedisLimits, RedisLimitsSettings,
 };
+use gatehouse_bus::replay::RedisReplayCache;
 use gatehouse_bus::response_cache::{RedisResponseCache, ResponseCache};
 use gatehouse_bus::{ConfigBus, LogStream, MemoryBus, RedisBusSettings};
 use gatehouse_control_plane::api::AppState;
@@ -192,7 +193,8 @@ pub fn data_plane(opts: &GlobalOptions) -> Result<()> {
     let data_plane = DataPlane::bind(settings)?
         .with_config_bus(config_bus, bus::sync_settings(opts))
         .with_log_stream(log_stream, opts.log_queue_capacity)
-        .with_policy_stores(limits, cache);
+        .with_policy_stores(limits, cache)
+        .with_replay_cache(replay_cache(opts, bus_runtime.handle())?);
     println!(
         "inference listening on http://{}",
         display_addr(data_plane.local_addr())
@@ -241,6 +243,21 @@ fn policy_stores(
     Ok((Arc::new(limits), Arc::new(cache)))
 }
 
+/// Split mode's DPoP replay cache on the bus's Redis and prefix, so a proof replayed to another node is refused
+/// too (this node's memory answers while Redis is unreachable).
+fn replay_cache(
+    opts: &GlobalOptions,
+    runtime: &tokio::runtime::Handle,
+) -> Result<Arc<RedisReplayCache>> {
+    let settings = RedisBusSettings {
+        url: opts.redis_url.clone().ok_or_else(|| {
+            anyhow::anyhow!("split mode needs --redis-url for the DPoP replay cache")
+        })?,
+        prefix: opts.redis_prefix.clone(),
+    };
+    Ok(Arc::new(RedisReplayCache::new(&settings, runtime.clone())?))
+}
+
 fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     let mut settings = DataPlaneSettings::new(opts.proxy_listen);
     settings.threads = opts.proxy_threads;
@@ -253,6 +270,7 @@ fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     settings.upstream_connect_timeout = opts.upstream_connect_timeout;
     settings.upstream_response_timeout = opts.upstream_response_timeout;
     settings.upstream_ca_file = opts.upstream_ca_file.clone();
+    settings.trust_forwarded_proto = opts.proxy_trust_forwarded_proto;
     // The binary owns signals (installed before anything is printed) and passes them on through `run_until`.
     settings.handle_os_signals = false;
     settings

@@ -14,7 +14,8 @@
 //!   makes a lost announcement cost one resync instead of correctness.
 //!
 //! Log records travel apart from config: [`LogStream`] is a Redis stream the data-plane nodes append batches to
-//! and the control planes read through one consumer group (`redis/logs.rs`).
+//! and the control planes read through one consumer group (`redis/logs.rs`). Traffic policies keep their state in
+//! stores of their own: [`limits`], [`response_cache`], and [`replay`] (one-time values such as DPoP proof ids).
 //!
 //! What the bus does not do: parse documents. Bodies are opaque text, so a malformed document reaches the node,
 //! which reports it and keeps serving the previous version.
@@ -24,6 +25,7 @@ pub mod limits;
 mod memory;
 mod model;
 mod redis;
+pub mod replay;
 pub mod response_cache;
 mod subscription;
 #[cfg(feature = "testing")]

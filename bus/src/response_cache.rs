@@ -24,7 +24,7 @@
 mod memory;
 mod memory_shard;
 mod redis;
-mod redis_link;
+pub(crate) mod redis_link;
 
 use std::time::Duration;
 

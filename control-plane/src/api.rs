@@ -1,6 +1,7 @@
 //! The management API: Cloudflare's v4 AI Gateway routes under `/client/v4`, operator routes under `/admin`, and
 //! the OpenAPI document and Swagger UI. Handlers are thin: authorise, validate, call a store, wrap the result.
 
+pub mod access;
 pub mod admin;
 pub mod custom_providers;
 pub mod envelope;
@@ -10,6 +11,7 @@ pub mod logs;
 pub mod openapi;
 pub mod provider_configs;
 pub mod request;
+pub mod usage;
 pub mod validation;
 
 use actix_web::dev::{ServiceFactory, ServiceRequest};
@@ -53,7 +55,9 @@ where
                 .configure(gateways::routes)
                 .configure(provider_configs::routes)
                 .configure(custom_providers::routes)
-                .configure(logs::routes),
+                .configure(access::routes)
+                .configure(logs::routes)
+                .configure(usage::routes),
         )
         .service(scope::scope("/admin").configure(admin::routes))
         .service(healthz)

@@ -5,7 +5,10 @@
 //! the reads (see `store/config_versions.rs`). The content hash covers everything but the version, so the
 //! reconciler can compare what the bus holds with what the database would build without taking a version.
 
+use std::collections::HashMap;
+
 use gatehouse_bus::StoredDocument;
+use gatehouse_shared::access::{AccessEntries, SubjectEntry, VirtualKeyEntry};
 use gatehouse_shared::config::{
     CustomProviderEntry, DOCUMENT_SCHEMA, DeploymentDocument, GatewayConfigDocument, GatewayKey,
     ProviderConfigEntry, content_hash,
@@ -14,7 +17,7 @@ use gatehouse_shared::token::VerificationKey;
 
 use crate::db::AnyConnection;
 use crate::error::Error;
-use crate::store::{gateways as gateway_store, tokens as token_store};
+use crate::store::{access, gateways as gateway_store, now_ms, tokens as token_store};
 
 /// The gateway's stored provider keys, secrets still sealed.
 pub fn provider_config_entries(
@@ -76,7 +79,66 @@ pub fn gateway_document(
         provider_configs: provider_config_entries(conn, key)?,
         custom_providers: custom_provider_entries(conn, &key.account_id)?,
         cache_generation,
+        access: access_entries(conn, key, now_ms())?,
     }))
+}
+
+/// The account's subjects as the gateway `key`'s document carries them: the keys that work at `now_ms` (not
+/// revoked, not expired) and may use this gateway (their `gateways` is empty or names it), and every user and team
+/// of the account, each list by id so that the same state always hashes the same. A key that names no team of its
+/// own carries its user's team, so the team's limits apply to the user's keys; each user carries its team too, for
+/// callers an identity provider's token names (whose token may name no team). An expiry passing changes the
+/// document (the key leaves it) without any write: the next reconciler pass republishes it, and nodes check
+/// `expires_at_ms` themselves in the meantime.
+pub fn access_entries(
+    conn: &mut AnyConnection,
+    key: &GatewayKey,
+    now_ms: i64,
+) -> Result<AccessEntries, Error> {
+    let users = access::users::all_for_account(conn, &key.account_id)?;
+    let teams = access::teams::all_for_account(conn, &key.account_id)?;
+    let team_of_user: HashMap<&str, &str> = users
+        .iter()
+        .filter_map(|u| Some((u.id.as_str(), u.team_id.as_deref()?)))
+        .collect();
+    let keys = access::keys::live(conn, &key.account_id, now_ms)?
+        .into_iter()
+        .filter(|k| k.gateways.is_empty() || k.gateways.contains(&key.gateway_id))
+        .map(|k| VirtualKeyEntry {
+            team_id: k.team_id.or_else(|| {
+                let user = k.user_id.as_deref()?;
+                team_of_user.get(user).map(|t| (*t).to_owned())
+            }),
+            id: k.id,
+            name: k.name,
+            secret_hash: k.secret_hash,
+            models: k.models,
+            user_id: k.user_id,
+            expires_at_ms: k.expires_at_ms,
+            limits: k.limits,
+        })
+        .collect();
+    Ok(AccessEntries {
+        keys,
+        users: users
+            .into_iter()
+            .map(|u| SubjectEntry {
+                id: u.id,
+                name: u.name,
+                limits: u.limits,
+                team_id: u.team_id,
+            })
+            .collect(),
+        teams: teams
+            .into_iter()
+            .map(|t| SubjectEntry {
+                id: t.id,
+                name: t.name,
+                limits: t.limits,
+                team_id: None,
+            })
+            .collect(),
+    })
 }
 
 /// The deployment document at `version`: every active signing key's public half, and the ids of revoked tokens
@@ -156,6 +218,7 @@ mod tests {
             provider_configs: vec![],
             custom_providers: vec![],
             cache_generation: 0,
+            access: Default::default(),
         }
     }
 
@@ -187,7 +250,13 @@ mod tests {
         };
         let plain = stored_gateway(&document(1, true)).unwrap();
         let body: serde_json::Value = serde_json::from_str(&plain.body).unwrap();
-        for field in ["models", "regional_only", "hostnames", "cors"] {
+        for field in [
+            "models",
+            "regional_only",
+            "hostnames",
+            "cors",
+            "identity_providers",
+        ] {
             assert!(
                 body["settings"].get(field).is_none(),
                 "{field} must be absent when unset: {body}"
@@ -223,6 +292,45 @@ mod tests {
         );
         let parsed: GatewayConfigDocument = serde_json::from_str(&stored.body).unwrap();
         assert_eq!(parsed, extended);
+    }
+
+    #[test]
+    fn access_entries_reach_the_hash_and_are_absent_when_empty() {
+        use gatehouse_shared::access::{Limits, VirtualKeyEntry};
+        let plain = stored_gateway(&document(1, true)).unwrap();
+        let body: serde_json::Value = serde_json::from_str(&plain.body).unwrap();
+        assert!(body.get("access").is_none(), "{body}");
+        let with_key = |hash: &str| {
+            let mut doc = document(1, true);
+            doc.access.keys.push(VirtualKeyEntry {
+                id: "k1".into(),
+                name: "ci".into(),
+                secret_hash: hash.into(),
+                models: vec!["openai/*".into()],
+                user_id: None,
+                team_id: None,
+                expires_at_ms: Some(1),
+                limits: Limits {
+                    rpm: Some(5),
+                    ..Limits::default()
+                },
+            });
+            doc
+        };
+        let a = stored_gateway(&with_key("h1")).unwrap();
+        assert_ne!(a.hash, plain.hash, "a new key reaches the nodes");
+        assert_ne!(
+            a.hash,
+            stored_gateway(&with_key("h2")).unwrap().hash,
+            "so does a rotation"
+        );
+        let again = GatewayConfigDocument {
+            version: 7,
+            ..with_key("h1")
+        };
+        assert_eq!(a.hash, stored_gateway(&again).unwrap().hash);
+        let parsed: GatewayConfigDocument = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(parsed, with_key("h1"));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 mod writer;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -69,6 +70,30 @@ pub fn store_records(
     conn: &mut AnyConnection,
     records: &[LogRecord],
 ) -> Result<StoredBatch, Error> {
+    let stored = store_rows(conn, records)?;
+    record_key_uses(conn, records);
+    Ok(stored)
+}
+
+/// Moves each virtual key's `last_used_at` to its newest record in the batch: one UPDATE per key per batch, never
+/// one per record, and none for a batch without keys. Every record counts, stored or not (a record refused at a
+/// cap was still a use). A failure is logged and left: the rows are committed, and the next batch of the key
+/// moves its time on.
+fn record_key_uses(conn: &mut AnyConnection, records: &[LogRecord]) {
+    let mut uses: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for r in records {
+        if let Some(key) = r.key_id.as_deref() {
+            let newest = uses.entry((r.account_id.as_str(), key)).or_insert(i64::MIN);
+            *newest = (*newest).max(r.created_at_ms);
+        }
+    }
+    if let Err(error) = crate::store::access::keys::record_uses(conn, &uses) {
+        tracing::warn!(%error, keys = uses.len(), "updating the last use of virtual keys failed");
+    }
+}
+
+/// The rows of one batch (see [`store_records`]).
+fn store_rows(conn: &mut AnyConnection, records: &[LogRecord]) -> Result<StoredBatch, Error> {
     let error = match crate::store::log_caps::store_with_caps(conn, records) {
         Ok(outcome) => {
             if outcome.refused_at_cap > 0 || outcome.evicted > 0 {

@@ -116,6 +116,9 @@ diesel::table! {
         feedback -> Nullable<Double>,
         score -> Nullable<Double>,
         config_hash -> Nullable<Text>,
+        key_id -> Nullable<Text>,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
     }
 }
 
@@ -136,5 +139,51 @@ diesel::table! {
         account_id -> Text,
         gateway_id -> Text,
         stored -> BigInt,
+    }
+}
+
+diesel::table! {
+    teams (account_id, id) {
+        account_id -> Text,
+        id -> Text,
+        name -> Text,
+        metadata -> Text,
+        limits -> Text,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    users (account_id, id) {
+        account_id -> Text,
+        id -> Text,
+        name -> Text,
+        team_id -> Nullable<Text>,
+        metadata -> Text,
+        limits -> Text,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    virtual_keys (account_id, id) {
+        account_id -> Text,
+        id -> Text,
+        name -> Text,
+        secret_hash -> Text,
+        preview -> Text,
+        gateways -> Text,
+        models -> Text,
+        user_id -> Nullable<Text>,
+        team_id -> Nullable<Text>,
+        metadata -> Text,
+        limits -> Text,
+        expires_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+        last_used_at -> Nullable<BigInt>,
+        revoked_at -> Nullable<BigInt>,
     }
 }

@@ -1,6 +1,7 @@
 //! Queries, one module per table group. Every query that reads or changes an account's objects takes the account id
 //! and filters on it: one account never sees another's objects.
 
+pub mod access;
 pub mod config_versions;
 pub mod custom_providers;
 pub mod gateways;
@@ -9,6 +10,7 @@ pub mod log_counters;
 pub mod logs;
 pub mod provider_configs;
 pub mod tokens;
+pub mod usage;
 
 /// Milliseconds since the epoch, the time unit of every stored timestamp.
 pub fn now_ms() -> i64 {

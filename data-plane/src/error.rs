@@ -82,6 +82,14 @@ pub mod code {
     pub const BODY_TOO_LARGE: u32 = 2903;
     /// The request header is larger than the node's cap (`--proxy-max-header-bytes`).
     pub const HEADER_TOO_LARGE: u32 = 2904;
+    /// The virtual key may not use the request's model (403; issue 14).
+    pub const MODEL_NOT_ALLOWED: u32 = 2905;
+    /// A virtual key's, its user's or its team's requests or tokens per minute, or the gateway's `tpm_limit`, are
+    /// used up (429 with `Retry-After`; the message names the limit).
+    pub const KEY_RATE_LIMITED: u32 = 2906;
+    /// A budget of a virtual key, its user or its team would be exceeded by the request's worst case (429; the
+    /// message names the budget).
+    pub const BUDGET_EXCEEDED: u32 = 2907;
 }
 
 /// One gateway-made error: the HTTP status, the internal code and the human-readable message.
@@ -116,6 +124,11 @@ impl AiGatewayError {
         StatusCode::BAD_REQUEST,
         code::GATEWAY_NOT_FOUND,
         "Gateway does not exist",
+    );
+    pub const INVALID_KEY: Self = Self::fixed(
+        StatusCode::UNAUTHORIZED,
+        code::UNAUTHORIZED,
+        "Invalid, expired or revoked virtual key",
     );
     pub const UNAUTHORIZED: Self =
         Self::fixed(StatusCode::UNAUTHORIZED, code::UNAUTHORIZED, "Unauthorized");

@@ -8,6 +8,7 @@
 //!   when and how pingora stops.
 //! - `proxy`: the HTTP entry point (`ProxyHttp::request_filter`), endpoint classification, response writing.
 //! - `error`: the crate's error enum, the table of gateway error codes and the one `AiGatewayError` renderer.
+//! - `identity`: identity providers' JWTs and DPoP proofs, and the JWKS cache a background service keeps fresh.
 //!
 //! Invariant: gateway-made errors are rendered only by `AiGatewayError::body`.
 //! Unix only: pingora takes over pre-bound sockets through its Unix listen-fd table.
@@ -18,6 +19,7 @@ compile_error!("the Gatehouse data plane runs on Unix only");
 mod config_sync;
 pub mod dialect;
 mod error;
+mod identity;
 mod log_shipper;
 pub mod logs;
 mod proxy;

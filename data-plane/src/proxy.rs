@@ -30,7 +30,8 @@ mod respond;
 mod retry;
 mod taps;
 mod translate;
-mod upstream;
+/// Also the identity providers' JWKS fetcher's connection (`identity/refresh.rs`).
+pub(crate) mod upstream;
 
 use std::sync::Arc;
 
@@ -41,6 +42,7 @@ use pingora::prelude::HttpPeer;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use gatehouse_bus::limits::LimitStore;
+use gatehouse_bus::replay::ReplayCache;
 use gatehouse_bus::response_cache::ResponseCache;
 
 use crate::error::AiGatewayError;
@@ -77,6 +79,10 @@ pub(crate) struct GatewayProxy {
     limits: Arc<dyn LimitStore>,
     /// The response cache (Redis shared by the nodes, or this process's memory).
     cache: Arc<dyn ResponseCache>,
+    /// DPoP proof ids seen (Redis shared by the nodes, or this process's memory).
+    replay: Arc<dyn ReplayCache>,
+    /// Whether `X-Forwarded-Proto` names the scheme clients used (DPoP `htu`).
+    trust_forwarded_proto: bool,
 }
 
 /// The stores traffic policies keep their state in.
@@ -84,6 +90,7 @@ pub(crate) struct GatewayProxy {
 pub(crate) struct PolicyStores {
     pub limits: Arc<dyn LimitStore>,
     pub cache: Arc<dyn ResponseCache>,
+    pub replay: Arc<dyn ReplayCache>,
 }
 
 impl GatewayProxy {
@@ -113,6 +120,8 @@ impl GatewayProxy {
             log_sink,
             limits: stores.limits,
             cache: stores.cache,
+            replay: stores.replay,
+            trust_forwarded_proto: settings.trust_forwarded_proto,
         }
     }
 
@@ -219,6 +228,8 @@ impl GatewayProxy {
             config: &self.config,
             default_gateways: &self.default_gateways,
             max_header_bytes: self.max_header_bytes,
+            replay: &*self.replay,
+            trust_forwarded_proto: self.trust_forwarded_proto,
         }
     }
 }

@@ -17,6 +17,7 @@ use pingora::services::background::background_service;
 
 use crate::config_sync::{ConfigSync, ConfigSyncSettings};
 use crate::error::DataPlaneError;
+use crate::identity::JwksRefresher;
 use crate::log_shipper::LogShipper;
 use crate::logs::{LogCounterSource, LogSink};
 use crate::proxy::{GatewayProxy, PolicyStores};
@@ -26,6 +27,7 @@ use crate::settings::{DataPlaneSettings, whole_seconds};
 use crate::snapshot::default_gateway::DefaultGatewayRequests;
 use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
 use gatehouse_bus::limits::{LimitStore, MemoryLimits};
+use gatehouse_bus::replay::{MemoryReplayCache, ReplayCache};
 use gatehouse_bus::response_cache::{MemoryResponseCache, ResponseCache};
 use prebound::PreboundListenerService;
 pub use shutdown::ShutdownMode;
@@ -52,7 +54,8 @@ pub struct DataPlane {
     log_sink: LogSink,
     /// Split mode: the log stream and the sink's receiver, handed to the log shipper service at start.
     log_shipping: Option<(Arc<LogStream>, tokio::sync::mpsc::Receiver<LogRecord>)>,
-    /// Where rate and spend counters and cached responses live; this process's memory unless told otherwise.
+    /// Where rate and spend counters, cached responses and DPoP proof ids live; this process's memory unless told
+    /// otherwise.
     stores: PolicyStores,
 }
 
@@ -95,6 +98,7 @@ impl DataPlane {
             stores: PolicyStores {
                 limits: Arc::new(MemoryLimits::new()),
                 cache: Arc::new(MemoryResponseCache::new(settings_cache_bytes)),
+                replay: Arc::new(MemoryReplayCache::new()),
             },
         })
     }
@@ -117,7 +121,15 @@ impl DataPlane {
         limits: Arc<dyn LimitStore>,
         cache: Arc<dyn ResponseCache>,
     ) -> Self {
-        self.stores = PolicyStores { limits, cache };
+        self.stores.limits = limits;
+        self.stores.cache = cache;
+        self
+    }
+
+    /// Remembers DPoP proofs' `jti`s in `replay` (split mode: Redis, so a proof replayed to another node is
+    /// refused too). Without this call they are remembered in this process's memory, which is right for one node.
+    pub fn with_replay_cache(mut self, replay: Arc<dyn ReplayCache>) -> Self {
+        self.stores.replay = replay;
         self
     }
 
@@ -210,6 +222,14 @@ impl DataPlane {
             // Nobody forwards default-gateway requests: refuse (and count) them at once.
             drop(self.default_gateway_requests);
         }
+        // Idle until a gateway names an identity provider's JWKS.
+        server.add_service(background_service(
+            "jwks-refresh",
+            JwksRefresher::new(
+                self.config.jwks_cache(),
+                self.settings.upstream_ca_file.as_deref(),
+            ),
+        ));
         if let Some((stream, records)) = self.log_shipping {
             server.add_service(background_service(
                 "log-shipper",

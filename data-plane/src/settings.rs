@@ -45,6 +45,10 @@ pub struct DataPlaneSettings {
     pub upstream_ca_file: Option<std::path::PathBuf>,
     /// Memory the in-process response cache may hold (standalone mode; split mode caches in Redis).
     pub memory_cache_bytes: usize,
+    /// Whether a request's `X-Forwarded-Proto` says the scheme the client used (a TLS-terminating proxy in front
+    /// of the node), which a DPoP proof's `htu` names. Off, the scheme is the listener's own (`http`): a client
+    /// could otherwise claim `https` for a proof made for another URL.
+    pub trust_forwarded_proto: bool,
 }
 
 impl DataPlaneSettings {
@@ -75,6 +79,7 @@ impl DataPlaneSettings {
             upstream_total_timeout: Self::DEFAULT_UPSTREAM_TOTAL_TIMEOUT,
             upstream_ca_file: None,
             memory_cache_bytes: Self::DEFAULT_MEMORY_CACHE_BYTES,
+            trust_forwarded_proto: false,
         }
     }
 

@@ -5,6 +5,7 @@
 //! loads the snapshot once at its start and uses it to the end. A document that fails to compile is reported and
 //! the previous one stays in service.
 
+pub mod access;
 pub mod default_gateway;
 pub mod verified_tokens;
 
@@ -18,6 +19,7 @@ use gatehouse_shared::gateway::GatewaySettings;
 use gatehouse_shared::spend_limits::SpendLimits;
 use gatehouse_shared::token::TokenVerifier;
 
+use crate::identity::{IdentityProviders, JwksCache};
 pub use default_gateway::DefaultGatewayRequester;
 
 /// Why a document was not applied.
@@ -97,6 +99,11 @@ pub struct CompiledGateway {
     /// The typed `spend_limits` settings; `None` when no rule can apply (absent, switched off, or every rule
     /// paused), so the request path checks one `Option` and nothing more for most gateways.
     pub spend_limits: Option<Arc<SpendLimits>>,
+    /// The account's virtual keys that may use this gateway, and its users and teams (issue 14); `None` when
+    /// the document has none.
+    pub access: Option<Arc<access::CompiledAccess>>,
+    /// The identity providers whose tokens authenticate callers (`identity_providers`); `None` when there are none.
+    pub(crate) identity: Option<Arc<IdentityProviders>>,
 }
 
 /// Token verification for the whole deployment, compiled.
@@ -182,6 +189,8 @@ impl ConfigSnapshot {
 pub struct ConfigStore {
     current: ArcSwap<ConfigSnapshot>,
     master_key: Option<MasterKey>,
+    /// The identity providers' keys, fetched in the background; compiling a gateway registers its JWKS URLs.
+    jwks: Arc<JwksCache>,
 }
 
 impl std::fmt::Debug for ConfigStore {
@@ -196,7 +205,13 @@ impl ConfigStore {
         Self {
             current: ArcSwap::from_pointee(ConfigSnapshot::default()),
             master_key,
+            jwks: Arc::new(JwksCache::new()),
         }
+    }
+
+    /// The JWKS cache the node's refresher fills (`identity/refresh.rs`).
+    pub(crate) fn jwks_cache(&self) -> Arc<JwksCache> {
+        Arc::clone(&self.jwks)
     }
 
     /// The snapshot to serve one request from. Lock-free.
@@ -218,7 +233,12 @@ impl ConfigStore {
         {
             return Ok(Applied::Stale);
         }
-        let compiled = Arc::new(compile_gateway(doc, hash, self.master_key.as_ref())?);
+        let compiled = Arc::new(compile_gateway(
+            doc,
+            hash,
+            self.master_key.as_ref(),
+            &self.jwks,
+        )?);
         let mut applied = Applied::Stale;
         // Documents are applied by one sync task, but rcu keeps a concurrent applier correct too.
         self.current.rcu(|old| {
@@ -297,6 +317,7 @@ fn compile_gateway(
     doc: &GatewayConfigDocument,
     hash: &str,
     master_key: Option<&MasterKey>,
+    jwks: &JwksCache,
 ) -> Result<CompiledGateway, CompileError> {
     let mut provider_keys: HashMap<String, ProviderKeys> = HashMap::new();
     for entry in &doc.provider_configs {
@@ -344,6 +365,8 @@ fn compile_gateway(
         );
     }
     let spend_limits = compile_spend_limits(&doc.settings)?;
+    let identity = IdentityProviders::compile(doc.settings.identity_providers.as_deref(), jwks)
+        .map_err(CompileError::Invalid)?;
     Ok(CompiledGateway {
         key: doc.key.clone(),
         version: doc.version,
@@ -355,6 +378,8 @@ fn compile_gateway(
         custom_providers,
         cache_generation: doc.cache_generation,
         spend_limits,
+        access: access::CompiledAccess::compile(&doc.access),
+        identity,
     })
 }
 
@@ -386,6 +411,7 @@ mod tests {
             provider_configs: vec![],
             custom_providers: vec![],
             cache_generation: 0,
+            access: Default::default(),
         }
     }
 
@@ -488,9 +514,58 @@ mod tests {
         ] {
             let mut d = doc(1);
             d.settings.spend_limits = Some(spend_limits.clone());
-            let compiled = compile_gateway(&d, "h", None).unwrap();
+            let compiled = compile_gateway(&d, "h", None, &JwksCache::new()).unwrap();
             assert!(compiled.spend_limits.is_none(), "{spend_limits}");
         }
+    }
+
+    #[test]
+    fn identity_providers_register_their_jwks_urls_and_an_unusable_one_refuses_the_document() {
+        use gatehouse_shared::gateway::{DpopMode, IdentityProvider};
+        let provider = |url: &str| IdentityProvider {
+            issuer: "https://idp.example.com".into(),
+            audience: vec!["gatehouse".into()],
+            jwks_url: url.into(),
+            algorithms: IdentityProvider::default_algorithms(),
+            user_claim: "sub".into(),
+            team_claim: None,
+            dpop: DpopMode::Optional,
+            leeway_seconds: 60,
+        };
+        let store = ConfigStore::new(None);
+        let mut d = doc(1);
+        d.settings.identity_providers = Some(vec![provider("https://idp.example.com/jwks")]);
+        store.apply_gateway(&d, "h1").unwrap();
+        let snapshot = store.load();
+        let g = snapshot.gateway("acme", "gw").unwrap();
+        assert!(g.identity.is_some());
+        assert_eq!(store.jwks_cache().urls(), ["https://idp.example.com/jwks"]);
+        let mut bad = doc(2);
+        bad.settings.identity_providers = Some(vec![provider("ftp://idp.example.com/jwks")]);
+        assert!(matches!(
+            store.apply_gateway(&bad, "h2"),
+            Err(CompileError::Invalid(_))
+        ));
+        assert_eq!(store.load().gateway("acme", "gw").unwrap().version, 1);
+        assert!(
+            store
+                .load()
+                .gateway("acme", "gw")
+                .unwrap()
+                .identity
+                .is_some()
+        );
+        let mut none = doc(3);
+        none.settings.identity_providers = Some(vec![]);
+        store.apply_gateway(&none, "h3").unwrap();
+        assert!(
+            store
+                .load()
+                .gateway("acme", "gw")
+                .unwrap()
+                .identity
+                .is_none()
+        );
     }
 
     #[test]

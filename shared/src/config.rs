@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::access::AccessEntries;
 use crate::gateway::GatewaySettings;
 use crate::token::VerificationKey;
 
@@ -72,6 +73,9 @@ pub struct GatewayConfigDocument {
     /// Documents written before it existed read as 0, the value every gateway started at.
     #[serde(default)]
     pub cache_generation: i64,
+    /// The account's virtual keys that may use this gateway, and its users and teams (issue 14), with their limits.
+    #[serde(default, skip_serializing_if = "AccessEntries::is_empty")]
+    pub access: AccessEntries,
 }
 
 /// A stored provider key as documents carry it.

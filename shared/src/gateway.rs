@@ -70,6 +70,129 @@ pub struct CorsSettings {
     pub allowed_origins: Vec<String>,
 }
 
+/// A JWT signing algorithm an identity provider may use. Only asymmetric ones: a gateway verifies with public keys
+/// from the provider's JWKS and never holds a shared secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "RS384")]
+    Rs384,
+    #[serde(rename = "RS512")]
+    Rs512,
+    #[serde(rename = "PS256")]
+    Ps256,
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "ES384")]
+    Es384,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+impl JwtAlgorithm {
+    /// Every algorithm, in the order the API lists them.
+    pub const ALL: [JwtAlgorithm; 7] = [
+        JwtAlgorithm::Rs256,
+        JwtAlgorithm::Rs384,
+        JwtAlgorithm::Rs512,
+        JwtAlgorithm::Ps256,
+        JwtAlgorithm::Es256,
+        JwtAlgorithm::Es384,
+        JwtAlgorithm::EdDsa,
+    ];
+
+    /// The JOSE name (`alg`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JwtAlgorithm::Rs256 => "RS256",
+            JwtAlgorithm::Rs384 => "RS384",
+            JwtAlgorithm::Rs512 => "RS512",
+            JwtAlgorithm::Ps256 => "PS256",
+            JwtAlgorithm::Es256 => "ES256",
+            JwtAlgorithm::Es384 => "ES384",
+            JwtAlgorithm::EdDsa => "EdDSA",
+        }
+    }
+
+    /// The algorithm with this JOSE name.
+    pub fn from_name(name: &str) -> Option<JwtAlgorithm> {
+        JwtAlgorithm::ALL.into_iter().find(|a| a.as_str() == name)
+    }
+}
+
+/// Whether an identity provider's tokens must be DPoP-bound (RFC 9449).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DpopMode {
+    /// `Authorization: DPoP` is refused; tokens are bearer tokens (a token bound with `cnf.jkt` is refused too,
+    /// since its binding could not be checked).
+    Off,
+    /// Bearer tokens are accepted; a DPoP-bound token (`cnf.jkt`) must come as `DPoP` with a valid proof.
+    #[default]
+    Optional,
+    /// Only DPoP-bound tokens with a valid proof.
+    Required,
+}
+
+/// An organisation's identity provider whose JWTs a gateway accepts (Gatehouse's extension, issue 14): the token's
+/// `iss` selects the provider, whose JWKS verifies it, and two claims name the Gatehouse user and team whose
+/// limits and budgets apply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityProvider {
+    /// The exact `iss` of the provider's tokens; unique among a gateway's providers.
+    pub issuer: String,
+    /// Accepted `aud` values: a token must name at least one. The API takes a string or a list.
+    #[serde(deserialize_with = "one_or_many")]
+    pub audience: Vec<String>,
+    /// Where the provider publishes its signing keys (`https://`, or `http://` to a loopback address).
+    pub jwks_url: String,
+    #[serde(default = "IdentityProvider::default_algorithms")]
+    pub algorithms: Vec<JwtAlgorithm>,
+    /// The claim naming the user (a user's id, or the name of exactly one user of the account).
+    #[serde(default = "IdentityProvider::default_user_claim")]
+    pub user_claim: String,
+    /// The claim naming the team (a string, or a list whose first entry naming a team counts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_claim: Option<String>,
+    #[serde(default)]
+    pub dpop: DpopMode,
+    /// Clock skew allowed on `exp`, `nbf` and a DPoP proof's `iat`, in seconds.
+    #[serde(default = "IdentityProvider::default_leeway_seconds")]
+    pub leeway_seconds: u64,
+}
+
+impl IdentityProvider {
+    pub const DEFAULT_USER_CLAIM: &str = "sub";
+    pub const DEFAULT_LEEWAY_SECONDS: u64 = 60;
+
+    pub fn default_algorithms() -> Vec<JwtAlgorithm> {
+        vec![JwtAlgorithm::Rs256, JwtAlgorithm::Es256]
+    }
+
+    fn default_user_claim() -> String {
+        Self::DEFAULT_USER_CLAIM.to_owned()
+    }
+
+    fn default_leeway_seconds() -> u64 {
+        Self::DEFAULT_LEEWAY_SECONDS
+    }
+}
+
+/// A string or a list of strings, read as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => vec![one],
+        OneOrMany::Many(many) => many,
+    })
+}
+
 /// Every configurable field of a gateway (not its identity or timestamps).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GatewaySettings {
@@ -133,6 +256,12 @@ pub struct GatewaySettings {
     pub hostnames: Option<Vec<String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsSettings>,
+    /// Tokens per minute across every caller of the gateway (issue 14; a Gatehouse extension, positive or null).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<u64>,
+    /// Identity providers whose JWTs authenticate callers (issue 14; a Gatehouse extension, at most 8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_providers: Option<Vec<IdentityProvider>>,
 }
 
 impl GatewaySettings {
@@ -168,6 +297,8 @@ impl GatewaySettings {
             regional_only: None,
             hostnames: None,
             cors: None,
+            tpm_limit: None,
+            identity_providers: None,
         }
     }
 }
@@ -195,5 +326,38 @@ mod tests {
         assert_eq!(v["log_management_strategy"], "DELETE_OLDEST");
         assert_eq!(v["retry_backoff"], "exponential");
         assert_eq!(v["rate_limiting_technique"], "fixed");
+    }
+
+    #[test]
+    fn identity_providers_take_an_audience_string_or_list_and_fill_defaults() {
+        let one: IdentityProvider = serde_json::from_value(serde_json::json!({
+            "issuer": "https://idp.example.com", "audience": "gatehouse",
+            "jwks_url": "https://idp.example.com/jwks"
+        }))
+        .unwrap();
+        assert_eq!(one.audience, ["gatehouse"]);
+        assert_eq!(one.algorithms, [JwtAlgorithm::Rs256, JwtAlgorithm::Es256]);
+        assert_eq!(
+            (one.user_claim.as_str(), one.team_claim.as_deref()),
+            ("sub", None)
+        );
+        assert_eq!((one.dpop, one.leeway_seconds), (DpopMode::Optional, 60));
+        let v = serde_json::to_value(&one).unwrap();
+        assert_eq!(v["audience"], serde_json::json!(["gatehouse"]));
+        assert_eq!(v["algorithms"], serde_json::json!(["RS256", "ES256"]));
+        assert_eq!(v["dpop"], "optional");
+        assert!(v.get("team_claim").is_none());
+        let many: IdentityProvider = serde_json::from_value(serde_json::json!({
+            "issuer": "i", "audience": ["a", "b"], "jwks_url": "u", "algorithms": ["EdDSA", "PS256"],
+            "dpop": "required", "team_claim": "groups"
+        }))
+        .unwrap();
+        assert_eq!(many.audience, ["a", "b"]);
+        assert_eq!(many.algorithms, [JwtAlgorithm::EdDsa, JwtAlgorithm::Ps256]);
+        assert_eq!(many.dpop, DpopMode::Required);
+        for a in JwtAlgorithm::ALL {
+            assert_eq!(JwtAlgorithm::from_name(a.as_str()), Some(a));
+            assert_eq!(serde_json::to_value(a).unwrap(), a.as_str());
+        }
     }
 }

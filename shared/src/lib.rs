@@ -4,6 +4,7 @@
 //! must agree on (scopes, provider slugs), and the pure functions over them (token verification, secret sealing), so
 //! that the control plane and every data-plane node decide the same way.
 
+pub mod access;
 pub mod config;
 pub mod crypto;
 pub mod front_door;

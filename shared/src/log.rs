@@ -87,6 +87,13 @@ pub struct LogRecord {
     /// The content hash of the gateway config that served the request.
     #[serde(default)]
     pub config_hash: Option<String>,
+    /// The virtual key that authenticated the request (its id, never its secret), and the key's user and team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
 }
 
 /// The first `max_chars` characters of a body as text, and whether that is all of it. Bytes that are not UTF-8

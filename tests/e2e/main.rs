@@ -6,6 +6,7 @@ mod cli;
 mod cluster;
 mod compat;
 mod inference;
+mod keys;
 mod log_pipeline;
 mod log_writer;
 mod logs;

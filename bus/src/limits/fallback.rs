@@ -10,9 +10,19 @@
 //!   `limit × nodes` in that time (and a node's local counters start empty, so a window that was nearly full in
 //!   Redis starts over).
 //! - Spend recorded locally is not replayed to Redis afterwards: after recovery, Redis lacks what was spent during
-//!   the outage. A recording whose Redis call timed out may have been applied there too; it is then counted in
-//!   both places, which errs on the side of the limit.
+//!   the outage. What `RedisLimits` had written behind before the outage was noticed stays there and is flushed
+//!   once Redis answers (a flush whose answer was lost is sent again, so a spend window may count it twice, which
+//!   errs on the side of the limit; budget costs are counted exactly once).
+//! - A failed or timed-out call marks the Redis store unreachable, so its next calls check that Redis answers
+//!   before answering from what the node holds (leases, spend views, budget blocks): the probe after the back-off
+//!   really probes, and no call reports "back" while Redis is not.
 //! - After recovery the local counters are not consulted again; they expire by themselves.
+//! - Budgets: a node reserves against its own local counters, which start empty, so while degraded each node may
+//!   hold and spend up to every budget's whole limit on its own, on top of what Redis already counted: the
+//!   overshoot is bounded by `limit × nodes` per budget for the outage. A hold made in Redis (in the node's block)
+//!   and settled locally (Redis went away mid-request) stays in the block until its deadline, and its cost is
+//!   counted only locally; a hold made locally and settled after recovery is settled in Redis all the same
+//!   (`settle` counts a hold it never made), so that cost reaches Redis.
 //!
 //! Calls that were already waiting on Redis when it stopped answering each wait out their own timeout; the
 //! back-off only spares the calls that come after. The timeout is `tokio::time`'s, so callers' runtimes need the
@@ -25,7 +35,10 @@ use async_trait::async_trait;
 
 use super::memory::MemoryLimits;
 use super::redis::RedisLimits;
-use super::{Admission, LimitStore, SpendWindow, WindowTechnique};
+use super::{
+    Admission, AllAdmission, BudgetCounter, LimitStore, RateCheck, Reservation, Reserved,
+    SpendWindow, WindowTechnique,
+};
 use crate::error::BusError;
 
 /// How long one Redis call may take before it counts as failed. Above the default response timeout (100 ms) so
@@ -100,6 +113,9 @@ impl FallbackLimits {
     }
 
     fn primary_failed(&self, error: &dyn std::fmt::Display) {
+        // A call that ran out of time never told the store itself: its next calls must check Redis, not answer
+        // from what the node holds.
+        self.primary.mark_unreachable();
         self.retry_at_ms
             .store(self.elapsed_ms() + backoff_ms(), Ordering::Release);
         if !self.degraded.swap(true, Ordering::AcqRel) {
@@ -163,6 +179,42 @@ impl LimitStore for FallbackLimits {
     async fn record_spend(&self, windows: &[SpendWindow], nano_usd: u64) -> Result<(), BusError> {
         self.call(self.primary.record_spend(windows, nano_usd), |local| {
             local.record_now(windows, nano_usd)
+        })
+        .await
+    }
+
+    async fn admit_all(&self, checks: &[RateCheck]) -> Result<AllAdmission, BusError> {
+        self.call(self.primary.admit_all(checks), |local| {
+            local.admit_all_now(checks)
+        })
+        .await
+    }
+
+    async fn reserve(
+        &self,
+        reservation_id: &str,
+        counters: &[BudgetCounter],
+        amount: u64,
+        hold_for: Duration,
+    ) -> Result<Reserved, BusError> {
+        self.call(
+            self.primary
+                .reserve(reservation_id, counters, amount, hold_for),
+            |local| local.reserve_now(reservation_id, counters, amount, hold_for),
+        )
+        .await
+    }
+
+    async fn settle(&self, reservation: &Reservation, actual: u64) -> Result<(), BusError> {
+        self.call(self.primary.settle(reservation, actual), |local| {
+            local.settle_now(reservation, actual)
+        })
+        .await
+    }
+
+    async fn budget_spent(&self, counters: &[BudgetCounter]) -> Result<Vec<u64>, BusError> {
+        self.call(self.primary.budget_spent(counters), |local| {
+            local.budget_spent_now(counters)
         })
         .await
     }

@@ -34,6 +34,13 @@
 //! refused also waits for admissions of its node in flight (they may be the very ones it was refused for) and
 //! takes one if they land: a node never refuses while it holds an admission.
 //!
+//! # Taken, then given back
+//! `admit_all` takes an admission from the lease of each of its counters before it knows whether the others
+//! have room ([`LeaseTable::take_returnable`]); when one has none, it gives them back
+//! ([`LeaseTable::give_back`]) to the grant each came from, and only to it: Redis counted a grant's admissions
+//! for its own window and deadline. A used-up grant stays in place while it is still valid and no other grant
+//! needs the slot, so a give-back usually finds it; when it does not, the admission is lost (refusing early).
+//!
 //! Times here are the store's local milliseconds (a manual clock in tests, else a monotonic clock). A lease's
 //! deadline is the local time just before the request went out plus what Redis said was left, so it ends no later
 //! than Redis's own deadline.
@@ -59,6 +66,8 @@ pub(super) fn log_lease_validity_ms(window_ms: i64) -> i64 {
 /// Admissions granted at once and usable until a deadline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Grant {
+    /// Unique within the table, so an admission taken from it can be given back to it and to no other.
+    id: u64,
     left: u64,
     size: u64,
     valid_until_ms: i64,
@@ -211,6 +220,14 @@ pub(super) enum Held {
 pub(super) struct LeaseTable {
     max_lease: u64,
     keys: HashMap<String, KeyLease>,
+    /// The id of the next grant landed.
+    grants: u64,
+}
+
+/// An admission taken from a lease that may be given back ([`LeaseTable::give_back`]): which grant it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Taken {
+    grant: u64,
 }
 
 impl LeaseTable {
@@ -219,6 +236,7 @@ impl LeaseTable {
         Self {
             max_lease: max_lease.max(1),
             keys: HashMap::new(),
+            grants: 0,
         }
     }
 
@@ -229,6 +247,18 @@ impl LeaseTable {
     /// Admits a request from a lease of `key`, or says how much to ask Redis for. `waited`: the request already
     /// waited for admissions in flight ([`LocalAnswer::Coming`]) and was counted then.
     pub(super) fn take(&mut self, key: &str, limit: u64, now_ms: i64, waited: bool) -> LocalAnswer {
+        self.take_returnable(key, limit, now_ms, waited).0
+    }
+
+    /// [`Self::take`], and when it admits from a lease, what to give back if the request ends up not admitted
+    /// after all ([`LocalAnswer::Admitted`] always comes with `Some`).
+    pub(super) fn take_returnable(
+        &mut self,
+        key: &str,
+        limit: u64,
+        now_ms: i64,
+        waited: bool,
+    ) -> (LocalAnswer, Option<Taken>) {
         let max_lease = self.max_lease;
         let entry = self.entry(key, limit, now_ms);
         if !waited {
@@ -236,6 +266,7 @@ impl LeaseTable {
         }
         if let Some(grant) = entry.usable_grant(now_ms) {
             grant.left -= 1;
+            let taken = Taken { grant: grant.id };
             let low = grant.size >= 2 && grant.left <= grant.size / 2;
             let refill = if low && entry.next.is_none() && !entry.awaits_admissions() {
                 entry.refill_pending = true;
@@ -243,8 +274,18 @@ impl LeaseTable {
             } else {
                 None
             };
-            return LocalAnswer::Admitted { refill };
+            return (LocalAnswer::Admitted { refill }, Some(taken));
         }
+        (Self::without_lease(entry, now_ms, max_lease, waited), None)
+    }
+
+    /// What a request that found no usable lease does.
+    fn without_lease(
+        entry: &mut KeyLease,
+        now_ms: i64,
+        max_lease: u64,
+        waited: bool,
+    ) -> LocalAnswer {
         // Admissions on their way: wait for them rather than make a round trip of its own; after that wait, ask
         // for itself only, so that requests arriving together do not each take a lease.
         if entry.awaits_admissions() {
@@ -259,6 +300,37 @@ impl LeaseTable {
             entry.asks_in_flight += 1;
         }
         LocalAnswer::AskRedis(ask)
+    }
+
+    /// Returns an admission [`Self::take_returnable`] took, to the grant it came from, if that grant is still
+    /// this key's and usable: Redis counted it for that grant's window and deadline, so it may serve another
+    /// request under them. Otherwise it is lost, which only refuses early.
+    pub(super) fn give_back(&mut self, key: &str, limit: u64, taken: Taken, now_ms: i64) {
+        let Some(entry) = self.keys.get_mut(key).filter(|e| e.limit == limit) else {
+            return;
+        };
+        if let Some(grant) = [entry.current.as_mut(), entry.next.as_mut()]
+            .into_iter()
+            .flatten()
+            .find(|g| g.id == taken.grant && now_ms < g.valid_until_ms)
+        {
+            grant.left += 1;
+        }
+    }
+
+    /// For a request refused by Redis: whether this node holds an admission of `key` now or has some on their way
+    /// ([`Held::Admitted`] here takes nothing).
+    pub(super) fn look_held(&mut self, key: &str, limit: u64, now_ms: i64) -> Held {
+        let Some(entry) = self.keys.get_mut(key).filter(|e| e.limit == limit) else {
+            return Held::Nothing;
+        };
+        if entry.usable_grant(now_ms).is_some() {
+            Held::Admitted
+        } else if entry.awaits_admissions() {
+            Held::Coming
+        } else {
+            Held::Nothing
+        }
     }
 
     /// For a request waiting for admissions in flight (told [`LocalAnswer::Coming`], or refused by Redis): takes
@@ -297,9 +369,11 @@ impl LeaseTable {
         now_ms: i64,
     ) {
         if let Some(entry) = self.keys.get_mut(key).filter(|e| e.limit == limit) {
+            self.grants += 1;
             store_grant(
                 entry,
                 Grant {
+                    id: self.grants,
                     left,
                     size,
                     valid_until_ms,
@@ -348,14 +422,20 @@ impl LeaseTable {
 /// Where a new grant goes: in place of a used-up `current`, else as `next`, else merged into a `next` with the same
 /// deadline. A third grant with another deadline is dropped (its admissions were counted, so dropping them only
 /// refuses early); it needs two refills to cross, which one pending refill per key rules out but for inline asks
-/// racing one.
+/// racing one. A `current` used up but not past its deadline stays while `next` is free (the next take moves
+/// past it): an `admit_all` that took its last admission may still give it back.
 fn store_grant(entry: &mut KeyLease, grant: Grant, now_ms: i64) {
     if !grant.usable(now_ms) {
         return;
     }
+    let next_free = !entry.next.is_some_and(|g| g.usable(now_ms));
     if !entry.current.is_some_and(|g| g.usable(now_ms)) {
-        entry.current = Some(grant);
-    } else if !entry.next.is_some_and(|g| g.usable(now_ms)) {
+        if next_free && entry.current.is_some_and(|g| now_ms < g.valid_until_ms) {
+            entry.next = Some(grant);
+        } else {
+            entry.current = Some(grant);
+        }
+    } else if next_free {
         entry.next = Some(grant);
     } else if let Some(next) = entry
         .next
@@ -575,6 +655,31 @@ mod tests {
         assert_eq!(table.take_held(KEY, 100, 16), Held::Coming);
         table.refill_ended(KEY);
         assert_eq!(table.take_held(KEY, 100, 16), Held::Nothing);
+    }
+
+    #[test]
+    fn an_admission_taken_is_given_back_to_its_own_grant_only() {
+        let mut table = LeaseTable::new(64);
+        request(&mut table, 0, 1, 60_000);
+        request(&mut table, 1, 3, 60_000);
+        // Two left in the grant; take both, the second in an `admit_all` that is then refused.
+        table.take(KEY, 100, 2, false);
+        let (answer, taken) = table.take_returnable(KEY, 100, 3, false);
+        assert!(matches!(answer, LocalAnswer::Admitted { .. }));
+        // A refill lands meanwhile: the used-up grant stays, so the admission goes back to it.
+        table.refill_ended(KEY);
+        table.land(KEY, 100, 5, 5, 120_000, 4);
+        table.give_back(KEY, 100, taken.unwrap(), 5);
+        assert_eq!(table.held(KEY, 5), 6);
+        // One taken from a grant that is gone is not given to another.
+        let (_, taken) = table.take_returnable(KEY, 100, 6, false);
+        while table.held(KEY, 6) > 0 {
+            table.take(KEY, 100, 6, false);
+        }
+        table.land(KEY, 100, 4, 4, 180_000, 7);
+        table.take(KEY, 100, 7, false);
+        table.give_back(KEY, 100, taken.unwrap(), 8);
+        assert_eq!(table.held(KEY, 8), 3);
     }
 
     #[test]

@@ -1,34 +1,54 @@
-//! Limits shared through Redis: one Lua script per call (`scripts.rs`), so a call is one round trip, and rate
-//! limits leased ahead (`lease.rs`), so that most admissions make none.
+//! Limits shared through Redis: a call sends at most one Lua script (`scripts.rs`), so it makes at most one round
+//! trip (`budget_spent`, not on the request path, two: its node's sync, then the read), and most calls make none:
+//! - rate limits are leased ahead (`lease.rs`, I/O in `redis/rates.rs`); `admit_all` takes from the leases of all
+//!   its counters and sends those without one to Redis in one script (all or none; the module doc of `limits.rs`);
+//! - spend is written behind and read from a view at most `spend_staleness` old (`spend_view.rs`, I/O in
+//!   `redis/spend.rs`);
+//! - budget holds are granted from blocks each node leases in Redis, and settled locally (`blocks.rs`, I/O in
+//!   `redis/budgets.rs`).
+//!
+//! One background task per store, on the bus runtime, flushes what was written behind and syncs the blocks every
+//! `flush_interval` (`redis/flusher.rs`), sooner when many windows are pending, and once more when the store is
+//! dropped. A failed Redis call makes the store *doubtful* until one succeeds: meanwhile a call that could answer
+//! from what the node holds first checks that Redis answers (a `PING`), so that an outage is reported to
+//! [`super::FallbackLimits`] by every call, not only by those that needed Redis anyway.
 //!
 //! Unlike [`crate::RedisBus`], calls are not spawned onto the bus runtime: limits run on every inference request
 //! and the project allows no task per request there. The caller's future sends the command on a
 //! `ConnectionManager`, whose multiplexed connection accepts commands from any runtime. The manager is created
 //! inside the bus runtime so the task it spawns at creation lives there; redis-rs spawns the connection's driver
 //! (and each reconnect) on the runtime of the call that (re)connects, so those may live on a data-plane runtime,
-//! which lives as long as the process. Lease refills are the exception: one long-lived task per store, on the bus
-//! runtime, sends them (a refill serves many requests, and no request waits for it).
+//! which lives as long as the process. Lease refills (`redis/rates.rs`) and the flusher are the exceptions: two
+//! long-lived tasks per store, on the bus runtime (a refill or a flush serves many requests, and no request waits
+//! for it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesUnordered;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::runtime::Handle;
 use tokio::sync::{Notify, mpsc};
 
+use super::blocks::BlockTable;
 use super::clock::Clock;
-use super::lease::{Ask, Held, LeaseTable, LocalAnswer, SETTLE_WAIT, log_lease_validity_ms};
+use super::lease::{LeaseTable, LocalAnswer, SETTLE_WAIT};
 use super::scripts;
-use super::window::{EXACT_LOG_MAX, RATE_SLOTS, SPEND_SLOTS, slot_ms};
+use super::spend_view::SpendTable;
 use super::{
-    Admission, LimitStore, SpendWindow, WindowTechnique, never_admitted, window::limited, window_ms,
+    Admission, AllAdmission, BudgetCounter, LimitStore, RateCheck, Reservation, Reserved,
+    SpendWindow, WindowTechnique, distinct, never_admitted, window::limited, window_ms,
 };
 use crate::RedisBusSettings;
 use crate::error::BusError;
+
+mod budgets;
+mod flusher;
+mod rates;
+mod spend;
+
+use rates::{AllAttempt, AllCounter, AskInFlight, LeaseReply, Refill, SameCounter, refill_orders};
 
 /// Time limits of the limit commands, apart from the bus's own: a limit check waits for Redis on the request
 /// path, so it gives up early and lets [`super::FallbackLimits`] answer locally.
@@ -41,14 +61,25 @@ pub struct RedisLimitsSettings {
     /// The most admissions of one rate limit this node takes from Redis at once (`lease.rs`); 1 turns leasing off,
     /// so that every admission is a round trip. Default [`DEFAULT_MAX_LEASE`].
     pub max_lease: u64,
+    /// How old a spend sum `spent` may answer from (`spend_view.rs`): a sum is re-read in the background before
+    /// it is this old, and one up to twice as old still answers while it is. Zero reads every call through to
+    /// Redis (this node's own spend not yet flushed is sent first, so it is counted). Default 50 ms.
+    pub spend_staleness: Duration,
+    /// How often recorded spend and settled budget costs are flushed to Redis and budget blocks synced
+    /// (`spend_view.rs`, `blocks.rs`): what other nodes see of this node's spend is at most this late. Default
+    /// 50 ms; at least 1 ms.
+    pub flush_interval: Duration,
 }
 
 /// Enough for a lease to last a node at 4,000 requests a second about a quarter of a second.
 pub const DEFAULT_MAX_LEASE: u64 = 1_024;
 /// Refills waiting to be sent; past it, a refill is not ordered and a request without a lease asks for itself.
 const REFILL_QUEUE: usize = 1_024;
-/// Refills in flight at once.
-const REFILLS_IN_FLIGHT: usize = 32;
+/// How many times one `admit_all` asks Redis when it was refused while admissions of its node were on their way.
+const ALL_ATTEMPTS: usize = 3;
+/// Nano-USD amounts sent to the budget scripts are capped here: Lua sums doubles, exact up to 2^53 (about 9 million
+/// USD).
+const MAX_EXACT_NANO_USD: u64 = 1 << 53;
 
 impl Default for RedisLimitsSettings {
     fn default() -> Self {
@@ -56,6 +87,8 @@ impl Default for RedisLimitsSettings {
             response_timeout: Duration::from_millis(100),
             connection_timeout: Duration::from_millis(250),
             max_lease: DEFAULT_MAX_LEASE,
+            spend_staleness: Duration::from_millis(50),
+            flush_interval: Duration::from_millis(50),
         }
     }
 }
@@ -65,7 +98,9 @@ pub struct RedisLimits {
     shared: Arc<Shared>,
     /// To the refill task; it ends when the store is dropped.
     refills: mpsc::Sender<Refill>,
-    /// Where the refill task runs.
+    /// Wakes the flusher before its next tick; when the store is dropped, it flushes once more and ends.
+    flushes: mpsc::Sender<()>,
+    /// Where the refill task and the flusher run.
     runtime: Handle,
 }
 
@@ -85,42 +120,17 @@ struct Shared {
     /// Woken whenever admissions land in `leases` or an ask for them ends: a refused request waiting for its
     /// node's own admissions in flight looks again.
     settled: Notify,
-}
-
-/// One rate limit, as the lease script takes it.
-#[derive(Debug, Clone)]
-struct RateKey {
-    /// The full Redis key.
-    key: String,
-    limit: u64,
-    window_ms: i64,
-    kind: RateKind,
-}
-
-#[derive(Debug, Clone, Copy)]
-enum RateKind {
-    Fixed,
-    Log { lease_validity_ms: i64 },
-    Slots { slot_ms: i64 },
-}
-
-/// What the lease script answered.
-#[derive(Debug, Clone, Copy)]
-enum LeaseReply {
-    /// `admissions` (at least 1), usable until `valid_until_ms` in local time.
-    Granted {
-        admissions: u64,
-        valid_until_ms: i64,
-    },
-    /// Nothing left in the window; the next admission could come in `retry_after_ms`.
-    Refused { retry_after_ms: i64 },
-}
-
-/// A lease ordered in the background.
-#[derive(Debug)]
-struct Refill {
-    rate: RateKey,
-    ask: Ask,
+    /// Spend windows: amounts written behind, sums read (`spend_view.rs`).
+    spend: Mutex<SpendTable>,
+    /// Budget blocks (`blocks.rs`).
+    blocks: Mutex<BlockTable>,
+    /// Woken whenever a call for a spend window or a block ends: a call waiting to send one looks again.
+    lanes: Notify,
+    /// A Redis call failed (here, or in `FallbackLimits`'s time limit) and none has succeeded since.
+    doubtful: AtomicBool,
+    /// [`RedisLimitsSettings::spend_staleness`] in ms.
+    staleness_ms: i64,
+    flush_interval: Duration,
 }
 
 impl std::fmt::Debug for RedisLimits {
@@ -174,19 +184,47 @@ impl RedisLimits {
             sequence: AtomicU64::new(0),
             leases: Mutex::new(LeaseTable::new(settings.max_lease)),
             settled: Notify::new(),
+            spend: Mutex::default(),
+            blocks: Mutex::default(),
+            lanes: Notify::new(),
+            doubtful: AtomicBool::new(false),
+            staleness_ms: i64::try_from(settings.spend_staleness.as_millis())
+                .unwrap_or(i64::MAX / 4),
+            flush_interval: settings.flush_interval.max(Duration::from_millis(1)),
         });
         Ok(Self::start(shared, runtime))
     }
 
-    /// Starts the refill task of `shared` on `runtime`.
+    /// Starts the refill task and the flusher of `shared` on `runtime`.
     fn start(shared: Arc<Shared>, runtime: Handle) -> Self {
         let (refills, orders) = mpsc::channel(REFILL_QUEUE);
         runtime.spawn(refill_orders(Arc::clone(&shared), orders));
+        let (flushes, wakes) = mpsc::channel(1);
+        runtime.spawn(flusher::run(Arc::clone(&shared), wakes));
         Self {
             shared,
             refills,
+            flushes,
             runtime,
         }
+    }
+
+    /// Sends everything this node wrote behind to Redis now (spend recorded, budget costs settled), waiting for
+    /// what is already on its way: when it returns `Ok`, every amount recorded or settled before the call is
+    /// counted in Redis. For a clean shutdown and for tests; the background does it every `flush_interval`.
+    pub async fn flush(&self) -> Result<(), BusError> {
+        self.shared.flush_all().await
+    }
+
+    /// Called by `FallbackLimits` when a call to this store failed or ran out of time: the next calls check that
+    /// Redis answers before answering from what this node holds.
+    pub(super) fn mark_unreachable(&self) {
+        self.shared.doubtful.store(true, Ordering::Relaxed);
+    }
+
+    /// Asks the flusher to run before its next tick.
+    fn wake_flusher(&self) {
+        let _ = self.flushes.try_send(());
     }
 
     /// Reads the time from `clock` instead of the Redis server (tests). Call before the first admission.
@@ -204,60 +242,20 @@ impl RedisLimits {
             sequence: AtomicU64::new(0),
             leases: Mutex::new(LeaseTable::new(old.lock_leases().max_lease())),
             settled: Notify::new(),
+            spend: Mutex::default(),
+            blocks: Mutex::default(),
+            lanes: Notify::new(),
+            doubtful: AtomicBool::new(false),
+            staleness_ms: old.staleness_ms,
+            flush_interval: old.flush_interval,
         });
         Self::start(shared, self.runtime.clone())
     }
+}
 
-    fn rate_key(
-        &self,
-        key: &str,
-        limit: u64,
-        window_ms: i64,
-        technique: WindowTechnique,
-    ) -> RateKey {
-        let (kind, label) = match technique {
-            WindowTechnique::Fixed => (RateKind::Fixed, "rate:fixed"),
-            WindowTechnique::Sliding if limit <= EXACT_LOG_MAX => (
-                RateKind::Log {
-                    lease_validity_ms: log_lease_validity_ms(window_ms),
-                },
-                "rate:log",
-            ),
-            WindowTechnique::Sliding => (
-                RateKind::Slots {
-                    slot_ms: slot_ms(window_ms, RATE_SLOTS),
-                },
-                "rate:slots",
-            ),
-        };
-        RateKey {
-            key: self.shared.key(key, label, window_ms),
-            limit,
-            window_ms,
-            kind,
-        }
-    }
-
-    /// Adds each window's key to `invocation`, and its kind, length and slot length to the arguments.
-    fn add_spend_windows(
-        &self,
-        invocation: &mut redis::ScriptInvocation<'_>,
-        windows: &[SpendWindow],
-    ) -> Result<(), BusError> {
-        for w in windows {
-            let window_ms = window_ms(w.window)?;
-            let kind = match w.technique {
-                WindowTechnique::Fixed => "fixed",
-                WindowTechnique::Sliding => "sliding",
-            };
-            invocation
-                .key(self.shared.key(&w.key, &format!("spend:{kind}"), window_ms))
-                .arg(kind)
-                .arg(window_ms)
-                .arg(slot_ms(window_ms, SPEND_SLOTS));
-        }
-        Ok(())
-    }
+/// A nano-USD amount as the budget scripts take it.
+fn nano_arg(nano_usd: u64) -> i64 {
+    i64::try_from(nano_usd.min(MAX_EXACT_NANO_USD)).unwrap_or(i64::MAX)
 }
 
 impl Shared {
@@ -286,124 +284,31 @@ impl Shared {
         self.leases.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Whether the request got one of this node's own admissions, waiting up to [`SETTLE_WAIT`] for those in
-    /// flight (`lease.rs`, "Own admissions in flight").
-    async fn wait_for_held(&self, key: &str, limit: u64) -> bool {
-        let settle = async {
-            loop {
-                // Registered before looking, so a landing between the look and the wait is not missed.
-                let landed = self.settled.notified();
-                tokio::pin!(landed);
-                landed.as_mut().enable();
-                let now_ms = self.local_ms();
-                match self.lock_leases().take_held(key, limit, now_ms) {
-                    Held::Admitted => return true,
-                    Held::Nothing => return false,
-                    Held::Coming => {}
-                }
-                landed.await;
-            }
-        };
-        tokio::time::timeout(SETTLE_WAIT, settle)
-            .await
-            .unwrap_or(false)
+    fn lock_spend(&self) -> std::sync::MutexGuard<'_, SpendTable> {
+        // Each change is one step under the lock; a panic between steps leaves at worst a window busy or an entry
+        // counted twice.
+        self.spend.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Asks Redis for admissions; `own`: the asking request takes the first one.
-    async fn lease(&self, rate: &RateKey, ask: Ask, own: bool) -> Result<LeaseReply, BusError> {
-        // Read before the time the script gets (the test clock's or Redis's, both later), so the local deadline
-        // never outlasts the one Redis counted with.
-        let sent_ms = self.local_ms();
-        let mut invocation = scripts::LEASE.prepare_invoke();
-        invocation
-            .key(&rate.key)
-            .arg(self.now_arg())
-            .arg(match rate.kind {
-                RateKind::Fixed => "fixed",
-                RateKind::Log { .. } => "log",
-                RateKind::Slots { .. } => "slots",
-            })
-            .arg(rate.limit)
-            .arg(rate.window_ms)
-            .arg(ask.want)
-            .arg(if own { "1" } else { "0" })
-            .arg(ask.pace_per_s);
-        match rate.kind {
-            RateKind::Fixed => {}
-            RateKind::Log { lease_validity_ms } => {
-                let sequence = self.sequence.fetch_add(1, Ordering::Relaxed);
-                invocation
-                    .arg(format!("{}:{sequence}", self.node))
-                    .arg(lease_validity_ms);
-            }
-            RateKind::Slots { slot_ms } => {
-                invocation.arg(slot_ms);
-            }
-        }
-        let reply: Vec<i64> = invocation.invoke_async(&mut self.commands.clone()).await?;
-        match reply.as_slice() {
-            [0, wait_ms] => Ok(LeaseReply::Refused {
-                retry_after_ms: *wait_ms,
-            }),
-            [granted, valid_ms] if *granted > 0 => Ok(LeaseReply::Granted {
-                admissions: u64::try_from(*granted).unwrap_or(1),
-                valid_until_ms: sent_ms.saturating_add(*valid_ms),
-            }),
-            other => Err(BusError::corrupt(
-                "lease script reply",
-                format!("{other:?}"),
-            )),
-        }
+    fn lock_blocks(&self) -> std::sync::MutexGuard<'_, BlockTable> {
+        self.blocks.lock().unwrap_or_else(|e| e.into_inner())
     }
-}
 
-/// An ask for more than one admission on its way: when it ends, however it ends (the caller's future may be
-/// dropped by a timeout), the key stops waiting for it.
-struct AskInFlight<'a> {
-    shared: &'a Shared,
-    key: &'a str,
-}
-
-impl Drop for AskInFlight<'_> {
-    fn drop(&mut self) {
-        self.shared.lock_leases().ask_done(self.key);
-        self.shared.settled.notify_waiters();
+    /// Keeps track of whether Redis answers: any reply clears the doubt, any failure raises it.
+    fn noted<T>(&self, result: redis::RedisResult<T>) -> redis::RedisResult<T> {
+        self.doubtful.store(result.is_err(), Ordering::Relaxed);
+        result
     }
-}
 
-/// The refill task: sends each ordered lease and stores what Redis grants, a few at a time.
-async fn refill_orders(shared: Arc<Shared>, mut orders: mpsc::Receiver<Refill>) {
-    let mut in_flight = FuturesUnordered::new();
-    loop {
-        tokio::select! {
-            order = orders.recv(), if in_flight.len() < REFILLS_IN_FLIGHT => {
-                let Some(order) = order else { break };
-                let shared = Arc::clone(&shared);
-                in_flight.push(async move {
-                    let answer = shared.lease(&order.rate, order.ask, false).await;
-                    (order, answer)
-                });
-            }
-            Some((order, answer)) = in_flight.next(), if !in_flight.is_empty() => {
-                let now_ms = shared.local_ms();
-                let mut leases = shared.lock_leases();
-                leases.refill_ended(&order.rate.key);
-                match answer {
-                    Ok(LeaseReply::Granted { admissions, valid_until_ms }) => leases.land(
-                        &order.rate.key,
-                        order.rate.limit,
-                        admissions,
-                        admissions,
-                        valid_until_ms,
-                        now_ms,
-                    ),
-                    Ok(LeaseReply::Refused { .. }) => {}
-                    Err(e) => tracing::debug!(error = %e, "rate-limit lease refill failed"),
-                }
-                drop(leases);
-                shared.settled.notify_waiters();
-            }
+    /// While the store is doubtful, checks that Redis answers before a call answers from what this node holds.
+    async fn ensure_reachable(&self) -> Result<(), BusError> {
+        if self.doubtful.load(Ordering::Relaxed) {
+            let pong: redis::RedisResult<String> = redis::cmd("PING")
+                .query_async(&mut self.commands.clone())
+                .await;
+            self.noted(pong)?;
         }
+        Ok(())
     }
 }
 
@@ -420,6 +325,7 @@ impl LimitStore for RedisLimits {
         if limit == 0 {
             return Ok(never_admitted(window));
         }
+        self.shared.ensure_reachable().await?;
         let rate = self.rate_key(key, limit, window_ms, technique);
         let mut waited = false;
         let ask = loop {
@@ -431,10 +337,7 @@ impl LimitStore for RedisLimits {
             match answer {
                 LocalAnswer::Admitted { refill: None } => return Ok(Admission::Admitted),
                 LocalAnswer::Admitted { refill: Some(ask) } => {
-                    if let Err(unsent) = self.refills.try_send(Refill { rate, ask }) {
-                        let key = &unsent.into_inner().rate.key;
-                        self.shared.lock_leases().refill_ended(key);
-                    }
+                    self.order_refill(Refill { rate, ask });
                     return Ok(Admission::Admitted);
                 }
                 LocalAnswer::Coming => {
@@ -484,37 +387,120 @@ impl LimitStore for RedisLimits {
         if windows.is_empty() {
             return Ok(Vec::new());
         }
-        let mut invocation = scripts::SPENT.prepare_invoke();
-        invocation.arg(self.shared.now_arg());
-        self.add_spend_windows(&mut invocation, windows)?;
-        let reply: Vec<i64> = invocation
-            .invoke_async(&mut self.shared.commands.clone())
-            .await?;
-        if reply.len() != windows.len() {
-            return Err(BusError::corrupt(
-                "spent script reply",
-                format!("{} sums for {} windows", reply.len(), windows.len()),
-            ));
+        let windows = self.shared.spend_windows(windows)?;
+        self.shared.ensure_reachable().await?;
+        let (sums, stale) = self.shared.spent_now(&windows).await?;
+        if stale {
+            self.wake_flusher();
         }
-        Ok(reply
-            .into_iter()
-            .map(|n| u64::try_from(n).unwrap_or(0))
-            .collect())
+        Ok(sums)
     }
 
     async fn record_spend(&self, windows: &[SpendWindow], nano_usd: u64) -> Result<(), BusError> {
         if windows.is_empty() || nano_usd == 0 {
             return Ok(());
         }
-        let mut invocation = scripts::RECORD.prepare_invoke();
-        // Redis counters are signed 64-bit: 9.2 billion USD per window is the ceiling.
-        invocation
-            .arg(self.shared.now_arg())
-            .arg(i64::try_from(nano_usd).unwrap_or(i64::MAX));
-        self.add_spend_windows(&mut invocation, windows)?;
-        let _: i64 = invocation
-            .invoke_async(&mut self.shared.commands.clone())
-            .await?;
+        let windows = self.shared.spend_windows(windows)?;
+        self.shared.ensure_reachable().await?;
+        if self.shared.record(&windows, nano_usd) {
+            self.wake_flusher();
+        }
         Ok(())
+    }
+
+    async fn admit_all(&self, checks: &[RateCheck]) -> Result<AllAdmission, BusError> {
+        let mut items = Vec::with_capacity(checks.len());
+        for check in checks {
+            let window_ms = window_ms(check.window)?;
+            let rate = self.rate_key(&check.key, check.limit, window_ms, check.technique);
+            items.push((SameCounter(rate), check.limit));
+        }
+        let counters: Vec<AllCounter> = distinct(items)
+            .counters
+            .into_iter()
+            .map(|c| {
+                let SameCounter(mut rate) = c.id;
+                rate.limit = c.limit;
+                AllCounter {
+                    rate,
+                    report: c.report,
+                    window: checks[c.report].window,
+                }
+            })
+            .collect();
+        if counters.is_empty() {
+            return Ok(AllAdmission::Admitted);
+        }
+        self.shared.ensure_reachable().await?;
+        let until = Instant::now() + SETTLE_WAIT;
+        let mut attempt = 1;
+        loop {
+            let (counter, retry_after_ms) = match self.try_admit_all(&counters, attempt > 1).await?
+            {
+                AllAttempt::Admitted => return Ok(AllAdmission::Admitted),
+                AllAttempt::Refused {
+                    counter,
+                    retry_after_ms,
+                } => (counter, retry_after_ms),
+            };
+            let refused = &counters[counter];
+            // As `admit_request`: a node never refuses while it holds, or is about to hold, an admission of the
+            // counter that refused (a lease in flight may have taken the very admissions Redis lacked).
+            if refused.rate.limit > 0
+                && attempt < ALL_ATTEMPTS
+                && self
+                    .shared
+                    .admissions_coming(&refused.rate.key, refused.rate.limit, until)
+                    .await
+            {
+                attempt += 1;
+                continue;
+            }
+            let retry_after = if refused.rate.limit == 0 {
+                refused.window
+            } else {
+                Duration::from_millis(u64::try_from(retry_after_ms.max(1)).unwrap_or(1))
+            };
+            return Ok(AllAdmission::Limited {
+                index: refused.report,
+                retry_after,
+            });
+        }
+    }
+
+    async fn reserve(
+        &self,
+        reservation_id: &str,
+        counters: &[BudgetCounter],
+        amount: u64,
+        hold_for: Duration,
+    ) -> Result<Reserved, BusError> {
+        if counters.is_empty() {
+            return Ok(Reserved::Held(Reservation {
+                id: reservation_id.to_owned(),
+                counters: Vec::new(),
+                amount,
+            }));
+        }
+        self.shared.ensure_reachable().await?;
+        self.shared
+            .reserve_in_blocks(reservation_id, counters, amount, hold_for)
+            .await
+    }
+
+    async fn settle(&self, reservation: &Reservation, actual: u64) -> Result<(), BusError> {
+        if reservation.counters.is_empty() {
+            return Ok(());
+        }
+        self.shared.ensure_reachable().await?;
+        self.shared.settle_in_blocks(reservation, actual);
+        Ok(())
+    }
+
+    async fn budget_spent(&self, counters: &[BudgetCounter]) -> Result<Vec<u64>, BusError> {
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.shared.budget_spent_now(counters).await
     }
 }

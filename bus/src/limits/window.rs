@@ -49,16 +49,27 @@ impl FixedCount {
     }
 
     pub(crate) fn admit(&mut self, now_ms: i64, limit: u64, window_ms: i64) -> Admission {
+        if let Some(refused) = self.refusal(now_ms, limit, window_ms) {
+            return refused;
+        }
+        self.count_one();
+        Admission::Admitted
+    }
+
+    /// Whether one more request fits now: `None` when it does (count it with [`Self::count_one`] before the
+    /// time moves), else the refusal. Counts nothing.
+    pub(crate) fn refusal(&mut self, now_ms: i64, limit: u64, window_ms: i64) -> Option<Admission> {
         let start = fixed_start(now_ms, window_ms);
         if self.start_ms != start {
             self.start_ms = start;
             self.count = 0;
         }
-        if self.count >= limit {
-            return limited(start + window_ms - now_ms);
-        }
+        (self.count >= limit).then(|| limited(start + window_ms - now_ms))
+    }
+
+    /// Counts a request [`Self::refusal`] just found room for.
+    pub(crate) fn count_one(&mut self) {
         self.count += 1;
-        Admission::Admitted
     }
 
     /// Nothing counted here matters any more (the window it belongs to has ended).
@@ -75,18 +86,30 @@ pub(crate) struct RequestLog {
 
 impl RequestLog {
     pub(crate) fn admit(&mut self, now_ms: i64, limit: u64, window_ms: i64) -> Admission {
+        if let Some(refused) = self.refusal(now_ms, limit, window_ms) {
+            return refused;
+        }
+        self.count_one(now_ms);
+        Admission::Admitted
+    }
+
+    /// Whether one more request fits now (`None`), else the refusal. Counts nothing.
+    pub(crate) fn refusal(&mut self, now_ms: i64, limit: u64, window_ms: i64) -> Option<Admission> {
         while self.times.front().is_some_and(|&t| t <= now_ms - window_ms) {
             self.times.pop_front();
         }
-        if self.times.len() as u64 >= limit {
+        (self.times.len() as u64 >= limit).then(|| {
             let oldest = self.times.front().copied().unwrap_or(now_ms);
-            return limited(oldest + window_ms - now_ms);
-        }
+            limited(oldest + window_ms - now_ms)
+        })
+    }
+
+    /// Counts a request at `now_ms`.
+    pub(crate) fn count_one(&mut self, now_ms: i64) {
         // A clock that stepped back would put `now` before the newest entry; keeping the log sorted keeps the
         // expiry loop above correct.
         let at = self.times.partition_point(|&t| t <= now_ms);
         self.times.insert(at, now_ms);
-        Admission::Admitted
     }
 
     pub(crate) fn idle(&self, now_ms: i64, window_ms: i64) -> bool {
@@ -116,23 +139,36 @@ impl Slots {
     /// holds `limit`: when the last request of any window was admitted, every earlier one in that window sat in a
     /// slot that was counted. The price is refusing up to one slot's length early.
     pub(crate) fn admit(&mut self, now_ms: i64, limit: u64, window_ms: i64) -> Admission {
-        let first = (now_ms - window_ms + 1).div_euclid(self.slot_ms);
-        self.drop_before(first);
-        let total: u64 = self.slots.iter().map(|&(_, n)| n).sum();
-        if total >= limit {
-            // The next request fits once enough of the oldest slots have left: slot `id` stops overlapping the
-            // window when `now - window + 1` reaches the slot's end.
-            let mut left = total;
-            for &(id, n) in &self.slots {
-                left -= n;
-                if left < limit {
-                    return limited((id + 1) * self.slot_ms + window_ms - 1 - now_ms);
-                }
-            }
-            return limited(window_ms);
+        if let Some(refused) = self.refusal(now_ms, limit, window_ms) {
+            return refused;
         }
         self.add(now_ms, 1);
         Admission::Admitted
+    }
+
+    /// Whether one more request fits now (`None`), else the refusal. Counts nothing.
+    pub(crate) fn refusal(&mut self, now_ms: i64, limit: u64, window_ms: i64) -> Option<Admission> {
+        let first = (now_ms - window_ms + 1).div_euclid(self.slot_ms);
+        self.drop_before(first);
+        let total: u64 = self.slots.iter().map(|&(_, n)| n).sum();
+        if total < limit {
+            return None;
+        }
+        // The next request fits once enough of the oldest slots have left: slot `id` stops overlapping the
+        // window when `now - window + 1` reaches the slot's end.
+        let mut left = total;
+        for &(id, n) in &self.slots {
+            left -= n;
+            if left < limit {
+                return Some(limited((id + 1) * self.slot_ms + window_ms - 1 - now_ms));
+            }
+        }
+        Some(limited(window_ms))
+    }
+
+    /// Counts a request at `now_ms`.
+    pub(crate) fn count_one(&mut self, now_ms: i64) {
+        self.add(now_ms, 1);
     }
 
     /// The amount in the trailing window: slots inside it in full, the oldest slot that straddles its start

@@ -81,6 +81,7 @@ impl RedisResponseCache {
             .map_err(|e| BusError::Settings(format!("invalid Redis URL: {e}")))?;
         let link = |name| {
             Link::new(
+                "response cache",
                 name,
                 client.clone(),
                 timeouts.connect,

@@ -1,5 +1,5 @@
-//! One Redis connection of the response cache, and the back-off that keeps an outage from costing every request a
-//! timeout.
+//! One Redis connection of the response cache (and of the DPoP replay cache, `replay.rs`), and the back-off that
+//! keeps an outage from costing every request a timeout.
 //!
 //! Why not redis-rs's `ConnectionManager`, as the rest of the bus uses: in redis-rs 1.8 the manager's lazy first
 //! connection and each reconnect spawn their tasks (the connection's driver among them) with `tokio::spawn` in the
@@ -27,7 +27,9 @@ use tokio::runtime::Handle;
 type PendingConnection = Shared<BoxFuture<'static, RedisResult<MultiplexedConnection>>>;
 
 /// A connection that reconnects on the cache's runtime and backs off after failures.
-pub(super) struct Link {
+pub(crate) struct Link {
+    /// Which store the link serves, in messages (`response cache`).
+    store: &'static str,
     /// Which link, in logs (`reads` or `writes`).
     name: &'static str,
     client: redis::Client,
@@ -75,7 +77,8 @@ enum Checkout {
 
 impl Link {
     /// Starts connecting at once on `runtime`, so the first request finds a connection ready.
-    pub(super) fn new(
+    pub(crate) fn new(
+        store: &'static str,
         name: &'static str,
         client: redis::Client,
         connect_timeout: Duration,
@@ -89,6 +92,7 @@ impl Link {
             .set_response_timeout(None);
         let first = spawn_connect(&client, &config, &runtime);
         Self {
+            store,
             name,
             client,
             config,
@@ -103,14 +107,14 @@ impl Link {
     }
 
     /// True from a failure until the next successful connect.
-    pub(super) fn is_degraded(&self) -> bool {
+    pub(crate) fn is_degraded(&self) -> bool {
         self.degraded.load(Ordering::Relaxed)
     }
 
     /// Runs `command` on the connection, the wait for a connection included, within `timeout`. During the
     /// back-off it fails at once. A timeout or a lost connection starts the back-off; an error Redis answered
     /// (say, out of memory) does not, since the connection works.
-    pub(super) async fn run<T, F, Fut>(&self, timeout: Duration, command: F) -> RedisResult<T>
+    pub(crate) async fn run<T, F, Fut>(&self, timeout: Duration, command: F) -> RedisResult<T>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -141,7 +145,10 @@ impl Link {
             Ok(Err(error)) => error,
             Err(_elapsed) => RedisError::from(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
-                format!("no answer from the response cache's Redis within {timeout:?}"),
+                format!(
+                    "no answer from the {}'s Redis within {timeout:?}",
+                    self.store
+                ),
             )),
         };
         self.failed(attempt, &error);
@@ -166,7 +173,7 @@ impl Link {
             }
             State::Down { retry_at, .. } if Instant::now() < *retry_at => Err(RedisError::from((
                 ErrorKind::Io,
-                "the response cache's Redis failed moments ago; not retrying until the back-off ends",
+                "Redis failed moments ago; not retrying until the back-off ends",
             ))),
             State::Down { attempt, .. } => {
                 let attempt = attempt + 1;
@@ -189,7 +196,11 @@ impl Link {
             };
             drop(state);
             if self.degraded.swap(false, Ordering::Relaxed) {
-                tracing::info!(link = self.name, "response cache Redis reachable again");
+                tracing::info!(
+                    store = self.store,
+                    link = self.name,
+                    "Redis reachable again"
+                );
             }
         }
     }
@@ -208,10 +219,11 @@ impl Link {
         drop(state);
         if !self.degraded.swap(true, Ordering::Relaxed) {
             tracing::warn!(
+                store = self.store,
                 link = self.name,
                 %error,
                 backoff = ?self.backoff,
-                "response cache Redis failed; requests skip the cache until a probe succeeds"
+                "Redis failed; requests go without this store until a probe succeeds"
             );
         }
     }
@@ -235,7 +247,7 @@ fn spawn_connect(
         task.await.unwrap_or_else(|_| {
             Err(RedisError::from((
                 ErrorKind::Io,
-                "the response cache's runtime stopped while connecting",
+                "the store's runtime stopped while connecting",
             )))
         })
     }

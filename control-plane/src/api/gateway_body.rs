@@ -1,13 +1,13 @@
 //! The gateway create and PUT bodies (spec §1.2): the five required fields, every optional and PUT-only field, and
 //! the nested policy objects, validated into a [`GatewayChanges`] that is applied to defaults (create) or to the
-//! stored settings (PUT). Gatehouse's own fields (`models`, `regional_only`, `hostnames`, `cors`) are read by
-//! [`extensions`].
+//! stored settings (PUT). Gatehouse's own fields (`models`, `regional_only`, `hostnames`, `cors`, `tpm_limit`,
+//! `identity_providers`) are read by [`extensions`].
 
 mod extensions;
 
 use gatehouse_shared::gateway::{
-    CatalogModel, CorsSettings, GatewaySettings, LogManagementStrategy, RateLimitingTechnique,
-    RetryBackoff,
+    CatalogModel, CorsSettings, GatewaySettings, IdentityProvider, LogManagementStrategy,
+    RateLimitingTechnique, RetryBackoff,
 };
 use serde_json::{Map, Value};
 
@@ -56,6 +56,8 @@ pub struct GatewayChanges {
     regional_only: Field<bool>,
     hostnames: Field<Vec<String>>,
     cors: Field<CorsSettings>,
+    tpm_limit: Field<u64>,
+    identity_providers: Field<Vec<IdentityProvider>>,
 }
 
 /// Whether the body is for creating a gateway (the `id` is required) or replacing one.
@@ -132,6 +134,8 @@ impl GatewayChanges {
         let regional_only = r.bool("regional_only");
         let hostnames = extensions::read_hostnames(&mut r);
         let cors = extensions::read_cors(&mut r);
+        let tpm_limit = extensions::read_tpm_limit(&mut r);
+        let identity_providers = extensions::read_identity_providers(&mut r);
         r.finish()?;
         // `finish` succeeded, so every required field was read.
         let missing = || Error::Internal("a required gateway field was not read".into());
@@ -165,6 +169,8 @@ impl GatewayChanges {
             regional_only,
             hostnames,
             cors,
+            tpm_limit,
+            identity_providers,
         })
     }
 
@@ -213,6 +219,8 @@ impl GatewayChanges {
         self.regional_only.apply_to(&mut s.regional_only);
         self.hostnames.apply_to(&mut s.hostnames);
         self.cors.apply_to(&mut s.cors);
+        self.tpm_limit.apply_to(&mut s.tpm_limit);
+        self.identity_providers.apply_to(&mut s.identity_providers);
         s
     }
 }
@@ -608,7 +616,8 @@ mod tests {
             ],
             "regional_only": true,
             "hostnames": ["AI.Example.com", "llm.example.org"],
-            "cors": {"allowed_origins": ["https://app.example.com", "https://*.example.org", "*"]}
+            "cors": {"allowed_origins": ["https://app.example.com", "https://*.example.org", "*"]},
+            "tpm_limit": 250000
         })
     }
 
@@ -628,11 +637,12 @@ mod tests {
         assert_eq!(s.regional_only, Some(true));
         assert_eq!(s.hostnames.unwrap(), ["ai.example.com", "llm.example.org"]);
         assert_eq!(s.cors.unwrap().allowed_origins.len(), 3);
+        assert_eq!(s.tpm_limit, Some(250_000));
         let plain = read(minimal(), BodyKind::Create)
             .unwrap()
             .into_new_settings();
         let v = serde_json::to_value(&plain).unwrap();
-        for field in ["models", "regional_only", "hostnames", "cors"] {
+        for field in ["models", "regional_only", "hostnames", "cors", "tpm_limit"] {
             assert!(v.get(field).is_none(), "{field} must be absent when unset");
         }
     }
@@ -649,7 +659,7 @@ mod tests {
             .apply_to(stored.clone());
         assert_eq!(kept, stored);
         let mut nulls = minimal();
-        for field in ["models", "regional_only", "hostnames", "cors"] {
+        for field in ["models", "regional_only", "hostnames", "cors", "tpm_limit"] {
             nulls[field] = Value::Null;
         }
         let cleared = read(nulls, BodyKind::Replace).unwrap().apply_to(stored);
@@ -658,9 +668,10 @@ mod tests {
                 cleared.models,
                 cleared.regional_only,
                 cleared.hostnames,
-                cleared.cors
+                cleared.cors,
+                cleared.tpm_limit
             ),
-            (None, None, None, None)
+            (None, None, None, None, None)
         );
     }
 
@@ -719,6 +730,11 @@ mod tests {
                 json!({"allowed_origins": ["https://a.example.com/"]}),
                 "cors.allowed_origins.0",
             ),
+            ("tpm_limit", json!(0), "tpm_limit"),
+            ("tpm_limit", json!(-5), "tpm_limit"),
+            ("tpm_limit", json!(1.5), "tpm_limit"),
+            ("tpm_limit", json!("1000"), "tpm_limit"),
+            ("tpm_limit", json!(1_000_000_000_001_i64), "tpm_limit"),
         ];
         for (field, value, path) in cases {
             let mut body = minimal();
@@ -736,6 +752,138 @@ mod tests {
         body["cors"] = json!({"allowed_origins": vec!["*"; 65]});
         let errs = read(body, BodyKind::Create).unwrap_err();
         assert_eq!(errs, vec!["cors.allowed_origins".to_owned()]);
+    }
+
+    #[test]
+    fn identity_providers_are_read_with_defaults_and_bad_ones_are_named_by_path() {
+        use gatehouse_shared::gateway::{DpopMode, JwtAlgorithm};
+        let provider = |extra: Value| {
+            let mut p = json!({"issuer": "https://idp.example.com", "audience": "gatehouse",
+                "jwks_url": "https://idp.example.com/jwks"});
+            p.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            p
+        };
+        let mut body = minimal();
+        body["identity_providers"] = json!([
+            provider(json!({})),
+            provider(
+                json!({"issuer": "https://other.example.com", "audience": ["a", "b"],
+                "jwks_url": "http://127.0.0.1:9999/jwks", "algorithms": ["EdDSA"], "user_claim": "email",
+                "team_claim": "groups", "dpop": "required", "leeway_seconds": 0})
+            ),
+        ]);
+        let s = read(body, BodyKind::Create).unwrap().into_new_settings();
+        let providers = s.identity_providers.unwrap();
+        let first = &providers[0];
+        assert_eq!(first.audience, ["gatehouse"]);
+        assert_eq!(first.algorithms, [JwtAlgorithm::Rs256, JwtAlgorithm::Es256]);
+        assert_eq!(
+            (
+                first.user_claim.as_str(),
+                &first.team_claim,
+                first.dpop,
+                first.leeway_seconds
+            ),
+            ("sub", &None, DpopMode::Optional, 60)
+        );
+        let second = &providers[1];
+        assert_eq!(second.audience, ["a", "b"]);
+        assert_eq!(
+            (
+                second.user_claim.as_str(),
+                second.team_claim.as_deref(),
+                second.dpop
+            ),
+            ("email", Some("groups"), DpopMode::Required)
+        );
+        assert_eq!(second.leeway_seconds, 0);
+
+        let cases = [
+            (
+                json!({"issuer": "https://idp.example.com"}),
+                "identity_providers",
+            ),
+            (json!([1]), "identity_providers.0"),
+            (
+                json!([provider(json!({"issuer": ""}))]),
+                "identity_providers.0.issuer",
+            ),
+            (
+                json!([provider(json!({"issuer": "gatehouse"}))]),
+                "identity_providers.0.issuer",
+            ),
+            (
+                json!([provider(json!({})), provider(json!({}))]),
+                "identity_providers.1.issuer",
+            ),
+            (
+                json!([provider(json!({"audience": []}))]),
+                "identity_providers.0.audience",
+            ),
+            (
+                json!([provider(json!({"audience": 5}))]),
+                "identity_providers.0.audience",
+            ),
+            (
+                json!([provider(json!({"audience": null}))]),
+                "identity_providers.0.audience",
+            ),
+            (
+                json!([provider(json!({"audience": ["a", 1]}))]),
+                "identity_providers.0.audience.1",
+            ),
+            (
+                json!([provider(json!({"jwks_url": "http://idp.example.com/jwks"}))]),
+                "identity_providers.0.jwks_url",
+            ),
+            (
+                json!([provider(json!({"algorithms": []}))]),
+                "identity_providers.0.algorithms",
+            ),
+            (
+                json!([provider(json!({"algorithms": ["HS256"]}))]),
+                "identity_providers.0.algorithms.0",
+            ),
+            (
+                json!([provider(json!({"algorithms": ["RS256", "RS256"]}))]),
+                "identity_providers.0.algorithms.1",
+            ),
+            (
+                json!([provider(json!({"user_claim": ""}))]),
+                "identity_providers.0.user_claim",
+            ),
+            (
+                json!([provider(json!({"team_claim": "a b"}))]),
+                "identity_providers.0.team_claim",
+            ),
+            (
+                json!([provider(json!({"dpop": "always"}))]),
+                "identity_providers.0.dpop",
+            ),
+            (
+                json!([provider(json!({"leeway_seconds": 301}))]),
+                "identity_providers.0.leeway_seconds",
+            ),
+        ];
+        for (value, path) in cases {
+            let mut body = minimal();
+            body["identity_providers"] = value.clone();
+            let errs = read(body, BodyKind::Create).unwrap_err();
+            assert_eq!(errs, vec![path.to_owned()], "{value}");
+        }
+        let mut body = minimal();
+        body["identity_providers"] = Value::Array(vec![provider(json!({})); 9]);
+        let errs = read(body, BodyKind::Create).unwrap_err();
+        assert_eq!(errs, vec!["identity_providers".to_owned()]);
+        let mut body = minimal();
+        body["identity_providers"] = json!([provider(json!({}))]);
+        let stored = read(body, BodyKind::Create).unwrap().into_new_settings();
+        let mut nulls = minimal();
+        nulls["identity_providers"] = Value::Null;
+        let cleared = read(nulls, BodyKind::Replace).unwrap().apply_to(stored);
+        assert_eq!(cleared.identity_providers, None);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
 use gatehouse_shared::gateway::{
-    CatalogModel, CatalogModelLocation, CatalogModelType, CorsSettings, GatewaySettings,
+    CatalogModel, CatalogModelLocation, CatalogModelType, CorsSettings, DpopMode, GatewaySettings,
+    IdentityProvider, JwtAlgorithm,
 };
 use gatehouse_shared::providers::is_routable_slug;
 use gatehouse_shared::token::Scope;
@@ -94,6 +95,106 @@ pub struct Gateway {
     /// gateway's inference endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<GatewayCors>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when unset): tokens per minute (input plus output)
+    /// across every caller and key of the gateway.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tpm_limit: Option<u64>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when unset): identity providers whose JWTs
+    /// authenticate callers, with the user and team limits of the users and teams their claims name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity_providers: Option<Vec<GatewayIdentityProvider>>,
+}
+
+/// An identity provider whose JWTs authenticate the gateway's callers (Gatehouse extension). A token whose `iss`
+/// is `issuer` is verified with the provider's published keys (`jwks_url`, fetched by each node in the background
+/// and refreshed when a token names an unknown `kid`), its `aud`, `exp` and `nbf`; `user_claim` and `team_claim`
+/// name the user and team (by id, or by the name of exactly one of the account's users or teams) whose limits and
+/// budgets apply. DPoP-bound tokens (RFC 9449) come as `Authorization: DPoP <token>` with a `DPoP` proof.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"issuer": "https://idp.example.com/realms/acme", "audience": ["gatehouse"],
+    "jwks_url": "https://idp.example.com/realms/acme/protocol/openid-connect/certs",
+    "algorithms": ["RS256", "ES256"], "user_claim": "email", "team_claim": "groups", "dpop": "optional",
+    "leeway_seconds": 60}))]
+pub struct GatewayIdentityProvider {
+    /// The tokens' exact `iss`: 1..512 characters without whitespace, unique among the gateway's providers, not
+    /// `gatehouse` (Gatehouse's own tokens).
+    pub issuer: String,
+    /// Accepted `aud` values (1..16); a token must carry one of them. A body may send one as a plain string.
+    pub audience: Vec<String>,
+    /// Where the provider publishes its keys: `https://…`, or `http://` to a loopback address; 1..2048 characters.
+    pub jwks_url: String,
+    /// Signature algorithms accepted (asymmetric only); default `["RS256", "ES256"]`.
+    pub algorithms: Vec<GatewayJwtAlgorithm>,
+    /// The claim naming the user; default `sub`.
+    pub user_claim: String,
+    /// The claim naming the team (a string, or a list whose first entry that names a team counts); without it,
+    /// the user's own team applies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_claim: Option<String>,
+    /// `off` (bearer tokens only), `optional` (default: DPoP-bound tokens must come with a proof, others as
+    /// bearer) or `required` (DPoP-bound tokens with a proof only).
+    pub dpop: GatewayDpopMode,
+    /// Clock skew allowed on `exp`, `nbf` and a proof's `iat`, 0..300 seconds; default 60.
+    pub leeway_seconds: u64,
+}
+
+/// A JWT signature algorithm an identity provider may use.
+#[derive(Debug, Serialize, ToSchema)]
+pub enum GatewayJwtAlgorithm {
+    #[serde(rename = "RS256")]
+    Rs256,
+    #[serde(rename = "RS384")]
+    Rs384,
+    #[serde(rename = "RS512")]
+    Rs512,
+    #[serde(rename = "PS256")]
+    Ps256,
+    #[serde(rename = "ES256")]
+    Es256,
+    #[serde(rename = "ES384")]
+    Es384,
+    #[serde(rename = "EdDSA")]
+    EdDsa,
+}
+
+/// Whether an identity provider's tokens must be DPoP-bound (RFC 9449).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum GatewayDpopMode {
+    Off,
+    Optional,
+    Required,
+}
+
+impl From<IdentityProvider> for GatewayIdentityProvider {
+    fn from(p: IdentityProvider) -> Self {
+        Self {
+            issuer: p.issuer,
+            audience: p.audience,
+            jwks_url: p.jwks_url,
+            algorithms: p
+                .algorithms
+                .into_iter()
+                .map(|a| match a {
+                    JwtAlgorithm::Rs256 => GatewayJwtAlgorithm::Rs256,
+                    JwtAlgorithm::Rs384 => GatewayJwtAlgorithm::Rs384,
+                    JwtAlgorithm::Rs512 => GatewayJwtAlgorithm::Rs512,
+                    JwtAlgorithm::Ps256 => GatewayJwtAlgorithm::Ps256,
+                    JwtAlgorithm::Es256 => GatewayJwtAlgorithm::Es256,
+                    JwtAlgorithm::Es384 => GatewayJwtAlgorithm::Es384,
+                    JwtAlgorithm::EdDsa => GatewayJwtAlgorithm::EdDsa,
+                })
+                .collect(),
+            user_claim: p.user_claim,
+            team_claim: p.team_claim,
+            dpop: match p.dpop {
+                DpopMode::Off => GatewayDpopMode::Off,
+                DpopMode::Optional => GatewayDpopMode::Optional,
+                DpopMode::Required => GatewayDpopMode::Required,
+            },
+            leeway_seconds: p.leeway_seconds,
+        }
+    }
 }
 
 /// One model of a gateway's catalog (Gatehouse extension).
@@ -212,6 +313,12 @@ pub struct GatewayBody {
     pub hostnames: Option<Vec<String>>,
     /// Gatehouse extension, not in Cloudflare's schema: allowed browser origins.
     pub cors: Option<GatewayCors>,
+    /// Gatehouse extension, not in Cloudflare's schema: tokens per minute (input plus output) across every caller
+    /// and key of the gateway, 1..1,000,000,000,000; null: no limit.
+    pub tpm_limit: Option<u64>,
+    /// Gatehouse extension, not in Cloudflare's schema: at most 8 identity providers whose JWTs authenticate
+    /// callers; null: none.
+    pub identity_providers: Option<Vec<GatewayIdentityProvider>>,
 }
 
 /// An enum setting in its wire form.
@@ -262,6 +369,13 @@ impl From<GatewayRecord> for Gateway {
             regional_only: s.regional_only,
             hostnames: s.hostnames,
             cors: s.cors.map(GatewayCors::from),
+            tpm_limit: s.tpm_limit,
+            identity_providers: s.identity_providers.map(|providers| {
+                providers
+                    .into_iter()
+                    .map(GatewayIdentityProvider::from)
+                    .collect()
+            }),
         }
     }
 }

@@ -63,6 +63,16 @@ pub struct LogSummary {
     pub authentication: bool,
     pub feedback: Option<f64>,
     pub score: Option<f64>,
+    /// Gatehouse extension, not in Cloudflare's schema (absent when the request used no virtual key): the id of the
+    /// virtual key that authenticated the request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Gatehouse extension (absent when none): the key's user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Gatehouse extension (absent when none): the key's team.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
 }
 
 /// A log with the heads and sizes of its bodies.
@@ -167,6 +177,9 @@ impl From<LogRow> for LogSummary {
             authentication: r.authenticated,
             feedback: r.feedback,
             score: r.score,
+            key_id: r.key_id,
+            user_id: r.user_id,
+            team_id: r.team_id,
         }
     }
 }
@@ -227,8 +240,11 @@ fn require_gateway(c: &mut AnyConnection, account_id: &str, gateway_id: &str) ->
         ("order_by" = Option<String>, Query, description = "created_at (default), provider, model, model_type, success, cached"),
         ("order_by_direction" = Option<String>, Query, description = "asc or desc (default desc)"),
         ("direction" = Option<String>, Query, description = "Deprecated alias of order_by_direction"),
-        ("filters" = Option<String>, Query, description = "filters.key / filters.operator / filters.value, repeated"),
+        ("filters" = Option<String>, Query, description = "filters.key / filters.operator / filters.value, repeated; keys also key_id, user_id, team_id (Gatehouse)"),
         ("meta_info" = Option<bool>, Query, description = "Add min/max aggregates to result_info"),
+        ("key_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of this virtual key"),
+        ("user_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of this user's keys"),
+        ("team_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of this team's keys"),
     ),
     responses(
         (status = 200, body = LogListEnvelope, description = "A page of logs; past the end, an empty page"),

@@ -90,3 +90,18 @@ pub fn stored_count(
         .optional()?
         .unwrap_or(0))
 }
+
+/// Every gateway id of the account that has ever stored logs, deleted gateways included (their logs stay). A
+/// gateway's row is created in the transaction that stores its first logs (`log_caps::store_with_caps` is the one
+/// way logs are stored; migration 000030 counted the logs stored before it) and is never deleted, so the list
+/// misses no gateway that has logs.
+pub fn gateways_with_logs(
+    conn: &mut AnyConnection,
+    account_id: &str,
+) -> Result<Vec<String>, Error> {
+    Ok(log_counters::table
+        .filter(log_counters::account_id.eq(account_id))
+        .select(log_counters::gateway_id)
+        .order(log_counters::gateway_id.asc())
+        .load(conn)?)
+}

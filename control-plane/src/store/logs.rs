@@ -51,6 +51,10 @@ pub struct LogRow {
     pub feedback: Option<f64>,
     pub score: Option<f64>,
     pub config_hash: Option<String>,
+    /// The virtual key that authenticated the request, and its user and team (ids).
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
 }
 
 /// A `log_bodies` row.

@@ -1,6 +1,6 @@
-//! Gatehouse's own gateway fields (`models`, `regional_only`, `hostnames`, `cors`): unknown to Cloudflare's schema,
-//! optional, absent from responses when unset, validated with the field's path, and host names unique across the
-//! deployment.
+//! Gatehouse's own gateway fields (`models`, `regional_only`, `hostnames`, `cors`, `tpm_limit`,
+//! `identity_providers`): unknown to Cloudflare's schema, optional, absent from responses when unset, validated with
+//! the field's path, and host names unique across the deployment.
 
 use gatehouse_bus::{ConfigBus, GatewayEntry, StoredDocument};
 use gatehouse_shared::config::{GatewayConfigDocument, GatewayKey};
@@ -19,7 +19,14 @@ on_both_backends!(
     the_published_document_carries_the_extensions,
 );
 
-const EXTENSIONS: [&str; 4] = ["models", "regional_only", "hostnames", "cors"];
+const EXTENSIONS: [&str; 6] = [
+    "models",
+    "regional_only",
+    "hostnames",
+    "cors",
+    "tpm_limit",
+    "identity_providers",
+];
 
 fn with_extensions(id: &str) -> Value {
     let mut body = minimal_gateway(id);
@@ -32,7 +39,15 @@ fn with_extensions(id: &str) -> Value {
             ],
             "regional_only": true,
             "hostnames": ["AI.Example.com", "llm.example.org"],
-            "cors": {"allowed_origins": ["https://App.example.com", "https://*.example.org", "http://localhost:3000"]}
+            "cors": {"allowed_origins": ["https://App.example.com", "https://*.example.org", "http://localhost:3000"]},
+            "tpm_limit": 250000,
+            "identity_providers": [
+                {"issuer": "https://idp.example.com/realms/acme", "audience": "gatehouse",
+                 "jwks_url": "https://idp.example.com/realms/acme/protocol/openid-connect/certs"},
+                {"issuer": "https://login.example.org", "audience": ["api", "gatehouse"],
+                 "jwks_url": "http://127.0.0.1:8080/keys", "algorithms": ["ES256", "EdDSA"],
+                 "user_claim": "email", "team_claim": "groups", "dpop": "required", "leeway_seconds": 30}
+            ]
         })
         .as_object()
         .unwrap()
@@ -51,7 +66,16 @@ fn expected_extensions() -> Value {
         ],
         "regional_only": true,
         "hostnames": ["ai.example.com", "llm.example.org"],
-        "cors": {"allowed_origins": ["https://app.example.com", "https://*.example.org", "http://localhost:3000"]}
+        "cors": {"allowed_origins": ["https://app.example.com", "https://*.example.org", "http://localhost:3000"]},
+        "tpm_limit": 250000,
+        "identity_providers": [
+            {"issuer": "https://idp.example.com/realms/acme", "audience": ["gatehouse"],
+             "jwks_url": "https://idp.example.com/realms/acme/protocol/openid-connect/certs",
+             "algorithms": ["RS256", "ES256"], "user_claim": "sub", "dpop": "optional", "leeway_seconds": 60},
+            {"issuer": "https://login.example.org", "audience": ["api", "gatehouse"],
+             "jwks_url": "http://127.0.0.1:8080/keys", "algorithms": ["ES256", "EdDSA"],
+             "user_claim": "email", "team_claim": "groups", "dpop": "required", "leeway_seconds": 30}
+        ]
     })
 }
 
@@ -93,6 +117,9 @@ async fn the_extensions_round_trip_through_create_get_list_and_put(app: TestApp)
     replace["regional_only"] = json!(false);
     replace["hostnames"] = json!(["gw.example.net"]);
     replace["cors"] = json!({"allowed_origins": ["*"]});
+    replace["tpm_limit"] = json!(1000);
+    replace["identity_providers"] = json!([{"issuer": "https://idp.example.net", "audience": "gw",
+        "jwks_url": "https://idp.example.net/jwks", "dpop": "off"}]);
     let (status, replaced) = app.put(&url, &replace).await;
     assert_eq!(status, 200, "{replaced}");
     let replaced = &replaced["result"];
@@ -101,6 +128,13 @@ async fn the_extensions_round_trip_through_create_get_list_and_put(app: TestApp)
     assert_eq!(replaced["regional_only"], false);
     assert_eq!(replaced["hostnames"], json!(["gw.example.net"]));
     assert_eq!(replaced["cors"], json!({"allowed_origins": ["*"]}));
+    assert_eq!(replaced["tpm_limit"], 1000);
+    assert_eq!(
+        replaced["identity_providers"],
+        json!([{"issuer": "https://idp.example.net", "audience": ["gw"],
+            "jwks_url": "https://idp.example.net/jwks", "algorithms": ["RS256", "ES256"], "user_claim": "sub",
+            "dpop": "off", "leeway_seconds": 60}])
+    );
 
     // PUT without them keeps them.
     let mut other_change = minimal_gateway("ext");
@@ -139,6 +173,14 @@ async fn gateways_that_never_set_the_extensions_do_not_show_them(app: TestApp) {
 
 async fn bad_extension_values_are_400s_naming_the_field(app: TestApp) {
     let model = |name: &str, target: &str| json!({"name": name, "target": target, "type": "chat", "location": "global"});
+    let idp = |overrides: Value| {
+        let mut p = json!({"issuer": "https://idp.example.com", "audience": "gatehouse",
+            "jwks_url": "https://idp.example.com/jwks"});
+        for (k, v) in overrides.as_object().unwrap() {
+            p[k] = v.clone();
+        }
+        p
+    };
     let cases: Vec<(&str, Value, &str)> = vec![
         // Wrong types.
         ("models", json!({"name": "gpt-5"}), "models"),
@@ -260,7 +302,86 @@ async fn bad_extension_values_are_400s_naming_the_field(app: TestApp) {
             json!({"allowed_origins": ["https://*.com"]}),
             "cors.allowed_origins.0",
         ),
+        // The gateway-wide token limit: a whole number from 1.
+        ("tpm_limit", json!(0), "tpm_limit"),
+        ("tpm_limit", json!(-1), "tpm_limit"),
+        ("tpm_limit", json!(2.5), "tpm_limit"),
+        ("tpm_limit", json!("1000"), "tpm_limit"),
+        // Identity providers: shape, issuer, audience, JWKS URL, algorithms, claims, DPoP mode, leeway.
+        ("identity_providers", json!({}), "identity_providers"),
+        ("identity_providers", json!(["x"]), "identity_providers.0"),
+        (
+            "identity_providers",
+            json!([idp(json!({"issuer": null}))]),
+            "identity_providers.0.issuer",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"issuer": "gatehouse"}))]),
+            "identity_providers.0.issuer",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({})), idp(json!({"audience": "other"}))]),
+            "identity_providers.1.issuer",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"audience": []}))]),
+            "identity_providers.0.audience",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"audience": [""]}))]),
+            "identity_providers.0.audience.0",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"jwks_url": "http://idp.example.com/jwks"}))]),
+            "identity_providers.0.jwks_url",
+        ),
+        (
+            "identity_providers",
+            json!([idp(
+                json!({"jwks_url": "https://user:pw@idp.example.com/jwks"})
+            )]),
+            "identity_providers.0.jwks_url",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"algorithms": ["HS256"]}))]),
+            "identity_providers.0.algorithms.0",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"algorithms": "RS256"}))]),
+            "identity_providers.0.algorithms",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"user_claim": 5}))]),
+            "identity_providers.0.user_claim",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"dpop": "sometimes"}))]),
+            "identity_providers.0.dpop",
+        ),
+        (
+            "identity_providers",
+            json!([idp(json!({"leeway_seconds": -1}))]),
+            "identity_providers.0.leeway_seconds",
+        ),
         // Too many.
+        (
+            "identity_providers",
+            json!(
+                (0..9)
+                    .map(|i| idp(json!({"issuer": format!("https://idp{i}.example.com")})))
+                    .collect::<Vec<_>>()
+            ),
+            "identity_providers",
+        ),
         ("models", json!(vec![json!({}); 1001]), "models"),
         (
             "hostnames",

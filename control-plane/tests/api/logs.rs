@@ -61,6 +61,9 @@ pub fn record(id: &str, created_at_ms: i64, provider: &str) -> LogRecord {
         response_body: None,
         bodies_stored: false,
         config_hash: None,
+        key_id: None,
+        user_id: None,
+        team_id: None,
     }
 }
 

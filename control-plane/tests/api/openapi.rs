@@ -44,6 +44,38 @@ fn every_route_is_documented_with_a_summary() {
             "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/url/{provider}",
             &["get"][..],
         ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/keys",
+            &["get", "post"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/keys/{id}",
+            &["get", "patch", "delete"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/keys/{id}/rotate",
+            &["post"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/users",
+            &["get", "post"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/users/{id}",
+            &["get", "patch", "delete"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/teams",
+            &["get", "post"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/teams/{id}",
+            &["get", "patch", "delete"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/usage",
+            &["get"][..],
+        ),
         ("/admin/tokens", &["get", "post"][..]),
         ("/admin/tokens/{id}", &["delete"][..]),
         ("/healthz", &["get"][..]),
@@ -62,7 +94,23 @@ fn every_route_is_documented_with_a_summary() {
             );
         }
     }
-    for schema in ["Gateway", "GatewayBody", "ErrorEnvelope", "ResultInfo"] {
+    for schema in [
+        "Gateway",
+        "GatewayBody",
+        "ErrorEnvelope",
+        "ResultInfo",
+        "VirtualKey",
+        "VirtualKeyWithSecret",
+        "VirtualKeyBody",
+        "User",
+        "UserBody",
+        "Team",
+        "TeamBody",
+        "SubjectLimits",
+        "UsageEnvelope",
+        "UsageRow",
+        "UsageResultInfo",
+    ] {
         assert!(
             doc["components"]["schemas"].get(schema).is_some(),
             "schema {schema} missing"

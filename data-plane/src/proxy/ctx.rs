@@ -9,11 +9,13 @@
 //! | `log` | pipeline (after admission: the draft), account phase helpers (re-pointed at the answering step), relay (response capture) | account (the record), pipeline (log ids in headers) |
 //! | `submit_log` | pipeline (collect-log decision) | account, pipeline |
 //! | `spend` | pipeline (the answering step's charge) | account (charged once the cost is known) |
+//! | `subject` | pipeline (the virtual key's or identity's token windows and budget hold) | account (settled once usage is known) |
 //! | `cors_origin` | pipeline (after admission, when the gateway allows the `Origin`) | pipeline (response headers) |
 
 use std::time::Instant;
 
 use super::controls;
+use super::phase::access::SubjectCharge;
 use super::phase::limits::SpendCharge;
 use super::record::LogDraft;
 
@@ -27,6 +29,8 @@ pub(crate) struct RequestContext {
     pub submit_log: bool,
     /// The spend-limit buckets the answering step is charged to, once its cost is known.
     pub spend: Option<SpendCharge>,
+    /// What a virtual key's (or an identity's user's and team's) limits charge once usage is known (issue 14).
+    pub subject: Option<SubjectCharge>,
     /// The request's `Origin`, when the gateway's CORS settings allow it: every answer then carries CORS headers.
     pub cors_origin: Option<String>,
 }
@@ -39,6 +43,7 @@ impl RequestContext {
             log: None,
             submit_log: false,
             spend: None,
+            subject: None,
             cors_origin: None,
         }
     }

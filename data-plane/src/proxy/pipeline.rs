@@ -2,8 +2,9 @@
 //! {provider}/{rest}`) and the universal endpoint (`POST /v1/{account}/{gateway}`). This module only orders the
 //! phases (`phase/`) and renders a gateway-made failure once; the logic is in the phases.
 //!
-//! admit → begin the record → rate limit → body → plan → cache lookup → spend limits → attempts → relay
-//! (→ account, in pingora's `logging` phase: `proxy.rs`).
+//! admit → begin the record → rate limit → body → plan → key: models; key or identity: rates → cache lookup →
+//! spend limits → key or identity: budgets → attempts → relay (→ account, in pingora's `logging` phase:
+//! `proxy.rs`).
 
 use std::time::{Duration, Instant};
 
@@ -14,11 +15,12 @@ use super::ctx::{RequestContext, ResponseIds};
 use super::phase::admit::{self, GatewayCaller};
 use super::phase::attempts::{self, Outcome, StepFailure};
 use super::phase::plan::{self, InferenceRoute};
-use super::phase::{account, body, cache, limits, relay};
+use super::phase::{access, account, body, cache, limits, relay};
 use super::record::{LogDraft, RequestFacts, ResponseCapture};
 use super::upstream::ForwardError;
 use super::{GatewayProxy, cors, respond};
 use crate::error::code;
+use crate::snapshot::access::RequestSubject;
 
 /// Serves one inference request; every gateway-made failure is rendered here, before any response byte.
 pub(super) async fn serve(
@@ -63,8 +65,20 @@ async fn run(
         gateway_id,
         route.is_compat(),
     )
+    .await
     .map_err(before)?;
     let gateway = &admitted.gateway;
+    if admitted.subject.is_some() && admitted.bearer_is_gateway_token {
+        // The virtual key or identity token came as `Authorization` (an SDK's `apiKey`): it is the gateway's,
+        // never the provider's, so no later phase may mistake it for the client's own provider key.
+        session
+            .req_header_mut()
+            .remove_header(&http::header::AUTHORIZATION);
+    }
+    if matches!(admitted.subject, Some(RequestSubject::Identity(_))) {
+        // A DPoP proof is for the gateway that checked it.
+        session.req_header_mut().remove_header(admit::DPOP);
+    }
     ctx.cors_origin = session
         .req_header()
         .headers
@@ -78,7 +92,12 @@ async fn run(
         && path.rest.trim_end_matches('/') == "models"
     {
         // Answered by the gateway from its catalog: no provider call, no log record.
-        let body = plan::compat::models_list(&gateway.settings);
+        let allowed = admitted
+            .subject
+            .as_ref()
+            .and_then(RequestSubject::key)
+            .map_or(&[][..], |k| &k.entry.models[..]);
+        let body = plan::compat::models_list(&gateway.settings, allowed);
         let ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
         return respond::json_with(
             session,
@@ -112,6 +131,18 @@ async fn run(
     )
     .map_err(before)?;
     let universal = route.is_universal();
+    let compat = route.is_compat();
+    let caller = admitted.subject.as_ref();
+    if let Some(key) = caller.and_then(RequestSubject::key) {
+        access::check_models(key, &steps, compat).map_err(before)?;
+    }
+    let mut subject = if caller.is_some() || gateway.settings.tpm_limit.is_some() {
+        access::admit_rates(&*node.limits, gateway, caller, &steps[0], compat)
+            .await
+            .map_err(before)?
+    } else {
+        access::SubjectCharge::default()
+    };
     let mut ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
 
     // A cache hit on the first step answers without any provider call (and without a spend check).
@@ -137,6 +168,22 @@ async fn run(
         steps = within;
     }
     account::describe_first_step(ctx, &steps[0], universal, &mut ids);
+    if let Some(caller) = caller {
+        let hold = request_id.to_string();
+        access::reserve_budgets(
+            &*node.limits,
+            account,
+            caller,
+            &steps[0],
+            &hold,
+            compat,
+            &mut subject,
+        )
+        .await
+        .map_err(before)?;
+    }
+    // From here the request will cost something: its usage settles the key's tokens and budget hold.
+    ctx.subject = Some(subject);
     authorize(node, &mut steps).await.map_err(before)?;
 
     let started = Instant::now();
@@ -208,7 +255,10 @@ fn begin_record(
     let collect = Controls::of_request(client)
         .flag(controls::COLLECT_LOG)
         .unwrap_or(gateway.settings.collect_logs);
-    if !collect && gateway.spend_limits.is_none() {
+    if !collect
+        && gateway.spend_limits.is_none()
+        && !access::needs_usage(gateway, admitted.subject.as_ref())
+    {
         return;
     }
     let (provider, path) = route.record_target();
@@ -227,6 +277,9 @@ fn begin_record(
     if !collect {
         draft.collect_payload = false;
         draft.response = ResponseCapture::new(false);
+    }
+    if let Some(subject) = &admitted.subject {
+        (draft.key_id, draft.user_id, draft.team_id) = subject.log_ids();
     }
     ctx.log = Some(Box::new(draft));
     ctx.submit_log = collect;

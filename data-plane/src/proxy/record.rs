@@ -128,6 +128,10 @@ pub(crate) struct LogDraft {
     pub cached: bool,
     /// The request came through `/compat` (its record says `request_type: "compat"`).
     pub compat: bool,
+    /// The virtual key that authenticated the request, its user and its team (ids).
+    pub key_id: Option<String>,
+    pub user_id: Option<String>,
+    pub team_id: Option<String>,
     pub response: ResponseCapture,
 }
 
@@ -155,6 +159,9 @@ impl LogDraft {
             step: step.index,
             cached: false,
             compat: self.compat,
+            key_id: self.key_id.clone(),
+            user_id: self.user_id.clone(),
+            team_id: self.team_id.clone(),
             response: ResponseCapture::new(self.collect_payload),
         }
     }
@@ -234,6 +241,9 @@ impl LogDraft {
             response_body: bodies_stored.then(|| text(response_bytes)),
             bodies_stored,
             config_hash: (!self.config_hash.is_empty()).then_some(self.config_hash),
+            key_id: self.key_id,
+            user_id: self.user_id,
+            team_id: self.team_id,
         }
     }
 }
@@ -288,6 +298,9 @@ impl LogDraft {
             step: 0,
             cached: false,
             compat: false,
+            key_id: None,
+            user_id: None,
+            team_id: None,
             response: ResponseCapture::new(collect_payload),
         }
     }

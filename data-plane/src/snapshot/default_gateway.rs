@@ -153,6 +153,7 @@ mod tests {
             provider_configs: vec![],
             custom_providers: vec![],
             cache_generation: 0,
+            access: Default::default(),
         }
     }
 

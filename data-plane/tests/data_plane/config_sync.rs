@@ -70,6 +70,7 @@ fn gateway(id: &str, version: i64, authentication: bool) -> GatewayConfigDocumen
         provider_configs: vec![],
         custom_providers: vec![],
         cache_generation: 0,
+        access: Default::default(),
     }
 }
 

@@ -27,6 +27,7 @@ fn gateway(id: &str, collect_logs: bool) -> GatewayConfigDocument {
         provider_configs: vec![],
         custom_providers: vec![],
         cache_generation: 0,
+        access: Default::default(),
     }
 }
 

@@ -74,6 +74,7 @@ pub fn gateway(account: &str, id: &str, version: i64) -> GatewayConfigDocument {
         provider_configs: vec![],
         custom_providers: vec![],
         cache_generation: 0,
+        access: Default::default(),
     }
 }
 

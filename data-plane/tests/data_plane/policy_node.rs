@@ -129,6 +129,7 @@ pub fn gateway(
         provider_configs: vec![],
         custom_providers: vec![],
         cache_generation: 0,
+        access: Default::default(),
     }
 }
 

@@ -135,6 +135,7 @@ fn gateway() -> GatewayConfigDocument {
         provider_configs: vec![],
         custom_providers: vec![],
         cache_generation: 0,
+        access: Default::default(),
     }
 }
 

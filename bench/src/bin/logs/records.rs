@@ -127,6 +127,9 @@ pub(crate) fn record(gateway: &str, i: u64, n: u64, now_ms: i64, salt: u64) -> L
         response_body: Some(response_body),
         bodies_stored: true,
         config_hash: Some("bench".into()),
+        key_id: None,
+        user_id: None,
+        team_id: None,
     }
 }
 

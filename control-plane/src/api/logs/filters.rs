@@ -296,6 +296,10 @@ fn key_of(name: &str) -> Result<(FilterKey, Kind), Error> {
         "metadata.value" => (K::MetadataValue, Kind::Metadata),
         "authentication" => (K::Authentication, Kind::Bool),
         "user_agent" => (K::UserAgent, Kind::Text),
+        // Gatehouse's: the virtual key of the request, and the key's user and team.
+        "key_id" => (K::KeyId, Kind::Text),
+        "user_id" => (K::UserId, Kind::Text),
+        "team_id" => (K::TeamId, Kind::Text),
         "prompts.prompt_id" | "prompts.version_id" | "wholesale" | "compatibilityMode"
         | "dlp_action" => {
             return Err(bad(format!(
@@ -465,6 +469,10 @@ fn deprecated_filters(pairs: &[(String, String)]) -> Result<Vec<LogFilter>, Erro
         ("provider", K::Provider),
         ("request_content_type", K::RequestContentType),
         ("response_content_type", K::ResponseContentType),
+        // Not deprecated: Gatehouse's own flat forms of the `key_id`, `user_id` and `team_id` filters.
+        ("key_id", K::KeyId),
+        ("user_id", K::UserId),
+        ("team_id", K::TeamId),
     ];
     for (name, key) in texts {
         if let Some(v) = query_value(pairs, name).filter(|v| !v.is_empty()) {

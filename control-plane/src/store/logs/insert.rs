@@ -22,7 +22,7 @@ use crate::db::AnyConnection;
 use crate::error::Error;
 use crate::schema::{log_bodies, logs};
 
-/// PostgreSQL binds at most 65,535 parameters per statement; 32 columns × 1,000 rows stays under it, so a batch is
+/// PostgreSQL binds at most 65,535 parameters per statement; 35 columns × 1,000 rows stays under it, so a batch is
 /// one statement per table up to this size and a few beyond it.
 const ROWS_PER_STATEMENT: usize = 1_000;
 
@@ -62,6 +62,9 @@ struct NewLog<'a> {
     feedback: Option<f64>,
     score: Option<f64>,
     config_hash: Option<&'a str>,
+    key_id: Option<&'a str>,
+    user_id: Option<&'a str>,
+    team_id: Option<&'a str>,
 }
 
 /// A `log_bodies` row to insert, borrowed from its record.
@@ -121,6 +124,9 @@ impl<'a> NewLog<'a> {
             feedback: None,
             score: None,
             config_hash: r.config_hash.as_deref(),
+            key_id: r.key_id.as_deref(),
+            user_id: r.user_id.as_deref(),
+            team_id: r.team_id.as_deref(),
         }
     }
 }
@@ -171,6 +177,9 @@ fn without_nul(r: &LogRecord) -> Cow<'_, LogRecord> {
         &r.config_hash,
         &r.request_body,
         &r.response_body,
+        &r.key_id,
+        &r.user_id,
+        &r.team_id,
     ];
     if !texts.iter().any(|s| has(s)) && !optional.iter().any(|s| has_opt(s)) {
         return Cow::Borrowed(r);
@@ -204,6 +213,9 @@ fn without_nul(r: &LogRecord) -> Cow<'_, LogRecord> {
         &mut r.config_hash,
         &mut r.request_body,
         &mut r.response_body,
+        &mut r.key_id,
+        &mut r.user_id,
+        &mut r.team_id,
     ]
     .into_iter()
     .flatten()

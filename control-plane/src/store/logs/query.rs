@@ -67,6 +67,10 @@ pub enum FilterKey {
     MetadataValue,
     Authentication,
     UserAgent,
+    /// Gatehouse's: the virtual key of the request, and the key's user and team.
+    KeyId,
+    UserId,
+    TeamId,
 }
 
 /// Operators; `Le` and `Ge` only come from the deprecated `min_*`/`max_*`/date parameters.
@@ -297,6 +301,9 @@ fn value_pred(key: FilterKey, op: Op, v: &FilterValue) -> Result<Pred, Error> {
         K::ModelType => text_pred!(logs::model_type, op, v),
         K::EventId => text_pred!(logs::event_id, op, v),
         K::UserAgent => text_pred!(logs::user_agent, op, v),
+        K::KeyId => text_pred!(logs::key_id, op, v),
+        K::UserId => text_pred!(logs::user_id, op, v),
+        K::TeamId => text_pred!(logs::team_id, op, v),
         K::CreatedAt => int_pred!(logs::created_at, op, v),
         K::Tokens => int_pred!(logs::total_tokens, op, v),
         K::TokensIn => int_pred!(logs::tokens_in, op, v),

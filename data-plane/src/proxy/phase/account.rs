@@ -11,8 +11,8 @@ use std::time::Duration;
 use gatehouse_bus::limits::LimitStore;
 
 use super::attempts::StepFailure;
-use super::limits;
 use super::plan::Step;
+use super::{access, limits};
 use crate::logs::LogSink;
 use crate::proxy::ctx::{RequestContext, ResponseIds};
 
@@ -34,6 +34,16 @@ pub(crate) async fn finish(
     let record = draft.into_record(status, duration_ms);
     if let Some(charge) = ctx.spend.take() {
         limits::charge_spend(limit_store, charge, record.cost).await;
+    }
+    if let Some(charge) = ctx.subject.take() {
+        access::settle(
+            limit_store,
+            charge,
+            record.tokens_in,
+            record.tokens_out,
+            record.cost,
+        )
+        .await;
     }
     if ctx.submit_log {
         sink.submit(record);

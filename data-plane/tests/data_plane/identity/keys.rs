@@ -1,0 +1,83 @@
+//! Fixed test keys (generated once with `openssl genpkey`; they sign nothing but these tests' tokens): two RSA keys
+//! of the identity provider (the second for rotation), its EC P-256 key, and two clients' DPoP keys.
+
+pub const IDP_RSA_A: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQCmUg/TD0XFS7AI\n\
+/ZqxvsvsSbhJbXw34iJi8xa0aVKnWgtUiyrL1FhbHcF2kNHoB713wu0zJSG/HITm\n\
+Ihb2Po0ITPXpQG2Wz71n6atrHc85HNXnME0VOO56gMlKD06cJkQP//ABLL5RJS33\n\
+v7aMaMQT2qe1DRmHmpmB9E9Knej3/lYEuiUXfZSvca+LHsEpNPIK8v7UXf69yCfH\n\
+MOO1vI0BJtmH9D/malg/aiMOxRFCphzexgsKNscbym9iYJDeAZdFsQQZ3G6lysa6\n\
+WKB5KNjdcexbAtQ7uwhx6QjbIRw+kE++sF0KvA+I54OU7IgWmYpPGKsY5iQEK0Vb\n\
+oN7CG6ltAgMBAAECgf9CamJNOTM0ugDz6qYV36xOYK+J4PkoPFp+6szBmlTQ1jvV\n\
+UXfkk74QroViZMRNQ2kPyZ4vf/ymmKo4up/ZHaUTh3FUm/IumkKIW1inWwWacys4\n\
+XrGsdJcCR9OxN9j0YZuLrL14xw0G/lbGfgnYpIOZOFfMfC9MCeF8FiXjNPdzTfWr\n\
+JScH+zCJt9TYQm/QJWld1w2PFZNtpBftolT2DSFD3XnFQQq0CrdAkgBEvZ7trQoX\n\
+EbsWZE9BNXn66/pq3SPEjWgwYWn4KYXfOTE/OT3WRTAcYDlspLwAjk0jYzJMPrc8\n\
+Em4/Nij7Ky+Q5VRwsNRLsiPnjca68jc/js1BRocCgYEA0ysidXaNw55of4MDTTC7\n\
+xn6I4vmHHhi+WB0KgdBi07DCuebzpZtH0oo87hANwV8+XaGvyOUB/dfQV84Ohr8V\n\
+iLPDw0g15vspUZvjhzQlxkkjysRQwin+r3H5vQYvLaYEj/A2eIiv7WTBUMrbXr0H\n\
+Aki8uRbCKMehpUrpxbtp/oMCgYEAyaF4y5izTw4nr8uVifx748UjSwf/LbJK6iNN\n\
+IS4ks22gkdaVXh34o8BGpefEcDz7znXv9vFeUJAmmdXFAkgKmKocZTfoH3xhNMym\n\
+ACGtZjV+JaSHGPOXQySA5flkF7f1Y97iQQV0IfNO9C4XbXWHbSgp6Y0vUf1mWVO3\n\
+ZdxnNU8CgYEApMNwNJSXEj4ELRHNPqo6qSrLpcWqbopB4kBulVFB+whdN24DR4D8\n\
+LkNcPSfbg7jL0YS5wpck0apVTl1hqjNoGuygXzt1i08HMzzd7/15R9iDi89Xb9gS\n\
+d1QH1zv/DbAOuTxlU/Day/CkgWR2e9ojoN2eGxCt1+HDt1PXSUfs8P8CgYEAkSgj\n\
+O4fCRv6syZ1qGb3gPxj0kJbAOdiqoCcr5uA+YcJhn7x5Khmvn8vT0KqrPBZbPcag\n\
+LAqWWK9+aq+ANmVA46lL6f62qLw1ivpt45hbKkMGfvkUnXz4f8ju1yGU0pKIIg8a\n\
+ma7gbXSpeZcZHJ9JEOeiTNZso70nCtX/KWDkGHcCgYEAr/N7F+Lt02qKeEyzhiqT\n\
+DRyy0XKakMz4QHLRi/qgLOEONk0I7/W85df9A9FP+3uzXXuGMwyyRP30+1PoSGkf\n\
+LRCj/n0BOgxQGAD8LzDgVgbXxuT7RXlem3hmUWEfF3i1Pf7ZBfcG2xGuf/U6pUDl\n\
+UBzJUpzA9/vigcgp9EC/B5Y=\n\
+-----END PRIVATE KEY-----\n";
+
+pub const IDP_RSA_B: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQCO7b9y+R6pbLYq\n\
+OzM5oBgsixBZ5K3qrfZhSvJeSy38p+pWwIKmvcSNmukvYixZx9nSnJo9nIkiQNkK\n\
+5TyqCiDEV9fTgycWsoyUktJNk3LYCK6+SyeQcid/ZDrlJQXZjbpmKK6VFJbyAsqy\n\
+Vi3CVgG91Vi5PfsVokfTE7m3Qzoe0pmWNomKia1tFlk2PuQF1sH8DHK1AxWLWCMC\n\
+xW7W2g7R7QVrnSpGniPfMjFxxeqiY33jWVPktnCzCo6Mp8vuyrPifw5BDxlF/rvH\n\
+NTq92iC7Xdfw9u22l0RmqGiqnAteyp3S2tfuwaCpoBBA8QMxUwL7NWChE4oTNg2Q\n\
+7Gq1+oJtAgMBAAECggEACbmtAI++7FxUpi79Cftraax/YlPTGa2DSZTQmmXsgnfn\n\
+1BtT8zCPwpWQhFmJFwV9kX0iaaAlx0o4+oAlTpSogh5QCzkDXIytpXZlZO3sLz2i\n\
+q5lwNGiavhT92kBYqOL3P02eriTb2H/OzFpc0WUKHUv6YNsSI04K1mv4g7sepfYo\n\
+gQqnidp7nAaRcUuJF70vIPxMQDqyOo/H67urGiS3jZdBOxUy4KVgMspewbYj2iAz\n\
+s2j9IctHII1J3mm1hmz9YQBAolBZDW4AKsFwajRdtgCjhptysmuah9aVZEfjhiPG\n\
+f2hpubvLyWcJ9S++tYqezfTwW9g2+zr7/NycWUQsqQKBgQDAUs99i7HDT8T2t34X\n\
+adsuObzsGKW6HjKU6JqBXCVQAMZPQpAQX48nITf/BWZISvurIMoCFWRbmmYT0tBF\n\
+BquwiIMXnqR8BXkBlYp5FJGl8z1B42b10fAKUtAU6qwHomOHl0CVd0hVfNHVReab\n\
+0NdHpnghLQHpeZp+7X9VOpCOawKBgQC+QEY28g81tdvrvuD2rGKrelDov2fROzOS\n\
+uQTqAeRzDzhOxNS6pysbWZiXdMe4Xuda1qa19eAEkpdAYOwotkzMIDcJqUmLqOfX\n\
+UE6bfIlug3xjk9cn0SfXj0i8wZYWS88cetBFybWF0K0frg4LrizfPC75N8vPef9D\n\
+Bax4E8g4hwKBgQC0WbOrxqEnR5mrxryelizst0Y7nI1k8EZ8r3ecEV4IHQHad9AD\n\
+Gqlyh0ssgdK9vlssye3FcGwRHsPUmR+nay77t7g/IQycJMGpw6L8ElbW6TernuUB\n\
+ZiKUe74Xr00tR5HQJ/1vbFFPoWJgflFYEsqerTP/4GXnnJpNpsd+lBHVCwKBgQCZ\n\
+qkSMQLs0QK1fHo+J7fbMVkFfnKn3/39KdRKZB+pDXPm39Zd1I2zX7GgpfPOL4Wuw\n\
+nUuOEQhd6SEtqJtWztf8z9Bkh02V9lk8Oesj/1Tp5F3l+BWCXZd2ro6rlxjo7VZd\n\
+xHzQwXlSmhgbTHSfzpEDxhKSzRRbgkhBFCYX3rKLpQKBgHfME5u+kT9C2qQ4Pi7q\n\
+vwx47KdyysTY+0RZf2UbRPUvI3TYYwByA3Xfa0S6BXOM77ddzh9J+AsNDL2MPRCr\n\
+BPiqdRanqk3hUYw1VQBmZdF/uPBtHXmBaic/CvdW+KoX6gvOD4G2yhyKS+aGt91z\n\
+s+bZvfsMXa992DFIXN13UMk9\n\
+-----END PRIVATE KEY-----\n";
+
+pub const IDP_EC: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgPoYZiNoM4U4ArgzJ\n\
+E9wIkViH3nJp3gUZW4KUxqKdGeyhRANCAAQ1V00K1dannN94cyaA1HHTtVG65elz\n\
+0PPvjKH92RcGC+JAqMkDuOGynpATYuK7Ac4T8DPK9bgtAlb7TAOefX6/\n\
+-----END PRIVATE KEY-----\n";
+
+pub const CLIENT_EC: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgqu7Abtx9vW7NrX7v\n\
+NWCUIMVUQYSQeGWEXMDD6lxDl/ShRANCAATOdfxPUKDpy/+OFEfvWskShgsVW7MP\n\
+u6nlXZTGoHmpNc/vIisdo6YPZ9YtTIrrdHCaWIpTrK62sry2c3M8xDJW\n\
+-----END PRIVATE KEY-----\n";
+
+pub const OTHER_CLIENT_EC: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgvxM6SEHGeXcXt/ok\n\
+mHJxICZtKgp6HJx7YZVb64zTCY+hRANCAASa/bvRq9txzyde6WXDhBZMMyD9Of2N\n\
+edgDaJi035rnMaWuEe6MXQw5sD5fSo+wxd7e219c7de8fBiaR2zI41DO\n\
+-----END PRIVATE KEY-----\n";

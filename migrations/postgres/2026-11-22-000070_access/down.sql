@@ -1,0 +1,3 @@
+DROP TABLE virtual_keys;
+DROP TABLE users;
+DROP TABLE teams;

@@ -1,0 +1,4 @@
+DROP INDEX IF EXISTS logs_gateway_key;
+ALTER TABLE logs DROP COLUMN team_id;
+ALTER TABLE logs DROP COLUMN user_id;
+ALTER TABLE logs DROP COLUMN key_id;
