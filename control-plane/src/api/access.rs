@@ -1,21 +1,29 @@
 //! Access control (issue 14), Gatehouse's own resources under `/accounts/{account_id}/ai-gateway/`: virtual keys
 //! (`keys.rs`), users (`users.rs`) and teams (`teams.rs`), each with limits and budgets that the data plane
-//! enforces. Their shared wire shapes (limits, budgets) are here; reading bodies is `body.rs`.
+//! enforces. Users and teams are the same kind of subject and share their handlers (`subjects.rs`). The wire shapes
+//! all three share (limits, budgets) and the steps of their handlers are here; reading bodies is `body.rs`.
 //!
 //! Every change republishes the account's gateway documents (`ConfigPublisher::account_changed`), which carry the
 //! account's working keys and every user and team (`documents::access_entries`).
 
 mod body;
 pub mod keys;
+mod subjects;
 pub mod teams;
 pub mod users;
 
+use actix_web::{HttpRequest, HttpResponse, web};
 use gatehouse_shared::access::{Budget, BudgetPeriod, Limits, ModelLimits, TpmKind};
+use gatehouse_shared::token::Scope;
 use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_actix_web::service_config::ServiceConfig;
 
-use super::request::{Paging, query_pairs, query_value};
+use super::State;
+use super::envelope::{self, ResultInfo};
+use super::request::{Caller, Paging, query_pairs, query_value, read_body};
+use super::validation::{FieldReader, parse_object};
+use crate::db::AnyConnection;
 use crate::error::Error;
 
 pub fn routes(cfg: &mut ServiceConfig) {
@@ -140,6 +148,88 @@ fn list_query(req: &actix_web::HttpRequest) -> Result<ListQuery, Error> {
     })
 }
 
+/// The account a collection route names, once the caller may act on it with `scope`.
+fn authorize_account(
+    caller: &Caller,
+    path: web::Path<String>,
+    scope: Scope,
+) -> Result<String, Error> {
+    let account_id = path.into_inner();
+    caller.authorize(&account_id, scope)?;
+    Ok(account_id)
+}
+
+/// The account a list route names, and the list's query, once the caller may read the account.
+fn authorize_list(
+    caller: &Caller,
+    path: web::Path<String>,
+    req: &HttpRequest,
+) -> Result<(String, ListQuery), Error> {
+    let account_id = authorize_account(caller, path, Scope::AiGatewayRead)?;
+    Ok((account_id, list_query(req)?))
+}
+
+/// The account and the id an item route names, once the caller may act on the account with `scope`.
+fn authorize_item(
+    caller: &Caller,
+    path: web::Path<(String, String)>,
+    scope: Scope,
+) -> Result<(String, String), Error> {
+    let (account_id, id) = path.into_inner();
+    caller.authorize(&account_id, scope)?;
+    Ok((account_id, id))
+}
+
+/// Reads a create or PATCH body, an object, with `read`; every problem of its fields is reported at once.
+async fn read_fields<T>(
+    state: &State,
+    req: &HttpRequest,
+    payload: web::Payload,
+    read: impl FnOnce(&mut FieldReader<'_>) -> T,
+) -> Result<T, Error> {
+    let body = read_body(req, payload, state.max_body_bytes).await?;
+    let object = parse_object(&body)?;
+    let mut r = FieldReader::new(&object);
+    let fields = read(&mut r);
+    r.finish()?;
+    Ok(fields)
+}
+
+/// One page of a list: `rows` of `total`, each shown as `V`.
+fn page_of<R, V: Serialize + From<R>>(rows: Vec<R>, total: i64, paging: Paging) -> HttpResponse {
+    let info = ResultInfo::new(paging.page, paging.per_page, rows.len(), total);
+    envelope::ok_page(rows.into_iter().map(V::from).collect(), info)
+}
+
+/// A GET of one item of the account: `get` looks the id up, the row is shown as `V`, no row is `not_found`.
+async fn fetch_one<R, V>(
+    state: &State,
+    caller: &Caller,
+    path: web::Path<(String, String)>,
+    get: impl FnOnce(&mut AnyConnection, &str, &str) -> Result<Option<R>, Error> + Send + 'static,
+    not_found: impl FnOnce(&str) -> Error,
+) -> Result<HttpResponse, Error>
+where
+    R: Send + 'static,
+    V: Serialize + From<R>,
+{
+    let (account_id, id) = authorize_item(caller, path, Scope::AiGatewayRead)?;
+    let lookup = id.clone();
+    let row = state.db.run(move |c| get(c, &account_id, &lookup)).await?;
+    row.map(|r| envelope::ok(V::from(r)))
+        .ok_or_else(|| not_found(&id))
+}
+
+/// The answer to a change of the account's keys, users or teams, once the account's documents are republished.
+async fn changed<T: Serialize>(
+    state: &State,
+    account_id: &str,
+    result: T,
+) -> Result<HttpResponse, Error> {
+    state.publisher.account_changed(account_id).await;
+    Ok(envelope::ok(result))
+}
+
 /// A stored time, or none, as RFC 3339.
 fn time(ms: Option<i64>) -> Option<String> {
     ms.map(super::envelope::rfc3339)
@@ -148,14 +238,14 @@ fn time(ms: Option<i64>) -> Option<String> {
 /// Checks that what a body names exists in the account: each gateway id of `gateways`, the user and the team.
 /// Every missing one is a 400 with its field's path.
 fn check_references(
-    c: &mut crate::db::AnyConnection,
+    c: &mut AnyConnection,
     account_id: &str,
     gateways: Option<&[String]>,
     user_id: Option<&str>,
     team_id: Option<&str>,
 ) -> Result<(), Error> {
     use crate::error::FieldError;
-    use crate::store::access::{teams, users};
+    use crate::store::access::subjects::{self, Subject};
     let mut errors = Vec::new();
     if let Some(gateways) = gateways.filter(|g| !g.is_empty()) {
         let known: std::collections::HashSet<String> =
@@ -172,7 +262,7 @@ fn check_references(
         }
     }
     if let Some(user) = user_id
-        && users::get(c, account_id, user)?.is_none()
+        && subjects::get(c, Subject::User, account_id, user)?.is_none()
     {
         errors.push(FieldError::new(
             &["user_id"],
@@ -180,7 +270,7 @@ fn check_references(
         ));
     }
     if let Some(team) = team_id
-        && teams::get(c, account_id, team)?.is_none()
+        && subjects::get(c, Subject::Team, account_id, team)?.is_none()
     {
         errors.push(FieldError::new(
             &["team_id"],

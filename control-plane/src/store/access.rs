@@ -5,6 +5,7 @@
 //! query takes the account id. A key's secret is never stored: only its SHA-256 and a short preview.
 
 pub mod keys;
+pub mod subjects;
 pub mod teams;
 pub mod users;
 

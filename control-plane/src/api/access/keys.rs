@@ -16,11 +16,15 @@ use super::body::{
     read_expires_at, read_gateways, read_limits, read_metadata, read_models, read_name,
     read_subject_id,
 };
-use super::{SubjectLimits, check_references, list_query, named_subject_gone, time};
+use super::{
+    SubjectLimits, authorize_account, authorize_item, authorize_list, changed, check_references,
+    fetch_one, named_subject_gone, page_of, read_fields, time,
+};
 use crate::api::State;
-use crate::api::envelope::{self, Envelope, ErrorEnvelope, ResultInfo, rfc3339};
-use crate::api::request::{Caller, read_body};
-use crate::api::validation::{Field, FieldReader, parse_object};
+use crate::api::envelope::{Envelope, ErrorEnvelope, rfc3339};
+use crate::api::request::Caller;
+use crate::api::validation::{Field, FieldReader};
+use crate::db::AnyConnection;
 use crate::error::Error;
 use crate::store::access::Metadata;
 use crate::store::access::keys::{self as store, KeyFilter, KeyRecord};
@@ -125,6 +129,16 @@ impl From<KeyRecord> for VirtualKey {
     }
 }
 
+impl VirtualKeyWithSecret {
+    /// The key just created or rotated, with the secret it was given.
+    fn new(record: KeyRecord, secret: NewSecret) -> Self {
+        Self {
+            virtual_key: VirtualKey::from(record),
+            key: secret.secret,
+        }
+    }
+}
+
 /// The body's fields, each as sent (absent, null or a checked value).
 struct KeyFields {
     name: Field<String>,
@@ -184,7 +198,7 @@ impl KeyFields {
 }
 
 /// Checks the references `named` says the body set, with their values in `r`.
-fn check_named(c: &mut crate::db::AnyConnection, r: &KeyRecord, named: Named) -> Result<(), Error> {
+fn check_named(c: &mut AnyConnection, r: &KeyRecord, named: Named) -> Result<(), Error> {
     check_references(
         c,
         &r.account_id,
@@ -235,9 +249,7 @@ async fn list_keys(
     req: HttpRequest,
     path: web::Path<String>,
 ) -> Result<HttpResponse, Error> {
-    let account_id = path.into_inner();
-    caller.authorize(&account_id, Scope::AiGatewayRead)?;
-    let query = list_query(&req)?;
+    let (account_id, query) = authorize_list(&caller, path, &req)?;
     let paging = query.paging;
     let filter = KeyFilter {
         include_revoked: parse_bool_param(&query.pairs, "include_revoked")?,
@@ -247,11 +259,7 @@ async fn list_keys(
         .db
         .run(move |c| store::list(c, &account_id, &filter, paging.offset(), paging.per_page))
         .await?;
-    let info = ResultInfo::new(paging.page, paging.per_page, rows.len(), total);
-    Ok(envelope::ok_page(
-        rows.into_iter().map(VirtualKey::from).collect(),
-        info,
-    ))
+    Ok(page_of::<_, VirtualKey>(rows, total, paging))
 }
 
 /// Create a virtual key; the response carries its secret, once (Gatehouse extension).
@@ -271,14 +279,12 @@ async fn create_key(
     path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let account_id = path.into_inner();
-    caller.authorize(&account_id, Scope::AiGatewayEdit)?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
-    let object = parse_object(&body)?;
-    let now = now_ms();
-    let mut r = FieldReader::new(&object);
-    let fields = KeyFields::read(&mut r, true, now);
-    r.finish()?;
+    let account_id = authorize_account(&caller, path, Scope::AiGatewayEdit)?;
+    let (fields, now) = read_fields(&state, &req, payload, |r| {
+        let now = now_ms();
+        (KeyFields::read(r, true, now), now)
+    })
+    .await?;
     let secret = NewSecret::generate();
     let mut record = KeyRecord {
         account_id: account_id.clone(),
@@ -311,11 +317,12 @@ async fn create_key(
             .map_err(named_subject_gone)
         })
         .await?;
-    state.publisher.account_changed(&account_id).await;
-    Ok(envelope::ok(VirtualKeyWithSecret {
-        virtual_key: VirtualKey::from(record),
-        key: secret.secret,
-    }))
+    changed(
+        &state,
+        &account_id,
+        VirtualKeyWithSecret::new(record, secret),
+    )
+    .await
 }
 
 /// Fetch a virtual key, revoked or not; never its secret (Gatehouse extension).
@@ -332,15 +339,7 @@ async fn get_key(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Error> {
-    let (account_id, id) = path.into_inner();
-    caller.authorize(&account_id, Scope::AiGatewayRead)?;
-    let lookup = id.clone();
-    let row = state
-        .db
-        .run(move |c| store::get(c, &account_id, &lookup))
-        .await?;
-    row.map(|r| envelope::ok(VirtualKey::from(r)))
-        .ok_or_else(|| not_found(&id))
+    fetch_one::<_, VirtualKey>(&state, &caller, path, store::get, not_found).await
 }
 
 /// Change some fields of an unrevoked key; omitted fields keep their values (Gatehouse extension).
@@ -361,13 +360,11 @@ async fn update_key(
     path: web::Path<(String, String)>,
     payload: web::Payload,
 ) -> Result<HttpResponse, Error> {
-    let (account_id, id) = path.into_inner();
-    caller.authorize(&account_id, Scope::AiGatewayEdit)?;
-    let body = read_body(&req, payload, state.max_body_bytes).await?;
-    let object = parse_object(&body)?;
-    let mut r = FieldReader::new(&object);
-    let fields = KeyFields::read(&mut r, false, now_ms());
-    r.finish()?;
+    let (account_id, id) = authorize_item(&caller, path, Scope::AiGatewayEdit)?;
+    let fields = read_fields(&state, &req, payload, |r| {
+        KeyFields::read(r, false, now_ms())
+    })
+    .await?;
     let account = account_id.clone();
     let record = state
         .db
@@ -390,8 +387,7 @@ async fn update_key(
             .map_err(named_subject_gone)
         })
         .await?;
-    state.publisher.account_changed(&account).await;
-    Ok(envelope::ok(VirtualKey::from(record)))
+    changed(&state, &account, VirtualKey::from(record)).await
 }
 
 /// Give an unrevoked key a new secret; the old one stops working. The response carries the new secret, once
@@ -409,8 +405,7 @@ async fn rotate_key(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Error> {
-    let (account_id, id) = path.into_inner();
-    caller.authorize(&account_id, Scope::AiGatewayEdit)?;
+    let (account_id, id) = authorize_item(&caller, path, Scope::AiGatewayEdit)?;
     let secret = NewSecret::generate();
     let (hash, preview) = (secret.hash.clone(), secret.preview.clone());
     let account = account_id.clone();
@@ -427,11 +422,7 @@ async fn rotate_key(
             })
         })
         .await?;
-    state.publisher.account_changed(&account).await;
-    Ok(envelope::ok(VirtualKeyWithSecret {
-        virtual_key: VirtualKey::from(record),
-        key: secret.secret,
-    }))
+    changed(&state, &account, VirtualKeyWithSecret::new(record, secret)).await
 }
 
 /// Revoke a key: it stops working on every node with the next document, and stays readable with
@@ -449,8 +440,7 @@ async fn revoke_key(
     caller: Caller,
     path: web::Path<(String, String)>,
 ) -> Result<HttpResponse, Error> {
-    let (account_id, id) = path.into_inner();
-    caller.authorize(&account_id, Scope::AiGatewayEdit)?;
+    let (account_id, id) = authorize_item(&caller, path, Scope::AiGatewayEdit)?;
     let account = account_id.clone();
     let record = state
         .db
@@ -465,6 +455,5 @@ async fn revoke_key(
             })
         })
         .await?;
-    state.publisher.account_changed(&account).await;
-    Ok(envelope::ok(VirtualKey::from(record)))
+    changed(&state, &account, VirtualKey::from(record)).await
 }

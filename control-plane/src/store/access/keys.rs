@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use diesel::prelude::*;
 use gatehouse_shared::access::Limits;
 
+use super::subjects::Subject;
 use super::{Metadata, from_json, lower, to_json};
 use crate::db::AnyConnection;
 use crate::error::Error;
@@ -260,13 +261,6 @@ pub fn revoke(
     .set((vk::revoked_at.eq(now_ms), vk::modified_at.eq(now_ms)))
     .execute(conn)?
         > 0)
-}
-
-/// Which subject column a reference query is about.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Subject {
-    User,
-    Team,
 }
 
 /// The ids of the account's unrevoked keys that name `subject_id` as their user (or team), by id.
