@@ -41,6 +41,23 @@ pub struct Args {
     /// follows the first `/`.
     #[arg(long, default_value = "anthropic/claude-sonnet-4-5")]
     pub compat_model: String,
+    /// A virtual key (`ghk_…`) of the `--through` gateway's account for the keys phase: the same chat completion is
+    /// sent with it (`Authorization: Bearer`) and without it (the client's own provider key), in alternating
+    /// rounds. Without it the keys phase is skipped. `bench/split.sh` creates one and passes it.
+    #[arg(long, env = "BENCH_VIRTUAL_KEY", hide_env_values = true)]
+    pub key: Option<String>,
+    /// The keys phase runs its two sides in turn, this many rounds each for the open loop and for the closed loop
+    /// (each round a share of `--duration` or `--closed-duration`), so the machine's drift falls on both alike.
+    #[arg(long, default_value_t = 4)]
+    pub keys_rounds: u64,
+    /// The keys phase's sides, comma-separated: plain (the client's provider key), keyed (the virtual key). One
+    /// alone is a load for a profiler (`BENCH_PERF` in `bench/split.sh`).
+    #[arg(long, value_delimiter = ',', default_value = "plain,keyed")]
+    pub keys_sides: Vec<String>,
+    /// The keys phase's loads, comma-separated: open (at `--rate` for `--duration`), closed (`--concurrency`
+    /// clients for `--closed-duration`).
+    #[arg(long, value_delimiter = ',', default_value = "open,closed")]
+    pub keys_loads: Vec<String>,
     /// The management API's base URL, e.g. http://127.0.0.1:8080, with an operator token in `BENCH_ADMIN_TOKEN`:
     /// the logs-on phases then read the log writer's counter (`GET /admin/log-ingest`), wait until it has stored
     /// their records before reading the gateway's CPU, and report how many it stored.
@@ -120,7 +137,8 @@ pub struct Args {
     /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
     #[arg(long)]
     pub mock_pid: Option<u32>,
-    /// Phases to run, comma-separated: chat, stream, closed, compat, concurrent (they run in that order).
+    /// Phases to run, comma-separated: chat, stream, closed, compat, keys, concurrent (they run in that order;
+    /// `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes).
     #[arg(
         long,
         value_delimiter = ',',

@@ -169,6 +169,21 @@ pub async fn sample_header(
     }
 }
 
+/// Sends `target` once, unmeasured, and returns the response's status (`None` when there was no answer within
+/// `timeout`). The body is read to its end, so the connection goes back to the pool.
+pub async fn status_of(client: &HttpClient, target: &Target, timeout: Duration) -> Option<u16> {
+    let request = request(target).ok()?;
+    tokio::time::timeout(timeout, async {
+        let response = client.request(request).await.ok()?;
+        let (parts, body) = response.into_parts();
+        body.collect().await.ok()?;
+        Some(parts.status.as_u16())
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
 /// Counts `\n\n` in `data`, including one that straddles the previous frame (`prev` is its last byte).
 fn count_event_ends(prev: Option<u8>, data: &[u8]) -> usize {
     let straddles = prev == Some(b'\n') && data.first() == Some(&b'\n');

@@ -9,6 +9,7 @@ pub mod concurrent;
 pub mod cpu;
 pub mod format;
 pub mod ingest;
+pub mod keys;
 pub mod load;
 pub mod measure;
 pub mod report;

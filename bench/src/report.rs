@@ -8,6 +8,7 @@ use crate::compare::{self, Labelled};
 use crate::compat::{self, Compat};
 use crate::concurrent::{Concurrent, StreamsSide};
 use crate::format::{cell, round, signed, us, verdict, verdict_at_least, verdict_at_most};
+use crate::keys::{self, Keys};
 use crate::load::PhaseResult;
 use crate::measure::{Pair, Side, marginal_cpu_per_event_us};
 use crate::resources::kib_to_mib;
@@ -53,6 +54,8 @@ pub struct Results {
     pub through_sample: Option<String>,
     /// The concurrent-streams phase, one entry per count of streams (`--concurrent-streams`).
     pub concurrent: Vec<Concurrent>,
+    /// The keys phase: without a virtual key against with one.
+    pub keys: Option<Keys>,
 }
 
 impl Results {
@@ -96,6 +99,7 @@ impl Results {
                 .map(|s| s.result.error_count())
                 .sum::<usize>()
             + self.compat.as_ref().map_or(0, Compat::error_count)
+            + self.keys.as_ref().map_or(0, Keys::error_count)
             + self
                 .long_stream
                 .as_ref()
@@ -335,6 +339,9 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
     }
     if let Some(c) = &results.compat {
         t.0.push_str(&compat::table(c));
+    }
+    if let Some(k) = &results.keys {
+        t.0.push_str(&keys::table(k));
     }
     for run in &results.concurrent {
         t.concurrent(run);
@@ -675,6 +682,7 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
             &|s| side_json(s, PhaseResult::latency),
             &|s| side_json(s, PhaseResult::first_byte),
         )),
+        "keys": results.keys.as_ref().map(|k| keys::json(k, &|s| side_json(s, PhaseResult::latency))),
         "concurrent_streams": results.concurrent.iter().map(concurrent_json).collect::<Vec<_>>(),
         "errors": results.errors(),
         "targets": {
@@ -731,6 +739,36 @@ mod tests {
         let dp = results.logging_data_plane_cpu_ratio().unwrap();
         assert!((dp - 23.0 / 20.0).abs() < 1e-9, "{dp}");
         assert_eq!(Results::default().logging_cpu_ratio(), None);
+    }
+
+    #[test]
+    fn the_keys_phase_is_printed_and_its_failures_count() {
+        let mut keyed = side(1700, 10_000, 0);
+        keyed.result.latencies.truncate(9_997);
+        keyed.result.errors.insert("status 429".into(), 3);
+        let results = Results {
+            keys: Some(Keys {
+                open: keys::Duo {
+                    plain: Some(side(1500, 10_000, 0)),
+                    keyed: Some(keyed),
+                },
+                rounds: 4,
+                wrong_key_status: Some(401),
+                ..Keys::default()
+            }),
+            ..Results::default()
+        };
+        let t = table(&results, "title", "h");
+        assert!(t.contains("keys: the same chat completion"), "{t}");
+        assert!(t.contains("<= 25  met"), "{t}");
+        assert!(t.contains("keyed: 3 status 429"), "{t}");
+        assert!(t.contains("CHECK FAILED"), "{t}");
+        assert!(!t.contains("closed loop (saturated)"), "{t}");
+        assert_eq!(results.errors(), 3);
+        let json = json_summary(&results, &Value::Null);
+        assert_eq!(json["keys"]["open"]["added_cpu_per_request_us"], 20.0);
+        assert_eq!(json["keys"]["key_checked"], false);
+        assert_eq!(json["errors"], 3);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use gatehouse_bench::client::{
-    ANTHROPIC_STREAM_END, OPENAI_STREAM_END, Outcome, Target, exchange, http_client,
+    ANTHROPIC_STREAM_END, OPENAI_STREAM_END, Outcome, Target, exchange, http_client, status_of,
 };
 use gatehouse_bench::concurrent::{self, Probe, measure_side, round};
 use gatehouse_bench::load::{closed_loop, open_loop};
@@ -189,6 +189,28 @@ async fn failures_are_counted_by_kind_and_bounded_by_the_timeout() {
     assert_eq!(
         exchange(&client, &refused, Duration::from_secs(5)).await,
         Outcome::Failed("connect".into())
+    );
+}
+
+#[tokio::test]
+async fn the_status_probe_reads_any_status_and_none_without_an_answer() {
+    // The keys phase's wrong-key check: a refusal is a status like any other, no answer is `None`.
+    let mock = MockProvider::start();
+    let client = http_client();
+    let timeout = Duration::from_secs(5);
+    let ok = target(&mock, "/v1/chat/completions", false, &[]);
+    assert_eq!(status_of(&client, &ok, timeout).await, Some(200));
+    let missing = target(&mock, "/v1/nope", false, &[]);
+    assert_eq!(status_of(&client, &missing, timeout).await, Some(404));
+    let hang = target(
+        &mock,
+        "/v1/chat/completions",
+        false,
+        &[("x-mock-hang", "1")],
+    );
+    assert_eq!(
+        status_of(&client, &hang, Duration::from_millis(200)).await,
+        None
     );
 }
 
