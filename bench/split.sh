@@ -4,7 +4,9 @@
 # made for the run), creates gateway `bench` (no logs, no cache, no rate limit), its stored OpenAI key and one
 # virtual key whose limits are never reached (RPM 10^8, TPM 10^12, a budget of 1,000,000 USD a month), then runs
 # gatehouse-bench's keys phase: the same chat completion with the client's provider key and with the virtual key,
-# in alternating rounds, open loop and saturated.
+# in alternating rounds, open loop and saturated. The data plane is started without a database URL. Around the run
+# it reports Redis round trips per keyed request (MONITOR), the key's counters in Redis, and the data plane's
+# connections (none to PostgreSQL). It stops the processes, drops the database and deletes the prefix at exit.
 #
 #   bench/split.sh [gatehouse-bench flags…]     e.g. bench/split.sh --rate 500 --duration 20s --keys-rounds 6
 #   bench/split.sh --phases chat,closed         # other phases against the split data plane (default: keys)
@@ -108,12 +110,13 @@ log "mock provider on $mock (pid $mock_pid)"
 
 psql -q "$admin_db_url" -c "CREATE DATABASE \"$database\"" >/dev/null || die "cannot create database $database"
 database_made=1 redis_used=1
-env=(
-  "GATEHOUSE_DATABASE_URL=${admin_db_url%/*}/$database"
+# The data plane gets no database URL: whatever it serves (a key lookup included) cannot reach PostgreSQL.
+node_env=(
   "GATEHOUSE_REDIS_URL=$redis_url"
   "GATEHOUSE_REDIS_PREFIX=$prefix"
   "GATEHOUSE_MASTER_KEY=$(head -c 32 /dev/urandom | base64)"
 )
+env=("GATEHOUSE_DATABASE_URL=${admin_db_url%/*}/$database" "${node_env[@]}")
 env "${env[@]}" "$gatehouse_bin" migrate >/dev/null || die "gatehouse migrate failed"
 token=$(env "${env[@]}" "$gatehouse_bin" token create --account "$account" --scope ai-gateway:edit \
   --scope ai-gateway:read --description split-bench) || die "gatehouse token create failed"
@@ -121,7 +124,7 @@ env "${env[@]}" "${pin_load[@]}" "$gatehouse_bin" control-plane --api-listen 127
   >"$tmp/cp.out" 2>"$tmp/cp.err" &
 cp_pid=$!
 pids+=("$cp_pid")
-env "${env[@]}" "${pin_gateway[@]}" "$gatehouse_bin" data-plane --proxy-listen 127.0.0.1:0 \
+env -u GATEHOUSE_DATABASE_URL "${node_env[@]}" "${pin_gateway[@]}" "$gatehouse_bin" data-plane --proxy-listen 127.0.0.1:0 \
   --provider-base-url "openai=http://$mock/v1" >"$tmp/dp.out" 2>"$tmp/dp.err" &
 dp_pid=$!
 pids+=("$dp_pid")
@@ -204,10 +207,17 @@ if ((rc != 0)); then
 fi
 kill -0 "$dp_pid" 2>/dev/null || log "WARNING: the data plane is no longer running"
 log "1-minute load after the run: $(cut -d' ' -f1 /proc/loadavg)"
+# The data plane was started without a database URL; its sockets say the same: none to PostgreSQL's port, one or
+# more to Redis's.
+pg_port=$(sed -nE 's#^[a-z]+://([^/]*@)?[^/:]+:([0-9]+)(/.*)?$#\2#p' <<<"$admin_db_url")
+redis_port=$(sed -nE 's#^[a-z]+://([^/]*@)?[^/:]+:([0-9]+)(/.*)?$#\2#p' <<<"$redis_url")
+dp_sockets=$(ss -Htnp 2>/dev/null | grep -F "pid=$dp_pid," || true)
+log "data plane's TCP connections to PostgreSQL (:${pg_port:-5432}): $(grep -cE ":${pg_port:-5432} +users" <<<"$dp_sockets" || true); to Redis (:${redis_port:-6379}): $(grep -cE ":${redis_port:-6379} +users" <<<"$dp_sockets" || true)"
 
 # The key's counters in Redis: the run's keyed requests were counted against its limits there (RPM, TPM, budget).
-vk_keys=$(redis-cli -u "$redis_url" --scan --pattern "${prefix}*vk:*" | wc -l)
-log "Redis keys of the virtual key's counters (${prefix}…vk:…): $vk_keys$( ((vk_keys > 0)) || echo ' (WARNING: none: the key was not counted)')"
+vk_names=$(redis-cli -u "$redis_url" --scan --pattern "${prefix}*vk:*" | sed "s#^${prefix}##; s#$key_id#KEY#" | sort)
+vk_keys=$(grep -c . <<<"$vk_names" || true)
+log "Redis keys of the virtual key's counters: $vk_keys ($(paste -sd' ' <<<"$vk_names"))$( ((vk_keys > 0)) || echo ' WARNING: none: the key was not counted')"
 
 # Profiles: the data plane under the keyed load alone and then under the plain load alone (same load and length,
 # unmeasured), each into a file of its own, so the two can be compared symbol by symbol.

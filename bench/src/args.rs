@@ -138,7 +138,7 @@ pub struct Args {
     #[arg(long)]
     pub mock_pid: Option<u32>,
     /// Phases to run, comma-separated: chat, stream, closed, compat, keys, concurrent (they run in that order;
-    /// `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes).
+    /// `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes as `BENCH_VIRTUAL_KEY`).
     #[arg(
         long,
         value_delimiter = ',',
