@@ -12,11 +12,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::client::{HttpClient, Outcome, Target, exchange, http_client};
 use crate::cpu::{process_cpu, threads_cpu};
+use crate::format;
 use crate::load::PhaseResult;
 use crate::measure::Side;
 use crate::resources::{Rss, RssSampler, kib_to_mib, status_kib};
@@ -316,6 +318,57 @@ pub async fn measure_side(
         client_cpu: since(client_before, client_after),
         mock_cpu: since(mock_before, mock_after),
     }
+}
+
+fn streams_side_json(
+    s: &StreamsSide,
+    nominal: Duration,
+    side_json: &dyn Fn(&Side) -> Value,
+    summary_json: &dyn Fn(Option<Summary>) -> Value,
+) -> Value {
+    let mut v = side_json(&s.side);
+    v["events"] = json!(s.side.result.events);
+    v["stream_duration"] = summary_json(s.side.result.latency());
+    v["peak_open"] = json!(s.peak_open);
+    v["kept_pace"] = json!(s.kept_up(nominal));
+    v["all_open_ms"] = json!(s.all_open.map(|d| format::round(d.as_secs_f64() * 1e3, 1)));
+    v["client_cpu_percent"] = json!(s.client_core_percent().map(|p| format::round(p, 1)));
+    v["mock_cpu_percent"] = json!(s.mock_core_percent().map(|p| format::round(p, 1)));
+    v["gateway_cpu_percent"] = json!(s.gateway_core_percent().map(|p| format::round(p, 1)));
+    v["gateway_rss"] = s.gateway_rss.map_or(Value::Null, |r| {
+        json!({
+            "before_mib": format::round(kib_to_mib(r.before_kib), 1),
+            "peak_mib": (r.samples > 0).then(|| format::round(kib_to_mib(r.peak_kib), 1)),
+            "hwm_mib": r.hwm_kib.map(|k| format::round(kib_to_mib(k), 1)),
+            "samples": r.samples,
+        })
+    });
+    v
+}
+
+/// The concurrent phase's part of the JSON summary for one count; `side_json` renders a side (its latency being the
+/// time to first byte) and `summary_json` a summary, as for the other phases.
+pub fn json(
+    c: &Concurrent,
+    side_json: &dyn Fn(&Side) -> Value,
+    summary_json: &dyn Fn(Option<Summary>) -> Value,
+) -> Value {
+    let added = c.added_ttfb_us();
+    json!({
+        "streams": c.streams,
+        "nominal_stream_ms": format::round(c.nominal.as_secs_f64() * 1e3, 1),
+        "direct": streams_side_json(&c.direct, c.nominal, side_json, summary_json),
+        "through": c.through.as_ref().map(|t| streams_side_json(t, c.nominal, side_json, summary_json)),
+        "added_ttfb_p50_us": added.map(|a| format::round(a.0, 1)),
+        "added_ttfb_p99_us": added.map(|a| format::round(a.1, 1)),
+        "gateway_cpu_per_chunk_us": c.cpu_per_chunk_us().map(|v| format::round(v, 2)),
+        "data_plane_cpu_per_chunk_us": c
+            .through
+            .as_ref()
+            .and_then(|t| t.side.data_plane_cpu_per_event_us())
+            .map(|v| format::round(v, 2)),
+        "gateway_rss_peak_mib": c.peak_rss_mib().map(|v| format::round(v, 1)),
+    })
 }
 
 #[cfg(test)]

@@ -9,21 +9,20 @@ use std::time::Duration;
 
 mod args;
 mod bodies;
+mod compat_phase;
+mod keys_phase;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
 use gatehouse_bench::client::{
     ANTHROPIC_STREAM_END, HttpClient, OPENAI_STREAM_END, Target, http_client, sample_header,
-    status_of,
 };
 use gatehouse_bench::compare::Labelled;
-use gatehouse_bench::compat::{Compat, Trio};
 use gatehouse_bench::concurrent::{
     self, Concurrent, Probe, measure_side, nominal_stream, open_files_needed,
 };
 use gatehouse_bench::cpu::{clock_ticks, process_cpu, threads_cpu};
 use gatehouse_bench::ingest::Admin;
-use gatehouse_bench::keys::{Duo, Keys};
 use gatehouse_bench::load::{PhaseResult, closed_loop, open_loop};
 use gatehouse_bench::measure::{Pair, Side};
 use gatehouse_bench::report::{Results, json_summary, table};
@@ -111,64 +110,6 @@ fn api_target(
 /// The OpenAI chat completion of the chat, stream, closed and concurrent phases.
 fn target(base: &str, stream: bool, chunks: Option<usize>, delay_ms: u64) -> Result<Arc<Target>> {
     api_target(base, Api::OpenAi(OPENAI_MODEL), stream, chunks, delay_ms)
-}
-
-/// `t` with `Authorization: Bearer {secret}` instead of its own (a virtual key instead of the provider key).
-fn with_bearer(t: &Target, secret: &str) -> Result<Arc<Target>> {
-    let mut value = HeaderValue::from_str(&format!("Bearer {secret}"))
-        .context("the key is not a valid header value")?;
-    value.set_sensitive(true);
-    let mut t = t.clone();
-    t.headers
-        .retain(|(name, _)| name != http::header::AUTHORIZATION);
-    t.headers.push((http::header::AUTHORIZATION, value));
-    Ok(Arc::new(t))
-}
-
-/// `key` with its last character changed: the shape of a virtual key, but not one the gateway knows.
-fn wrong_key(key: &str) -> String {
-    let mut wrong = key.to_owned();
-    let last = wrong.pop();
-    wrong.push(if last == Some('A') { 'B' } else { 'A' });
-    wrong
-}
-
-/// The names of the keys phase's sides (`--keys-sides`).
-const PLAIN: &str = "plain";
-const KEYED: &str = "keyed";
-
-/// A load for one round of the keys phase: open loop on a schedule, or closed loop for a while.
-#[derive(Debug, Clone, Copy)]
-enum Load {
-    Open(Schedule),
-    Closed(Duration),
-}
-
-/// The pause after each round of the keys phase before the gateway's CPU is read: a keyed request settles its
-/// budget hold and counts its tokens after the answer, and that work belongs to its round.
-const KEYS_SETTLE: Duration = Duration::from_millis(250);
-
-/// The sides of the compat phase through the gateway, for [`Bench::alternating`]: provider-native or translated,
-/// and for streams short or long.
-const NATIVE: u8 = 0;
-const TRANSLATED: u8 = 1;
-const LONG: u8 = 2;
-
-fn long_label(kind: u8) -> &'static str {
-    if kind & LONG != 0 {
-        " long streams"
-    } else {
-        ""
-    }
-}
-
-/// The native or translated side of `trio`.
-fn compat_side(trio: &mut Trio, kind: u8) -> &mut Option<Side> {
-    if kind == NATIVE {
-        &mut trio.native
-    } else {
-        &mut trio.translated
-    }
 }
 
 /// What a phase waits for after its warm-up and after its measured run, before reading the gateway's CPU.
@@ -395,253 +336,6 @@ impl Bench {
             });
         }
         Ok(())
-    }
-
-    /// Runs `sides` (kind, name, target) in turn, `--compat-rounds` times, each round a share of `schedule` at its
-    /// rate after one warm-up per side, and adds each side's rounds up. Alternating spreads this machine's drift
-    /// (its CPU per request moves by tens of percent between minutes) over every side, so their difference is the
-    /// gateway's.
-    async fn alternating(
-        &self,
-        sides: &[(u8, &str, Arc<Target>)],
-        schedule: Schedule,
-        warmup: Schedule,
-    ) -> Vec<(u8, Side)> {
-        let rounds = self.args.compat_rounds.max(1);
-        let round = Schedule::new(schedule.rate(), schedule.count().div_ceil(rounds));
-        for (kind, name, t) in sides {
-            eprintln!(
-                "gatehouse-bench: compat: {name}{} (warm-up)",
-                long_label(*kind)
-            );
-            open_loop(&self.client, t, warmup, self.args.timeout).await;
-        }
-        let mut sums: Vec<(u8, Option<Side>)> = sides.iter().map(|(k, ..)| (*k, None)).collect();
-        for i in 1..=rounds {
-            for ((kind, name, t), (_, sum)) in sides.iter().zip(&mut sums) {
-                let side = self
-                    .measured(
-                        &format!("compat: {name}{} (round {i}/{rounds})", long_label(*kind)),
-                        open_loop(&self.client, t, round, self.args.timeout),
-                        Settle::None,
-                    )
-                    .await;
-                match sum {
-                    Some(sum) => sum.absorb(side),
-                    None => *sum = Some(side),
-                }
-            }
-        }
-        sums.into_iter()
-            .filter_map(|(kind, side)| Some((kind, side?)))
-            .collect()
-    }
-
-    async fn load(&self, t: &Arc<Target>, load: Load) -> PhaseResult {
-        let a = &self.args;
-        match load {
-            Load::Open(schedule) => open_loop(&self.client, t, schedule, a.timeout).await,
-            Load::Closed(duration) => {
-                closed_loop(&self.client, t, a.concurrency, duration, a.timeout).await
-            }
-        }
-    }
-
-    /// The sides of the keys phase in `rounds` rounds of `round` each, after one `warmup` of each; the order
-    /// flips every round (plain, keyed; keyed, plain; …) so neither side always follows the other. Each side's
-    /// rounds are added up, in the order of `sides`.
-    async fn keys_rounds(
-        &self,
-        what: &str,
-        sides: &[(&str, Arc<Target>)],
-        round: Load,
-        warmup: Load,
-        rounds: u64,
-    ) -> Vec<Side> {
-        for (name, t) in sides {
-            eprintln!("gatehouse-bench: keys: {what} {name} (warm-up)");
-            self.load(t, warmup).await;
-        }
-        tokio::time::sleep(KEYS_SETTLE).await;
-        let mut sums: Vec<Option<Side>> = vec![None; sides.len()];
-        for i in 1..=rounds {
-            let mut order: Vec<usize> = (0..sides.len()).collect();
-            if i % 2 == 0 {
-                order.reverse();
-            }
-            for j in order {
-                let (name, t) = &sides[j];
-                let side = self
-                    .measured(
-                        &format!("keys: {what} {name} (round {i}/{rounds})"),
-                        self.load(t, round),
-                        Settle::Pause(KEYS_SETTLE),
-                    )
-                    .await;
-                match &mut sums[j] {
-                    Some(sum) => sum.absorb(side),
-                    slot @ None => *slot = Some(side),
-                }
-            }
-        }
-        sums.into_iter().map(Option::unwrap_or_default).collect()
-    }
-
-    /// The keys phase: the chat request through `--through` without a virtual key and with `--key`, alternating,
-    /// open loop at the chat phase's rate and then saturated (`--keys-sides`, `--keys-loads` pick some); then one
-    /// request with a wrong key. Skipped without `--through` or `--key`.
-    async fn keys(&self) -> Result<Option<Keys>> {
-        let a = &self.args;
-        let (Some(base), Some(key)) = (a.through.as_deref(), a.key.as_deref()) else {
-            eprintln!("gatehouse-bench: keys skipped: it needs --through and --key");
-            return Ok(None);
-        };
-        let plain = target(base, false, None, 0)?;
-        let keyed = with_bearer(&plain, key)?;
-        let wrong = with_bearer(&plain, &wrong_key(key))?;
-        let sides: Vec<(&str, Arc<Target>)> = [(PLAIN, plain), (KEYED, keyed)]
-            .into_iter()
-            .filter(|(name, _)| a.keys_sides.iter().any(|s| s == name))
-            .collect();
-        let rounds = a.keys_rounds.max(1);
-        let wants = |load: &str| a.keys_loads.iter().any(|l| l == load);
-        // Each side's sums, by name, into a pair.
-        let duo = |sums: Vec<Side>| {
-            let mut duo = Duo::default();
-            for ((name, _), side) in sides.iter().zip(sums) {
-                let slot = if *name == PLAIN {
-                    &mut duo.plain
-                } else {
-                    &mut duo.keyed
-                };
-                *slot = Some(side);
-            }
-            duo
-        };
-        let mut k = Keys {
-            rounds,
-            ..Keys::default()
-        };
-        if wants("open") {
-            let schedule = Schedule::for_duration(a.rate, a.duration);
-            let round = Schedule::new(a.rate, schedule.count().div_ceil(rounds));
-            let warmup = Schedule::for_duration(a.rate, a.warmup);
-            k.open = duo(self
-                .keys_rounds(
-                    "open loop",
-                    &sides,
-                    Load::Open(round),
-                    Load::Open(warmup),
-                    rounds,
-                )
-                .await);
-        }
-        if wants("closed") {
-            k.closed = duo(self
-                .keys_rounds(
-                    "closed loop",
-                    &sides,
-                    Load::Closed(a.closed_duration.div_f64(rounds as f64)),
-                    Load::Closed(Duration::from_secs(1)),
-                    rounds,
-                )
-                .await);
-        }
-        k.wrong_key_status = status_of(&self.client, &wrong, a.timeout).await;
-        Ok(Some(k))
-    }
-
-    /// The compat phase: the chat phase's schedule non-streamed, then the stream phase's short and long streams,
-    /// each direct to the mock's Messages endpoint, provider-native through the gateway and translated through
-    /// `/compat`. Skipped without `--anthropic-direct`.
-    async fn compat(&self) -> Result<Option<Compat>> {
-        let a = &self.args;
-        let Some(direct) = a.anthropic_direct.as_deref() else {
-            eprintln!("gatehouse-bench: compat skipped: no --anthropic-direct");
-            return Ok(None);
-        };
-        let native = Api::Anthropic(native_model(&a.compat_model));
-        let translated = Api::OpenAi(&a.compat_model);
-        let make = |base: &str, api, chunks: Option<usize>| {
-            api_target(base, api, chunks.is_some(), chunks, a.chunk_delay_ms)
-        };
-        let mut compat = Compat {
-            model: a.compat_model.clone(),
-            ..Compat::default()
-        };
-
-        let schedule = Schedule::for_duration(a.rate, a.duration);
-        let warmup = Schedule::for_duration(a.rate, a.warmup);
-        compat.whole.direct = self
-            .open(
-                "compat: Anthropic direct",
-                &make(direct, native, None)?,
-                schedule,
-                warmup,
-                Settle::None,
-            )
-            .await;
-        let mut sides = Vec::new();
-        if let Some(base) = a.anthropic_through.as_deref() {
-            sides.push((
-                NATIVE,
-                "Anthropic native through",
-                make(base, native, None)?,
-            ));
-        }
-        if let Some(base) = a.compat_through.as_deref() {
-            sides.push((
-                TRANSLATED,
-                "translated through /compat",
-                make(base, translated, None)?,
-            ));
-        }
-        for (kind, side) in self.alternating(&sides, schedule, warmup).await {
-            *compat_side(&mut compat.whole, kind) = Some(side);
-        }
-
-        let schedule = Schedule::new(a.stream_rate, a.streams);
-        let warmup = Schedule::new(a.stream_rate, a.streams.min(20));
-        let (short, long) = (Some(a.stream_chunks), Some(a.long_stream_chunks));
-        compat.stream.direct = self
-            .open(
-                "compat: Anthropic streams direct",
-                &make(direct, native, short)?,
-                schedule,
-                warmup,
-                Settle::None,
-            )
-            .await;
-        let mut sides = Vec::new();
-        for (kind, name, base, api) in [
-            (
-                NATIVE,
-                "Anthropic native",
-                a.anthropic_through.as_deref(),
-                native,
-            ),
-            (
-                TRANSLATED,
-                "translated",
-                a.compat_through.as_deref(),
-                translated,
-            ),
-        ] {
-            if let Some(base) = base {
-                sides.push((kind, name, make(base, api, short)?));
-                sides.push((kind | LONG, name, make(base, api, long)?));
-            }
-        }
-        for (kind, side) in self.alternating(&sides, schedule, warmup).await {
-            let slot = match kind {
-                NATIVE => &mut compat.stream.native,
-                TRANSLATED => &mut compat.stream.translated,
-                k if k == NATIVE | LONG => &mut compat.long_native,
-                _ => &mut compat.long_translated,
-            };
-            *slot = Some(side);
-        }
-        Ok(Some(compat))
     }
 
     /// Each phase direct then through, so both halves see the same warm state of the mock.

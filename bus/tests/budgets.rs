@@ -12,57 +12,17 @@ use gatehouse_bus::limits::{
     BudgetCounter, FallbackLimits, LimitStore, ManualClock, MemoryLimits, RedisLimits, Reservation,
     Reserved, SETTLED_KEPT,
 };
-use gatehouse_bus::testing::{PrivateRedis, delete_prefix, test_redis_url, unique_prefix};
+use gatehouse_bus::testing::{PrivateRedis, test_redis_url, unique_prefix};
 
-/// 2024-01-01 12:00:00 UTC.
-const NOON: i64 = 1_704_110_400_000;
+mod common;
+
+use common::{Fixture, NOON, USD, on_both_stores};
+
 /// 2024-01-01 and 2024-02-01 00:00 UTC.
 const JANUARY: i64 = 1_704_067_200_000;
 const FEBRUARY: i64 = 1_706_745_600_000;
 const MARCH: i64 = 1_709_251_200_000;
-const USD: u64 = 1_000_000_000;
 const HOLD: Duration = Duration::from_secs(15 * 60);
-
-/// Redis limits under a fresh prefix; the keys go when dropped.
-struct Fixture {
-    url: String,
-    prefix: String,
-}
-
-impl Fixture {
-    fn start(label: &str) -> Option<Fixture> {
-        let url = test_redis_url()?;
-        Some(Fixture {
-            url,
-            prefix: unique_prefix(label),
-        })
-    }
-
-    /// A store as one node would have it; several share the prefix like nodes of one deployment.
-    fn node(&self) -> RedisLimits {
-        RedisLimits::new(
-            &RedisBusSettings {
-                url: self.url.clone(),
-                prefix: self.prefix.clone(),
-            },
-            tokio::runtime::Handle::current(),
-        )
-        .unwrap()
-    }
-
-    fn connection(&self) -> redis::Connection {
-        redis::Client::open(self.url.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        delete_prefix(&self.url, &self.prefix);
-    }
-}
 
 /// A January budget of `usd` under `subject`.
 fn january(subject: &str, usd: u64) -> BudgetCounter {
@@ -313,36 +273,8 @@ async fn concurrent_reservations_hold_no_more_than_the_budget_has_left(
     assert_eq!(spent(store, &budget).await, [9 * USD + 66 * USD / 100]);
 }
 
-/// Runs each behaviour against a `MemoryLimits` and a `RedisLimits`, both on a fresh `ManualClock`.
-macro_rules! on_both_stores {
-    ($($behaviour:ident),* $(,)?) => {
-        mod memory_store {
-            $(
-                #[tokio::test]
-                async fn $behaviour() {
-                    let clock = std::sync::Arc::new(super::ManualClock::new(super::NOON));
-                    let store = super::MemoryLimits::with_clock(clock.clone());
-                    super::$behaviour(&store, &clock).await;
-                }
-            )*
-        }
-        mod redis_store {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $behaviour() {
-                    let Some(fx) = super::Fixture::start("budgets") else {
-                        return;
-                    };
-                    let clock = std::sync::Arc::new(super::ManualClock::new(super::NOON));
-                    let store = fx.node().with_clock(clock.clone());
-                    super::$behaviour(&store, &clock).await;
-                }
-            )*
-        }
-    };
-}
-
 on_both_stores!(
+    "budgets";
     a_hold_counts_until_settled_and_settling_adds_the_real_cost,
     a_hold_lapses_at_its_deadline_and_a_late_settle_still_counts,
     settling_twice_counts_once_and_reserving_twice_holds_once,
