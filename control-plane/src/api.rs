@@ -11,6 +11,8 @@ pub mod logs;
 pub mod openapi;
 pub mod provider_configs;
 pub mod request;
+pub mod routes;
+pub mod targets;
 pub mod usage;
 pub mod validation;
 
@@ -55,6 +57,8 @@ where
                 .configure(gateways::routes)
                 .configure(provider_configs::routes)
                 .configure(custom_providers::routes)
+                .configure(routes::routes)
+                .configure(targets::routes)
                 .configure(access::routes)
                 .configure(logs::routes)
                 .configure(usage::routes),

@@ -80,6 +80,7 @@ pub fn gateway_document(
         custom_providers: custom_provider_entries(conn, &key.account_id)?,
         cache_generation,
         access: access_entries(conn, key, now_ms())?,
+        routes: crate::store::routes::deployed_entries(conn, key)?,
     }))
 }
 
@@ -219,6 +220,7 @@ mod tests {
             custom_providers: vec![],
             cache_generation: 0,
             access: Default::default(),
+            routes: Vec::new(),
         }
     }
 

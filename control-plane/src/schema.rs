@@ -119,6 +119,9 @@ diesel::table! {
         key_id -> Nullable<Text>,
         user_id -> Nullable<Text>,
         team_id -> Nullable<Text>,
+        route_id -> Nullable<Text>,
+        route_version_id -> Nullable<Text>,
+        route_path -> Nullable<Text>,
     }
 }
 
@@ -185,5 +188,40 @@ diesel::table! {
         modified_at -> BigInt,
         last_used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+    }
+}
+
+diesel::table! {
+    routes (id) {
+        id -> Text,
+        account_id -> Text,
+        gateway_id -> Text,
+        name -> Text,
+        version_id -> Text,
+        deployment_id -> Text,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    route_versions (id) {
+        id -> Text,
+        route_id -> Text,
+        number -> BigInt,
+        elements -> Text,
+        comment -> Nullable<Text>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    route_deployments (id) {
+        id -> Text,
+        route_id -> Text,
+        version_id -> Text,
+        number -> BigInt,
+        comment -> Nullable<Text>,
+        created_at -> BigInt,
     }
 }

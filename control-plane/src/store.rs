@@ -9,6 +9,7 @@ pub mod log_caps;
 pub mod log_counters;
 pub mod logs;
 pub mod provider_configs;
+pub mod routes;
 pub mod tokens;
 pub mod usage;
 

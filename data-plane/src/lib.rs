@@ -16,9 +16,11 @@
 #[cfg(not(unix))]
 compile_error!("the Gatehouse data plane runs on Unix only");
 
+mod balance;
 mod config_sync;
 pub mod dialect;
 mod error;
+pub mod health;
 mod identity;
 mod log_shipper;
 pub mod logs;

@@ -25,6 +25,7 @@ mod ctx;
 mod endpoint;
 mod phase;
 mod pipeline;
+pub(crate) mod prober;
 mod record;
 mod respond;
 mod retry;

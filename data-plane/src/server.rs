@@ -20,6 +20,7 @@ use crate::error::DataPlaneError;
 use crate::identity::JwksRefresher;
 use crate::log_shipper::LogShipper;
 use crate::logs::{LogCounterSource, LogSink};
+use crate::proxy::prober::RouteProber;
 use crate::proxy::{GatewayProxy, PolicyStores};
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
@@ -227,6 +228,15 @@ impl DataPlane {
             "jwks-refresh",
             JwksRefresher::new(
                 self.config.jwks_cache(),
+                self.settings.upstream_ca_file.as_deref(),
+            ),
+        ));
+        // Idle until a route's model element asks for active health checks.
+        server.add_service(background_service(
+            "route-prober",
+            RouteProber::new(
+                Arc::clone(&self.config),
+                self.table.clone(),
                 self.settings.upstream_ca_file.as_deref(),
             ),
         ));

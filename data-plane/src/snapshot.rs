@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod default_gateway;
+pub mod routes;
 pub mod verified_tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -19,6 +20,7 @@ use gatehouse_shared::gateway::GatewaySettings;
 use gatehouse_shared::spend_limits::SpendLimits;
 use gatehouse_shared::token::TokenVerifier;
 
+use crate::health::HealthTable;
 use crate::identity::{IdentityProviders, JwksCache};
 pub use default_gateway::DefaultGatewayRequester;
 
@@ -104,6 +106,8 @@ pub struct CompiledGateway {
     pub access: Option<Arc<access::CompiledAccess>>,
     /// The identity providers whose tokens authenticate callers (`identity_providers`); `None` when there are none.
     pub(crate) identity: Option<Arc<IdentityProviders>>,
+    /// The deployed dynamic routes by name; `None` when the gateway has none.
+    pub routes: Option<Arc<routes::CompiledRoutes>>,
 }
 
 /// Token verification for the whole deployment, compiled.
@@ -169,6 +173,11 @@ impl ConfigSnapshot {
     }
 
     /// Every gateway's key and version, for status reports and resync comparisons.
+    /// Every gateway the snapshot serves.
+    pub fn all_gateways(&self) -> impl Iterator<Item = &Arc<CompiledGateway>> {
+        self.gateways.values().flat_map(|m| m.values())
+    }
+
     pub fn gateway_versions(&self) -> HashMap<GatewayKey, i64> {
         self.gateways
             .values()
@@ -191,6 +200,8 @@ pub struct ConfigStore {
     master_key: Option<MasterKey>,
     /// The identity providers' keys, fetched in the background; compiling a gateway registers its JWKS URLs.
     jwks: Arc<JwksCache>,
+    /// The health of routed targets, kept across documents (`health.rs`).
+    health: Arc<HealthTable>,
 }
 
 impl std::fmt::Debug for ConfigStore {
@@ -206,7 +217,13 @@ impl ConfigStore {
             current: ArcSwap::from_pointee(ConfigSnapshot::default()),
             master_key,
             jwks: Arc::new(JwksCache::new()),
+            health: Arc::new(HealthTable::default()),
         }
+    }
+
+    /// The health of the node's routed targets.
+    pub fn health(&self) -> Arc<HealthTable> {
+        Arc::clone(&self.health)
     }
 
     /// The JWKS cache the node's refresher fills (`identity/refresh.rs`).
@@ -238,7 +255,9 @@ impl ConfigStore {
             hash,
             self.master_key.as_ref(),
             &self.jwks,
+            &self.health,
         )?);
+        self.health.prune();
         let mut applied = Applied::Stale;
         // Documents are applied by one sync task, but rcu keeps a concurrent applier correct too.
         self.current.rcu(|old| {
@@ -318,6 +337,7 @@ fn compile_gateway(
     hash: &str,
     master_key: Option<&MasterKey>,
     jwks: &JwksCache,
+    health: &HealthTable,
 ) -> Result<CompiledGateway, CompileError> {
     let mut provider_keys: HashMap<String, ProviderKeys> = HashMap::new();
     for entry in &doc.provider_configs {
@@ -380,6 +400,7 @@ fn compile_gateway(
         spend_limits,
         access: access::CompiledAccess::compile(&doc.access),
         identity,
+        routes: routes::CompiledRoutes::compile(&doc.key, &doc.routes, health),
     })
 }
 
@@ -412,6 +433,7 @@ mod tests {
             custom_providers: vec![],
             cache_generation: 0,
             access: Default::default(),
+            routes: Vec::new(),
         }
     }
 
@@ -514,7 +536,8 @@ mod tests {
         ] {
             let mut d = doc(1);
             d.settings.spend_limits = Some(spend_limits.clone());
-            let compiled = compile_gateway(&d, "h", None, &JwksCache::new()).unwrap();
+            let compiled =
+                compile_gateway(&d, "h", None, &JwksCache::new(), &HealthTable::default()).unwrap();
             assert!(compiled.spend_limits.is_none(), "{spend_limits}");
         }
     }

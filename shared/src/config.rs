@@ -76,6 +76,9 @@ pub struct GatewayConfigDocument {
     /// The account's virtual keys that may use this gateway, and its users and teams (issue 14), with their limits.
     #[serde(default, skip_serializing_if = "AccessEntries::is_empty")]
     pub access: AccessEntries,
+    /// The gateway's dynamic routes (spec §1.7), each with its deployed version's elements.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<crate::routes::RouteEntry>,
 }
 
 /// A stored provider key as documents carry it.

@@ -14,5 +14,6 @@ pub mod log;
 pub mod node;
 pub mod pricing;
 pub mod providers;
+pub mod routes;
 pub mod spend_limits;
 pub mod token;

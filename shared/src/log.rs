@@ -94,6 +94,14 @@ pub struct LogRecord {
     pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub team_id: Option<String>,
+    /// The dynamic route (`model: "dynamic/<name>"`) that chose the model: its id, the deployed version's id, and
+    /// the element ids walked, joined by `>` (`start>tier>gold`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_version_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_path: Option<String>,
 }
 
 /// The first `max_chars` characters of a body as text, and whether that is all of it. Bytes that are not UTF-8

@@ -12,6 +12,7 @@ mod log_writer;
 mod logs;
 mod policies;
 mod propagation;
+mod routes;
 mod sdk;
 mod split;
 mod standalone;

@@ -237,6 +237,7 @@ fn status(node_id: &str) -> NodeStatus {
             dropped: 1,
             shipped: 6,
         },
+        ..Default::default()
     }
 }
 

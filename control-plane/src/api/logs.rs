@@ -73,6 +73,15 @@ pub struct LogSummary {
     /// Gatehouse extension (absent when none): the key's team.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub team_id: Option<String>,
+    /// Gatehouse extension (absent when none): the dynamic route (`model: "dynamic/<name>"`) that chose the model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<String>,
+    /// Gatehouse extension (absent when none): the route's version that was deployed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_version_id: Option<String>,
+    /// Gatehouse extension (absent when none): the element ids the request walked, joined by `>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route_path: Option<String>,
 }
 
 /// A log with the heads and sizes of its bodies.
@@ -180,6 +189,9 @@ impl From<LogRow> for LogSummary {
             key_id: r.key_id,
             user_id: r.user_id,
             team_id: r.team_id,
+            route_id: r.route_id,
+            route_version_id: r.route_version_id,
+            route_path: r.route_path,
         }
     }
 }
@@ -240,9 +252,10 @@ fn require_gateway(c: &mut AnyConnection, account_id: &str, gateway_id: &str) ->
         ("order_by" = Option<String>, Query, description = "created_at (default), provider, model, model_type, success, cached"),
         ("order_by_direction" = Option<String>, Query, description = "asc or desc (default desc)"),
         ("direction" = Option<String>, Query, description = "Deprecated alias of order_by_direction"),
-        ("filters" = Option<String>, Query, description = "filters.key / filters.operator / filters.value, repeated; keys also key_id, user_id, team_id (Gatehouse)"),
+        ("filters" = Option<String>, Query, description = "filters.key / filters.operator / filters.value, repeated; keys also key_id, user_id, team_id, route_id (Gatehouse)"),
         ("meta_info" = Option<bool>, Query, description = "Add min/max aggregates to result_info"),
         ("key_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of this virtual key"),
+        ("route_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of requests this dynamic route served"),
         ("user_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of this user's keys"),
         ("team_id" = Option<String>, Query, description = "Gatehouse extension: only the logs of this team's keys"),
     ),

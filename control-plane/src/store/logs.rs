@@ -55,6 +55,10 @@ pub struct LogRow {
     pub key_id: Option<String>,
     pub user_id: Option<String>,
     pub team_id: Option<String>,
+    /// The dynamic route that chose the model: its id, the version's, the elements walked.
+    pub route_id: Option<String>,
+    pub route_version_id: Option<String>,
+    pub route_path: Option<String>,
 }
 
 /// A `log_bodies` row.

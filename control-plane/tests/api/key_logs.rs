@@ -12,6 +12,7 @@ use crate::support::{TestApp, assert_error};
 
 on_both_backends!(
     logs_carry_their_key_user_and_team_and_filter_by_them,
+    logs_carry_the_route_that_chose_their_model_and_filter_by_it,
     ingesting_logs_moves_a_key_s_last_used_at_to_its_newest_request,
 );
 
@@ -178,4 +179,51 @@ async fn ingesting_logs_moves_a_key_s_last_used_at_to_its_newest_request(app: Te
         got["result"]["modified_at"], key["modified_at"],
         "a use is not a modification"
     );
+}
+
+async fn logs_carry_the_route_that_chose_their_model_and_filter_by_it(app: TestApp) {
+    app.create_gateway("acme", "gw").await;
+    let t = 1_800_000_000_000;
+    let routed = |id: &str, at: i64, route: &str, path: &str| LogRecord {
+        route_id: Some(route.into()),
+        route_version_id: Some(format!("{route}-v1")),
+        route_path: Some(path.into()),
+        ..record(id, at, "openai")
+    };
+    ingest(
+        &app,
+        vec![
+            routed("01A", t, "r1", "start>tier>gold"),
+            routed("01B", t + 1, "r2", "start>model"),
+            record("01C", t + 2, "openai"),
+        ],
+    );
+    let url = app.gw_url("acme", "/gateways/gw/logs");
+    let (_, detail) = app.get(&format!("{url}/01A")).await;
+    let r = &detail["result"];
+    assert_eq!(
+        (&r["route_id"], &r["route_version_id"], &r["route_path"]),
+        (&json!("r1"), &json!("r1-v1"), &json!("start>tier>gold")),
+        "{detail}"
+    );
+    let (_, list) = app.get(&url).await;
+    assert!(
+        list["result"][0].get("route_id").is_none(),
+        "absent when no route chose the model"
+    );
+    for (query, want) in [
+        ("route_id=r1", vec!["01A"]),
+        (
+            "filters.key=route_id&filters.operator=eq&filters.value=r2",
+            vec!["01B"],
+        ),
+        (
+            "filters.key=route_id&filters.operator=eq&filters.value=",
+            vec!["01C"],
+        ),
+    ] {
+        let (status, list) = app.get(&format!("{url}?{query}")).await;
+        assert_eq!(status, 200, "{query}: {list}");
+        assert_eq!(ids(&list), want, "{query}");
+    }
 }

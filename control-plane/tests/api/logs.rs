@@ -64,6 +64,9 @@ pub fn record(id: &str, created_at_ms: i64, provider: &str) -> LogRecord {
         key_id: None,
         user_id: None,
         team_id: None,
+        route_id: None,
+        route_version_id: None,
+        route_path: None,
     }
 }
 

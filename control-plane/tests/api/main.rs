@@ -20,6 +20,8 @@ mod openapi;
 mod pagination;
 mod propagation;
 mod provider_configs;
+mod routes;
+mod targets;
 mod usage;
 mod users_and_teams;
 mod validation;

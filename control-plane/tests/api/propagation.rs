@@ -276,6 +276,7 @@ async fn operators_see_each_node_with_its_versions_errors_and_convergence(app: T
         last_error: None,
         failing: vec![],
         logs: Default::default(),
+        ..Default::default()
     };
     let behind = NodeStatus {
         node_id: "node-b".into(),

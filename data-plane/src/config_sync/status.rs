@@ -1,13 +1,15 @@
 //! The node's status report (design §2: `{node_id, versions applied, last error, at}` with a TTL): what failed is
 //! collected on a [`StatusBoard`] as documents are applied, and [`run_reporter`] writes it to the bus after changes
-//! and on a timer.
+//! and on a timer. Each report also carries the node's target health (issue 15), at most
+//! [`gatehouse_shared::node::MAX_REPORTED_TARGETS`] targets; it is current as of each write (a circuit that opens
+//! shows in the next periodic report, not at once).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use gatehouse_bus::ConfigBus;
-use gatehouse_shared::node::{NodeError, NodeStatus};
+use gatehouse_shared::node::{NodeError, NodeStatus, cap_targets};
 use pingora::server::ShutdownWatch;
 use tokio::sync::Notify;
 
@@ -107,6 +109,8 @@ impl StatusBoard {
 
     pub(crate) fn report(&self, config: &ConfigStore, ready: bool) -> NodeStatus {
         let snapshot = config.load();
+        let mut targets = config.health().reports();
+        let targets_omitted = cap_targets(&mut targets);
         let state = self.state();
         NodeStatus {
             node_id: self.node_id.clone(),
@@ -122,6 +126,8 @@ impl StatusBoard {
             last_error: state.last_error.clone(),
             failing: state.failing.values().cloned().collect(),
             logs: self.logs.snapshot(),
+            targets,
+            targets_omitted,
         }
     }
 }
@@ -166,4 +172,47 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use gatehouse_shared::node::MAX_REPORTED_TARGETS;
+
+    use super::*;
+
+    #[test]
+    fn reports_carry_target_health_up_to_the_cap() {
+        let board = StatusBoard::new("node-a".into(), crate::logs::LogCounterSource::default());
+        let config = ConfigStore::new(None);
+        let health = config.health();
+        health
+            .target("acme/prod/r1/m1/openai/gpt-4o-mini")
+            .record(false, None, None);
+        let report = board.report(&config, true);
+        assert_eq!(report.targets.len(), 1);
+        let target = &report.targets[0];
+        assert_eq!(
+            (
+                target.route_id.as_str(),
+                target.provider.as_str(),
+                target.failures
+            ),
+            ("r1", "openai", 1)
+        );
+        assert_eq!(report.targets_omitted, 0);
+
+        for i in 0..MAX_REPORTED_TARGETS + 4 {
+            health.target(&format!("acme/prod/r2/m1/openai/model-{i:05}"));
+        }
+        let report = board.report(&config, true);
+        assert_eq!(report.targets.len(), MAX_REPORTED_TARGETS);
+        assert_eq!(report.targets_omitted, 5);
+        assert!(
+            report
+                .targets
+                .iter()
+                .any(|t| t.key == "acme/prod/r1/m1/openai/gpt-4o-mini"),
+            "a target that failed is kept before the quiet ones"
+        );
+    }
 }

@@ -7,7 +7,7 @@
 //! | `started` | `new_ctx` | account (duration) |
 //! | `request_id` | pipeline, first thing | pipeline (response headers), account |
 //! | `log` | pipeline (after admission: the draft), account phase helpers (re-pointed at the answering step), relay (response capture) | account (the record), pipeline (log ids in headers) |
-//! | `submit_log` | pipeline (collect-log decision) | account, pipeline |
+//! | `submit_log` | pipeline (collect-log decision) | account (a record, or only the limits' settlement), pipeline |
 //! | `spend` | pipeline (the answering step's charge) | account (charged once the cost is known) |
 //! | `subject` | pipeline (the virtual key's or identity's token windows and budget hold) | account (settled once usage is known) |
 //! | `cors_origin` | pipeline (after admission, when the gateway allows the `Origin`) | pipeline (response headers) |
@@ -23,7 +23,9 @@ pub(crate) struct RequestContext {
     pub started: Instant,
     /// The request id (a ULID), sent back as `cf-aig-request-id`.
     pub request_id: Option<ulid::Ulid>,
-    /// The record in the making, when the request's gateway logs it or its cost must be charged to spend limits.
+    /// The record in the making, when the request's gateway logs it or its cost must be charged to spend limits;
+    /// or only its usage and cost, when nothing but a key's or identity's token and budget limits need them
+    /// (`LogDraft::for_usage`, ended as a `Settlement`).
     pub log: Option<Box<LogDraft>>,
     /// Whether the record goes to the log sink (`false`: it exists only to learn the cost).
     pub submit_log: bool,

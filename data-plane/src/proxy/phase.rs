@@ -25,3 +25,4 @@ pub(crate) mod cache;
 pub(crate) mod limits;
 pub(crate) mod plan;
 pub(crate) mod relay;
+pub(crate) mod route;

@@ -15,8 +15,8 @@ use super::ctx::{RequestContext, ResponseIds};
 use super::phase::admit::{self, GatewayCaller};
 use super::phase::attempts::{self, Outcome, StepFailure};
 use super::phase::plan::{self, InferenceRoute};
-use super::phase::{access, account, body, cache, limits, relay};
-use super::record::{LogDraft, RequestFacts, ResponseCapture};
+use super::phase::{access, account, body, cache, limits, relay, route};
+use super::record::{LogDraft, RequestFacts, ResponseCapture, RouteFacts};
 use super::upstream::ForwardError;
 use super::{GatewayProxy, cors, respond};
 use crate::error::code;
@@ -121,6 +121,32 @@ async fn run(
         draft.model = body.peek.model.clone();
         draft.request_body = body.bytes.clone();
     }
+    // Read with the peek; it holds for the first step only if that step forwards these very bytes.
+    let output_cap = body.output_cap;
+    let routed = match body.peek.model.as_deref() {
+        Some(model) if route.is_compat() && model.starts_with(route::DYNAMIC_PREFIX) => {
+            let fields = route::RequestFields::new(session.req_header(), &body.bytes);
+            let name = &model[route::DYNAMIC_PREFIX.len()..];
+            let walked = route::plan(
+                &*node.limits,
+                gateway,
+                name,
+                &fields,
+                &request_id.to_string(),
+            )
+            .await
+            .map_err(before)?;
+            if let Some(draft) = ctx.log.as_deref_mut() {
+                draft.route = Some(Box::new(RouteFacts {
+                    id: walked.route.id.clone(),
+                    version_id: walked.route.version_id.clone(),
+                    path: walked.trace(),
+                }));
+            }
+            Some(walked)
+        }
+        _ => None,
+    };
     let mut steps = plan::run(
         &node.table,
         gateway,
@@ -128,9 +154,12 @@ async fn run(
         route,
         body,
         admitted.bearer_is_gateway_token,
+        routed.as_ref(),
     )
     .map_err(before)?;
-    let universal = route.is_universal();
+    // A universal request and a routed one both try steps in turn: `cf-aig-step` names the one that answered, and
+    // each step that failed before it gets a record of its own.
+    let stepwise = route.is_universal() || routed.is_some();
     let compat = route.is_compat();
     let caller = admitted.subject.as_ref();
     if let Some(key) = caller.and_then(RequestSubject::key) {
@@ -149,7 +178,7 @@ async fn run(
     if let Some(plan) = steps[0].cache.as_ref().filter(|p| !p.skip)
         && let Some(hit) = cache::lookup(&*node.cache, &plan.key).await
     {
-        account::describe_first_step(ctx, &steps[0], universal, &mut ids);
+        account::describe_first_step(ctx, &steps[0], stepwise, &mut ids);
         if let Some(draft) = ctx.log.as_deref_mut() {
             draft.cached = true;
         }
@@ -167,7 +196,7 @@ async fn run(
                 .map_err(before)?;
         steps = within;
     }
-    account::describe_first_step(ctx, &steps[0], universal, &mut ids);
+    account::describe_first_step(ctx, &steps[0], stepwise, &mut ids);
     if let Some(caller) = caller {
         let hold = request_id.to_string();
         access::reserve_budgets(
@@ -175,6 +204,7 @@ async fn run(
             account,
             caller,
             &steps[0],
+            output_cap,
             &hold,
             compat,
             &mut subject,
@@ -206,6 +236,13 @@ async fn run(
     };
     account::switch_to_step(ctx, &steps, answering, &mut ids);
     ctx.spend = charges.get_mut(answering).and_then(Option::take);
+    if let Some(route_charge) = routed.as_ref().and_then(route::RoutePlan::cost_charge) {
+        // The route's cost-counting `rate` elements are charged the answer's cost with the spend limits.
+        ctx.spend
+            .get_or_insert_with(Default::default)
+            .windows
+            .extend(route_charge.windows);
+    }
     relay::stream(
         &node.upstreams,
         &*node.cache,
@@ -242,7 +279,7 @@ async fn authorize(
 }
 
 /// Starts the request's record when its gateway logs it, or when spend limits need the answer's cost (then
-/// without bodies, and never submitted).
+/// without bodies, and never submitted), or only the usage and cost a key's or identity's limits settle.
 fn begin_record(
     session: &Session,
     ctx: &mut RequestContext,
@@ -252,13 +289,20 @@ fn begin_record(
 ) {
     let gateway = &admitted.gateway;
     let client = session.req_header();
-    let collect = Controls::of_request(client)
+    let controls = Controls::of_request(client);
+    let collect = controls
         .flag(controls::COLLECT_LOG)
         .unwrap_or(gateway.settings.collect_logs);
-    if !collect
-        && gateway.spend_limits.is_none()
-        && !access::needs_usage(gateway, admitted.subject.as_ref())
-    {
+    if !collect && gateway.spend_limits.is_none() {
+        if access::needs_usage(gateway, admitted.subject.as_ref())
+            || gateway.routes.as_ref().is_some_and(|r| r.counts_cost)
+        {
+            // Token and budget limits, and routes' cost-counting `rate` elements, need the answer's usage and
+            // cost, nothing a record holds besides.
+            let (provider, _) = route.record_target();
+            ctx.log = Some(Box::new(LogDraft::for_usage(&controls, provider)));
+            ctx.submit_log = false;
+        }
         return;
     }
     let (provider, path) = route.record_target();

@@ -1,9 +1,11 @@
 //! What a request gathers for its log record while it runs, turned into a [`LogRecord`] by `phase/account.rs` in
 //! pingora's `logging` phase.
 //!
-//! Only requests to an existing gateway whose logging is on get a draft. The request body is kept as the `Bytes`
-//! the request already holds (a reference count, no copy); the response is copied into a bounded buffer only when
-//! payloads are collected.
+//! Only requests to an existing gateway whose logging is on get a draft, or requests whose cost or tokens some
+//! limit charges: spend limits get a full draft without bodies (their rules read its metadata), a virtual key's or
+//! identity's limits a draft with only what the usage and cost need ([`LogDraft::for_usage`]), and such drafts
+//! end as a [`Settlement`], never as a record. The request body is kept as the `Bytes` the request already holds
+//! (a reference count, no copy); the response is copied into a bounded buffer only when payloads are collected.
 
 use bytes::{Bytes, BytesMut};
 use gatehouse_shared::log::{
@@ -132,7 +134,18 @@ pub(crate) struct LogDraft {
     pub key_id: Option<String>,
     pub user_id: Option<String>,
     pub team_id: Option<String>,
+    /// The dynamic route that chose the model, when one did.
+    pub route: Option<Box<RouteFacts>>,
     pub response: ResponseCapture,
+}
+
+/// What a record says of the dynamic route that chose its model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RouteFacts {
+    pub id: String,
+    pub version_id: String,
+    /// The element ids walked, joined by `>`.
+    pub path: String,
 }
 
 impl LogDraft {
@@ -162,18 +175,19 @@ impl LogDraft {
             key_id: self.key_id.clone(),
             user_id: self.user_id.clone(),
             team_id: self.team_id.clone(),
+            route: self.route.clone(),
             response: ResponseCapture::new(self.collect_payload),
         }
     }
 
-    /// The record, once the response is over. `status` and `duration_ms` come from the finished exchange.
-    pub fn into_record(mut self, status: u16, duration_ms: u64) -> LogRecord {
+    /// The answer's usage (decoded by a translator, else scanned), the model the record names and the cost.
+    fn usage_and_cost(&mut self) -> (Usage, Option<String>, Option<f64>, bool) {
         let scanned = self.response.usage.take().map(UsageScanner::finish);
-        let usage = match (self.response.known_usage.take(), scanned) {
+        let mut usage = match (self.response.known_usage.take(), scanned) {
             (Some(known), _) => known,
             (None, scanned) => scanned.unwrap_or_default(),
         };
-        let model = self.model.take().or(usage.model);
+        let model = self.model.take().or_else(|| usage.model.take());
         let (cost, custom_cost) = match (&self.custom_cost, model.as_deref()) {
             // A cache hit made no provider call.
             _ if self.cached => (Some(0.0), false),
@@ -190,7 +204,28 @@ impl LogDraft {
             ),
             (None, None) => (None, false),
         };
-        let (request_head, request_head_complete) = body_head(&self.request_body, BODY_HEAD_CHARS);
+        (usage, model, cost, custom_cost)
+    }
+
+    /// What the request's limits are charged, for a draft that is not logged: its record's tokens and cost,
+    /// without building the record.
+    pub fn into_settlement(mut self) -> Settlement {
+        let (usage, _, cost, _) = self.usage_and_cost();
+        Settlement {
+            tokens_in: usage.tokens_in,
+            tokens_out: usage.tokens_out,
+            cost,
+        }
+    }
+
+    /// The record, once the response is over. `status` and `duration_ms` come from the finished exchange.
+    pub fn into_record(mut self, status: u16, duration_ms: u64) -> LogRecord {
+        let (usage, model, cost, custom_cost) = self.usage_and_cost();
+        let (request_head, request_head_complete) = if self.collect_payload {
+            body_head(&self.request_body, BODY_HEAD_CHARS)
+        } else {
+            (String::new(), false)
+        };
         let response_bytes: &[u8] = self.response.body.as_deref().unwrap_or(&[]);
         let (response_head, response_head_complete) = if self.collect_payload {
             body_head(response_bytes, BODY_HEAD_CHARS)
@@ -227,12 +262,8 @@ impl LogDraft {
             step: self.step,
             user_agent: self.user_agent,
             authenticated: self.authenticated,
-            request_head: if self.collect_payload {
-                request_head
-            } else {
-                String::new()
-            },
-            request_head_complete: self.collect_payload && request_head_complete,
+            request_head,
+            request_head_complete,
             request_size: self.request_body.len() as u64,
             response_head,
             response_head_complete,
@@ -244,6 +275,27 @@ impl LogDraft {
             key_id: self.key_id,
             user_id: self.user_id,
             team_id: self.team_id,
+            route_id: self.route.as_ref().map(|r| r.id.clone()),
+            route_version_id: self.route.as_ref().map(|r| r.version_id.clone()),
+            route_path: self.route.map(|r| r.path),
+        }
+    }
+}
+
+/// What a request's limits are charged once it is over (its record's `tokens_in`, `tokens_out` and `cost`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Settlement {
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    pub cost: Option<f64>,
+}
+
+impl Settlement {
+    pub fn of(record: &LogRecord) -> Self {
+        Self {
+            tokens_in: record.tokens_in,
+            tokens_out: record.tokens_out,
+            cost: record.cost,
         }
     }
 }
@@ -301,7 +353,45 @@ impl LogDraft {
             key_id: None,
             user_id: None,
             team_id: None,
+            route: None,
             response: ResponseCapture::new(collect_payload),
+        }
+    }
+}
+
+impl LogDraft {
+    /// The draft of a request that is not logged and whose only use is its usage and cost (a virtual key's or an
+    /// identity's token and budget limits): the provider (re-pointed at the step that answers), the client's
+    /// `cf-aig-custom-cost`, and later the model and the response's usage scan. Nothing else a record holds is
+    /// gathered; [`LogDraft::into_settlement`] reads it.
+    pub fn for_usage(controls: &Controls<'_>, provider: &str) -> LogDraft {
+        LogDraft {
+            id: String::new(),
+            created_at_ms: 0,
+            account_id: String::new(),
+            gateway_id: String::new(),
+            provider: provider.to_owned(),
+            path: String::new(),
+            event_id: String::new(),
+            metadata: None,
+            collect_payload: false,
+            user_agent: None,
+            authenticated: false,
+            request_content_type: None,
+            request_body: Bytes::new(),
+            model: None,
+            config_hash: String::new(),
+            custom_cost: controls
+                .text(controls::CUSTOM_COST)
+                .and_then(|v| CustomCost::parse(v).ok()),
+            step: 0,
+            cached: false,
+            compat: false,
+            key_id: None,
+            user_id: None,
+            team_id: None,
+            route: None,
+            response: ResponseCapture::new(false),
         }
     }
 }
@@ -338,6 +428,59 @@ mod tests {
         assert_eq!(parse_metadata(br#"{"a":[1]}"#), None);
         assert_eq!(parse_metadata(b"[1]"), None);
         assert_eq!(parse_metadata(b"not json"), None);
+    }
+
+    #[test]
+    fn a_usage_only_draft_settles_what_the_record_would_say() {
+        let answer =
+            br#"{"model":"gpt-4o-2024-08-06","usage":{"prompt_tokens":12,"completion_tokens":30}}"#;
+        let mut response = ResponseHeader::build(200, None).unwrap();
+        response
+            .insert_header("content-type", "application/json")
+            .unwrap();
+        for (custom, model) in [
+            (None, Some("gpt-4o")),
+            (None, None),
+            (
+                Some(r#"{"per_token_in":0.001,"per_token_out":0.002}"#),
+                None,
+            ),
+            (Some("not json"), Some("gpt-4o-mini")),
+        ] {
+            let mut client =
+                RequestHeader::build("POST", b"/v1/a/g/openai/chat/completions", None).unwrap();
+            if let Some(custom) = custom {
+                client.insert_header(controls::CUSTOM_COST, custom).unwrap();
+            }
+            let facts = RequestFacts {
+                request_id: ulid::Ulid::generate(),
+                account: "a",
+                gateway_id: "g",
+                provider: "openai",
+                path: "chat/completions",
+                config_hash: "h",
+                authenticated: true,
+            };
+            let mut full = LogDraft::begin(&client, facts);
+            full.collect_payload = false;
+            full.response = ResponseCapture::new(false);
+            let mut usage = LogDraft::for_usage(&Controls::of_request(&client), "openai");
+            for draft in [&mut full, &mut usage] {
+                draft.model = model.map(str::to_owned);
+                draft.response.expect(Dialect::OpenAiChat);
+                draft.response.header(&response);
+                draft.response.chunk(answer);
+                draft.response.end(true);
+            }
+            let record = full.into_record(200, 5);
+            assert!(record.cost.is_some_and(|c| c > 0.0), "{custom:?} {model:?}");
+            assert_eq!(
+                usage.into_settlement(),
+                Settlement::of(&record),
+                "{custom:?} {model:?}"
+            );
+            assert_eq!((record.tokens_in, record.tokens_out), (Some(12), Some(30)));
+        }
     }
 
     #[test]

@@ -2,6 +2,11 @@
 //! SHA-256 of the presented secret in one hash-map lookup, with its user and team resolved, so admission does no
 //! parsing and no string work beyond hashing the ~50-byte secret once. Users and teams are also found by what an
 //! identity provider's token names them by (`identity.rs`): their id, or a name that exactly one of them has.
+//!
+//! Each key, user and team also carries the names of its limit-store counters (`counters.rs`), built once so
+//! admission only clones them.
+
+mod counters;
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
@@ -9,6 +14,8 @@ use std::sync::Arc;
 
 use gatehouse_shared::access::{AccessEntries, SubjectEntry, VirtualKeyEntry};
 use sha2::Digest as _;
+
+pub use counters::{BudgetName, CounterNames, ModelNames, Names, SubjectNames, tpm_kind_name};
 
 /// Who a request is admitted as, when it is more than a gateway token or nobody: a virtual key (with its user
 /// and team), or a caller an identity provider's token names.
@@ -24,8 +31,8 @@ pub enum RequestSubject {
 pub struct IdentitySubject {
     /// The token's issuer.
     pub issuer: Arc<str>,
-    pub user: Option<Arc<SubjectEntry>>,
-    pub team: Option<Arc<SubjectEntry>>,
+    pub user: Option<Arc<CompiledSubject>>,
+    pub team: Option<Arc<CompiledSubject>>,
 }
 
 impl RequestSubject {
@@ -38,7 +45,7 @@ impl RequestSubject {
     }
 
     /// The user whose limits apply, when the document lists it.
-    pub fn user(&self) -> Option<&SubjectEntry> {
+    pub fn user(&self) -> Option<&CompiledSubject> {
         match self {
             RequestSubject::Key(key) => key.user.as_deref(),
             RequestSubject::Identity(identity) => identity.user.as_deref(),
@@ -46,7 +53,7 @@ impl RequestSubject {
     }
 
     /// The team whose limits apply, when the document lists it.
-    pub fn team(&self) -> Option<&SubjectEntry> {
+    pub fn team(&self) -> Option<&CompiledSubject> {
         match self {
             RequestSubject::Key(key) => key.team.as_deref(),
             RequestSubject::Identity(identity) => identity.team.as_deref(),
@@ -64,8 +71,8 @@ impl RequestSubject {
             ),
             RequestSubject::Identity(identity) => (
                 None,
-                identity.user.as_ref().map(|u| u.id.clone()),
-                identity.team.as_ref().map(|t| t.id.clone()),
+                identity.user.as_ref().map(|u| u.entry.id.clone()),
+                identity.team.as_ref().map(|t| t.entry.id.clone()),
             ),
         }
     }
@@ -77,14 +84,44 @@ pub struct CompiledKey {
     pub entry: VirtualKeyEntry,
     /// `None` when the key has no user, or the document does not list it (the control plane refuses to delete a
     /// user that keys name, so this is a document written mid-change; the key's own limits still apply).
-    pub user: Option<Arc<SubjectEntry>>,
-    pub team: Option<Arc<SubjectEntry>>,
+    pub user: Option<Arc<CompiledSubject>>,
+    pub team: Option<Arc<CompiledSubject>>,
+    /// The key's own counter names.
+    pub counters: SubjectNames,
 }
 
 impl CompiledKey {
     /// Whether the key has expired at `now_ms`.
     pub fn expired(&self, now_ms: i64) -> bool {
         self.entry.expires_at_ms.is_some_and(|at| now_ms >= at)
+    }
+
+    /// The names of the key's counters in `account` (the account of the gateway whose document lists the key).
+    pub fn counter_names(&self, account: &str) -> Names<'_> {
+        self.counters
+            .get(account, "key", &self.entry.id, &self.entry.limits)
+    }
+}
+
+/// A user or team, with the names of its counters.
+#[derive(Debug)]
+pub struct CompiledSubject {
+    pub entry: SubjectEntry,
+    pub counters: SubjectNames,
+}
+
+impl CompiledSubject {
+    pub fn new(entry: SubjectEntry) -> Self {
+        Self {
+            entry,
+            counters: SubjectNames::default(),
+        }
+    }
+
+    /// The names of its counters in `account`; `kind` is `user` or `team`.
+    pub fn counter_names(&self, account: &str, kind: &'static str) -> Names<'_> {
+        self.counters
+            .get(account, kind, &self.entry.id, &self.entry.limits)
     }
 }
 
@@ -99,17 +136,17 @@ pub struct CompiledAccess {
 /// Users or teams, by id and by name.
 #[derive(Debug, Default)]
 struct Subjects {
-    by_id: HashMap<String, Arc<SubjectEntry>>,
+    by_id: HashMap<String, Arc<CompiledSubject>>,
     /// Name → the one subject with that name; `None` when several share it (a name then finds nobody).
-    by_name: HashMap<String, Option<Arc<SubjectEntry>>>,
+    by_name: HashMap<String, Option<Arc<CompiledSubject>>>,
 }
 
 impl Subjects {
     fn compile(entries: &[SubjectEntry]) -> Self {
         let mut subjects = Subjects::default();
         for entry in entries {
-            let entry = Arc::new(entry.clone());
-            match subjects.by_name.entry(entry.name.clone()) {
+            let entry = Arc::new(CompiledSubject::new(entry.clone()));
+            match subjects.by_name.entry(entry.entry.name.clone()) {
                 Entry::Vacant(v) => {
                     v.insert(Some(Arc::clone(&entry)));
                 }
@@ -117,13 +154,13 @@ impl Subjects {
                     o.insert(None);
                 }
             }
-            subjects.by_id.insert(entry.id.clone(), entry);
+            subjects.by_id.insert(entry.entry.id.clone(), entry);
         }
         subjects
     }
 
     /// By id first (ids are UUIDs, which no name of another subject should be), then by a name only one has.
-    fn find(&self, named: &str) -> Option<&Arc<SubjectEntry>> {
+    fn find(&self, named: &str) -> Option<&Arc<CompiledSubject>> {
         self.by_id
             .get(named)
             .or_else(|| self.by_name.get(named)?.as_ref())
@@ -152,6 +189,7 @@ impl CompiledAccess {
                     user: resolve(&k.user_id, &users),
                     team: resolve(&k.team_id, &teams),
                     entry: k.clone(),
+                    counters: SubjectNames::default(),
                 };
                 Some((hash, Arc::new(compiled)))
             })
@@ -164,17 +202,17 @@ impl CompiledAccess {
     }
 
     /// The user an identity provider's claim names: its id, or the name of exactly one user.
-    pub fn user(&self, named: &str) -> Option<&Arc<SubjectEntry>> {
+    pub fn user(&self, named: &str) -> Option<&Arc<CompiledSubject>> {
         self.users.find(named)
     }
 
     /// The team a claim names, like [`CompiledAccess::user`].
-    pub fn team(&self, named: &str) -> Option<&Arc<SubjectEntry>> {
+    pub fn team(&self, named: &str) -> Option<&Arc<CompiledSubject>> {
         self.teams.find(named)
     }
 
     /// A team by id (a user's own team).
-    pub fn team_by_id(&self, id: &str) -> Option<&Arc<SubjectEntry>> {
+    pub fn team_by_id(&self, id: &str) -> Option<&Arc<CompiledSubject>> {
         self.teams.by_id.get(id)
     }
 
@@ -233,7 +271,7 @@ mod tests {
         assert_eq!(access.len(), 1, "the unreadable hash is left out");
         let found = access.find(&secret.secret).unwrap();
         assert_eq!(found.entry.id, "k-1");
-        assert_eq!(found.user.as_ref().unwrap().limits.rpm, Some(5));
+        assert_eq!(found.user.as_ref().unwrap().entry.limits.rpm, Some(5));
         assert!(found.team.is_none(), "an unknown team resolves to none");
         assert!(
             access.find(&secret.hash).is_none(),
@@ -263,19 +301,19 @@ mod tests {
         };
         let access = CompiledAccess::compile(&entries).expect("users alone compile");
         assert!(access.is_empty(), "no keys");
-        assert_eq!(access.user("u-1").unwrap().id, "u-1");
-        assert_eq!(access.user("ada@example.com").unwrap().id, "u-1");
+        assert_eq!(access.user("u-1").unwrap().entry.id, "u-1");
+        assert_eq!(access.user("ada@example.com").unwrap().entry.id, "u-1");
         assert!(
             access.user("twin").is_none(),
             "an ambiguous name finds nobody"
         );
         assert_eq!(
-            access.user("u-3").unwrap().name,
+            access.user("u-3").unwrap().entry.name,
             "twin",
             "its id still does"
         );
-        assert_eq!(access.team("research").unwrap().id, "t-1");
-        assert_eq!(access.team_by_id("t-1").unwrap().name, "research");
+        assert_eq!(access.team("research").unwrap().entry.id, "t-1");
+        assert_eq!(access.team_by_id("t-1").unwrap().entry.name, "research");
         assert!(access.team_by_id("research").is_none());
         assert!(access.user("nobody").is_none());
     }

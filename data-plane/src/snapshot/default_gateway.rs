@@ -154,6 +154,7 @@ mod tests {
             custom_providers: vec![],
             cache_generation: 0,
             access: Default::default(),
+            routes: Vec::new(),
         }
     }
 

@@ -71,6 +71,7 @@ fn gateway(id: &str, version: i64, authentication: bool) -> GatewayConfigDocumen
         custom_providers: vec![],
         cache_generation: 0,
         access: Default::default(),
+        routes: Vec::new(),
     }
 }
 

@@ -28,6 +28,7 @@ fn gateway(id: &str, collect_logs: bool) -> GatewayConfigDocument {
         custom_providers: vec![],
         cache_generation: 0,
         access: Default::default(),
+        routes: Vec::new(),
     }
 }
 
@@ -311,5 +312,71 @@ async fn a_translated_compat_request_records_what_served_it_and_its_tokens() {
                 "the client did not ask for usage: {text}"
             );
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_request_records_its_route_and_each_target_tried() {
+    let mock = MockProvider::start();
+    let mut settings = test_settings();
+    settings.provider_base_urls = vec![
+        ("openai".into(), mock.url("/v1")),
+        ("anthropic".into(), mock.base_url()),
+    ];
+    let (sink, mut rx) = LogSink::channel(64);
+    let dp = DataPlane::bind(settings).unwrap().with_log_sink(sink);
+    let mut doc = gateway("logged", true);
+    let to = |id: &str| json!({"elementId": id});
+    doc.routes = vec![gatehouse_shared::routes::RouteEntry {
+        id: "route-1".into(),
+        name: "support".into(),
+        version_id: "version-7".into(),
+        elements: json!([
+            {"id": "start", "type": "start", "outputs": {"next": to("first")}},
+            {"id": "first", "type": "model", "properties": {"provider": "anthropic", "model": "claude-sonnet-4-5"},
+             "outputs": {"success": to("end"), "fallback": to("second")}},
+            {"id": "second", "type": "model", "properties": {"provider": "openai", "model": "gpt-4o-mini"},
+             "outputs": {"success": to("end")}},
+            {"id": "end", "type": "end", "outputs": {}},
+        ]),
+    }];
+    dp.config_store()
+        .apply_gateway(&doc, "hash-routed")
+        .unwrap();
+    dp.readiness().set_ready();
+    let node = RunningDataPlane::run(dp);
+    // The first model fails (a 500 from the mock), the second answers: two records, one per target.
+    let resp = reqwest::Client::new()
+        .post(format!(
+            "http://{}/v1/acme/logged/compat/chat/completions",
+            node.addr
+        ))
+        .header("authorization", "Bearer sk")
+        .header(control::FAIL_FIRST, "1")
+        .header(control::FAIL_STATUS, "500")
+        .header(control::FAIL_KEY, "routed-log")
+        .body(
+            json!({"model": "dynamic/support", "messages": [{"role": "user", "content": "hi"}]})
+                .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["cf-aig-step"], "1");
+    let failed = next(&mut rx).await;
+    let answered = next(&mut rx).await;
+    assert_eq!(
+        (failed.provider.as_str(), failed.status_code),
+        ("anthropic", 500)
+    );
+    assert_eq!(answered.provider, "openai");
+    assert_eq!(answered.model.as_deref(), Some("gpt-4o-mini"));
+    assert_eq!(answered.step, 1);
+    for r in [&failed, &answered] {
+        assert_eq!(r.route_id.as_deref(), Some("route-1"));
+        assert_eq!(r.route_version_id.as_deref(), Some("version-7"));
+        assert_eq!(r.route_path.as_deref(), Some("start>first>second"));
+        assert_eq!(r.event_id, answered.event_id, "one request, one event");
     }
 }

@@ -22,5 +22,7 @@ mod policy_node;
 mod probes;
 mod request_limits;
 mod retries;
+mod route_balance;
+mod routes;
 mod spend;
 mod tls;

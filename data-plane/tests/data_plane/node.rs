@@ -75,6 +75,7 @@ pub fn gateway(account: &str, id: &str, version: i64) -> GatewayConfigDocument {
         custom_providers: vec![],
         cache_generation: 0,
         access: Default::default(),
+        routes: Vec::new(),
     }
 }
 

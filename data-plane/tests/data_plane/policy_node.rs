@@ -130,6 +130,7 @@ pub fn gateway(
         custom_providers: vec![],
         cache_generation: 0,
         access: Default::default(),
+        routes: Vec::new(),
     }
 }
 

@@ -136,6 +136,7 @@ fn gateway() -> GatewayConfigDocument {
         custom_providers: vec![],
         cache_generation: 0,
         access: Default::default(),
+        routes: Vec::new(),
     }
 }
 

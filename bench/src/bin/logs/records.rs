@@ -130,6 +130,12 @@ pub(crate) fn record(gateway: &str, i: u64, n: u64, now_ms: i64, salt: u64) -> L
         key_id: None,
         user_id: None,
         team_id: None,
+        route_id: None,
+        route_version_id: None,
+        route_path: None,
+        route_id: None,
+        route_version_id: None,
+        route_path: None,
     }
 }
 

@@ -300,6 +300,8 @@ fn key_of(name: &str) -> Result<(FilterKey, Kind), Error> {
         "key_id" => (K::KeyId, Kind::Text),
         "user_id" => (K::UserId, Kind::Text),
         "team_id" => (K::TeamId, Kind::Text),
+        // Gatehouse's: the dynamic route that chose the model.
+        "route_id" => (K::RouteId, Kind::Text),
         "prompts.prompt_id" | "prompts.version_id" | "wholesale" | "compatibilityMode"
         | "dlp_action" => {
             return Err(bad(format!(
@@ -473,6 +475,7 @@ fn deprecated_filters(pairs: &[(String, String)]) -> Result<Vec<LogFilter>, Erro
         ("key_id", K::KeyId),
         ("user_id", K::UserId),
         ("team_id", K::TeamId),
+        ("route_id", K::RouteId),
     ];
     for (name, key) in texts {
         if let Some(v) = query_value(pairs, name).filter(|v| !v.is_empty()) {

@@ -65,6 +65,9 @@ struct NewLog<'a> {
     key_id: Option<&'a str>,
     user_id: Option<&'a str>,
     team_id: Option<&'a str>,
+    route_id: Option<&'a str>,
+    route_version_id: Option<&'a str>,
+    route_path: Option<&'a str>,
 }
 
 /// A `log_bodies` row to insert, borrowed from its record.
@@ -127,6 +130,9 @@ impl<'a> NewLog<'a> {
             key_id: r.key_id.as_deref(),
             user_id: r.user_id.as_deref(),
             team_id: r.team_id.as_deref(),
+            route_id: r.route_id.as_deref(),
+            route_version_id: r.route_version_id.as_deref(),
+            route_path: r.route_path.as_deref(),
         }
     }
 }
@@ -180,6 +186,9 @@ fn without_nul(r: &LogRecord) -> Cow<'_, LogRecord> {
         &r.key_id,
         &r.user_id,
         &r.team_id,
+        &r.route_id,
+        &r.route_version_id,
+        &r.route_path,
     ];
     if !texts.iter().any(|s| has(s)) && !optional.iter().any(|s| has_opt(s)) {
         return Cow::Borrowed(r);
@@ -216,6 +225,9 @@ fn without_nul(r: &LogRecord) -> Cow<'_, LogRecord> {
         &mut r.key_id,
         &mut r.user_id,
         &mut r.team_id,
+        &mut r.route_id,
+        &mut r.route_version_id,
+        &mut r.route_path,
     ]
     .into_iter()
     .flatten()

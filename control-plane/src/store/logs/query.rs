@@ -71,6 +71,8 @@ pub enum FilterKey {
     KeyId,
     UserId,
     TeamId,
+    /// Gatehouse's: the dynamic route that chose the model.
+    RouteId,
 }
 
 /// Operators; `Le` and `Ge` only come from the deprecated `min_*`/`max_*`/date parameters.
@@ -304,6 +306,7 @@ fn value_pred(key: FilterKey, op: Op, v: &FilterValue) -> Result<Pred, Error> {
         K::KeyId => text_pred!(logs::key_id, op, v),
         K::UserId => text_pred!(logs::user_id, op, v),
         K::TeamId => text_pred!(logs::team_id, op, v),
+        K::RouteId => text_pred!(logs::route_id, op, v),
         K::CreatedAt => int_pred!(logs::created_at, op, v),
         K::Tokens => int_pred!(logs::total_tokens, op, v),
         K::TokensIn => int_pred!(logs::tokens_in, op, v),

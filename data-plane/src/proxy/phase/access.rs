@@ -19,27 +19,31 @@
 //! `generationConfig.maxOutputTokens`, Bedrock's `inferenceConfig.maxTokens`) or [`DEFAULT_MAX_OUTPUT`], at the
 //! model's listed prices. A model without a listed price holds one nano-dollar (so a spent budget still refuses)
 //! and is charged what its log record's cost says (`cf-aig-custom-cost` included).
+//!
+//! Per request this does no string formatting for a key without per-model limits: the counters' names come
+//! from the compiled key, user and team (`snapshot/access/counters.rs`), the model's `provider/model` name is
+//! built only when a per-model limit must match it, and the output cap comes from the body's first read
+//! (`body::OutputCap`) when the provider gets that very body.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::time::Duration;
 
 use gatehouse_bus::limits::{
     AllAdmission, BudgetCounter, LimitStore, RateCheck, Reservation, Reserved, SpendWindow,
     WindowTechnique,
 };
-use gatehouse_shared::access::{
-    Budget, Limits, SubjectEntry, TpmKind, model_allowed, pattern_matches,
-};
+use gatehouse_shared::access::{Budget, Limits, TpmKind, model_allowed, pattern_matches};
 use gatehouse_shared::pricing;
 use http::StatusCode;
-use serde::Deserialize;
 
+use super::body::{self, OutputCap};
 use super::limits::SpendCharge;
 use super::plan::Step;
 use crate::dialect::ProviderError;
 use crate::error::{AiGatewayError, code};
 use crate::snapshot::CompiledGateway;
-use crate::snapshot::access::{CompiledKey, RequestSubject};
+use crate::snapshot::access::{BudgetName, CompiledKey, CompiledSubject, Names, RequestSubject};
 
 /// A conservative bytes-per-token ratio for the input estimate: real prompts run 3.5–4.5 bytes per token in
 /// English, JSON framing adds more bytes, so dividing by 3 over-estimates, as a hold should.
@@ -56,41 +60,60 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// What the answering request is charged once its usage is known.
 #[derive(Debug, Default)]
 pub(crate) struct SubjectCharge {
-    /// Tokens-per-minute windows and which of the answer's tokens each counts.
-    pub tokens: Vec<(SpendWindow, TpmKind)>,
+    /// Tokens-per-minute windows (read for admission, charged afterwards).
+    pub windows: Vec<SpendWindow>,
+    /// Which of the answer's tokens each of `windows` counts.
+    pub kinds: Vec<TpmKind>,
     /// The budget hold to settle to the real cost.
     pub reservation: Option<Reservation>,
 }
 
 impl SubjectCharge {
     fn is_empty(&self) -> bool {
-        self.tokens.is_empty() && self.reservation.is_none()
+        self.windows.is_empty() && self.reservation.is_none()
     }
 }
 
 /// A subject whose limits apply: the key, its user or its team.
 struct Subject<'k> {
     kind: &'static str,
-    id: &'k str,
     name: &'k str,
     limits: &'k Limits,
+    of: Of<'k>,
+}
+
+/// Where a subject's counter names are kept.
+#[derive(Clone, Copy)]
+enum Of<'k> {
+    Key(&'k CompiledKey),
+    Subject(&'k CompiledSubject),
+}
+
+impl<'k> Subject<'k> {
+    /// The names of its counters in `account` (the request's gateway's).
+    fn names(&self, account: &str) -> Names<'k> {
+        match self.of {
+            Of::Key(key) => key.counter_names(account),
+            Of::Subject(s) => s.counter_names(account, self.kind),
+        }
+    }
 }
 
 /// The key (when there is one), its or the identity's user, and the team.
 fn subjects(caller: &RequestSubject) -> impl Iterator<Item = Subject<'_>> {
-    fn of<'k>(kind: &'static str, s: &'k SubjectEntry) -> Subject<'k> {
+    fn of<'k>(kind: &'static str, s: &'k CompiledSubject) -> Subject<'k> {
         Subject {
             kind,
-            id: &s.id,
-            name: &s.name,
-            limits: &s.limits,
+            name: &s.entry.name,
+            limits: &s.entry.limits,
+            of: Of::Subject(s),
         }
     }
     let key_subject = caller.key().map(|key| Subject {
         kind: "key",
-        id: &key.entry.id,
         name: &key.entry.name,
         limits: &key.entry.limits,
+        of: Of::Key(key),
     });
     key_subject
         .into_iter()
@@ -179,45 +202,55 @@ pub(crate) async fn admit_rates(
     compat: bool,
 ) -> Result<SubjectCharge, AiGatewayError> {
     let account = &gateway.key.account_id;
-    let model = model_name(first);
+    let model = OnceCell::new();
     let mut checks: Vec<RateCheck> = Vec::new();
     let mut check_names: Vec<(Which<'_>, u64)> = Vec::new();
-    let mut tokens: Vec<(SpendWindow, TpmKind)> = Vec::new();
+    let mut windows: Vec<SpendWindow> = Vec::new();
+    let mut kinds: Vec<TpmKind> = Vec::new();
     let mut token_names: Vec<(Which<'_>, u64)> = Vec::new();
     if let Some(caller) = caller {
         for s in subjects(caller) {
-            let base = format!("vk:{account}:{}:{}", s.kind, s.id);
+            if s.limits.rpm.is_none() && s.limits.tpm.is_none() && s.limits.models.is_empty() {
+                continue;
+            }
+            let names = s.names(account);
             let which = Which {
                 kind: s.kind,
                 name: s.name,
                 model: None,
             };
             if let Some(rpm) = s.limits.rpm {
-                checks.push(rate(format!("{base}:rpm"), rpm));
+                checks.push(rate(names.rpm.clone(), rpm));
                 check_names.push((which, rpm));
             }
             let kind = s.limits.tpm_kind;
             if let Some(tpm) = s.limits.tpm {
-                tokens.push((minute(format!("{base}:tpm:{}", kind_name(kind))), kind));
+                windows.push(minute(names.tpm.clone()));
+                kinds.push(kind);
                 token_names.push((which, tpm));
             }
-            for m in s
+            if s.limits.models.is_empty() {
+                continue;
+            }
+            let model = model.get_or_init(|| model_name(first));
+            for (m, m_names) in s
                 .limits
                 .models
                 .iter()
-                .filter(|m| pattern_matches(&m.model, &model))
+                .zip(&names.models)
+                .filter(|(m, _)| pattern_matches(&m.model, model))
             {
                 let which = Which {
                     model: Some(&m.model),
                     ..which
                 };
                 if let Some(rpm) = m.rpm {
-                    checks.push(rate(format!("{base}:model:{}:rpm", m.model), rpm));
+                    checks.push(rate(m_names.rpm.clone(), rpm));
                     check_names.push((which, rpm));
                 }
                 if let Some(tpm) = m.tpm {
-                    let key = format!("{base}:model:{}:tpm:{}", m.model, kind_name(kind));
-                    tokens.push((minute(key), kind));
+                    windows.push(minute(m_names.tpm.clone()));
+                    kinds.push(kind);
                     token_names.push((which, tpm));
                 }
             }
@@ -225,7 +258,8 @@ pub(crate) async fn admit_rates(
     }
     if let Some(tpm) = gateway.settings.tpm_limit {
         let key = format!("gw:{account}:{}:tpm", gateway.key.gateway_id);
-        tokens.push((minute(key), TpmKind::Total));
+        windows.push(minute(key));
+        kinds.push(TpmKind::Total);
         token_names.push((
             Which {
                 kind: "gateway",
@@ -252,8 +286,7 @@ pub(crate) async fn admit_rates(
             Err(error) => tracing::warn!(%error, "limit store failed; admitting the request"),
         }
     }
-    if !tokens.is_empty() {
-        let windows: Vec<SpendWindow> = tokens.iter().map(|(w, _)| w.clone()).collect();
+    if !windows.is_empty() {
         match store.spent(&windows).await {
             Ok(used) => {
                 if let Some(&(which, tpm)) = token_names
@@ -276,49 +309,57 @@ pub(crate) async fn admit_rates(
         }
     }
     Ok(SubjectCharge {
-        tokens,
+        windows,
+        kinds,
         reservation: None,
     })
 }
 
 /// Holds the request's worst-case cost under every budget of the key, its (or the identity's) user and team that
-/// applies to the first step's model. `reservation_id` is unique to the request.
+/// applies to the first step's model. `reservation_id` is unique to the request. `output_cap` is the client
+/// body's cap from its first read, used when `first` forwards that very body.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn reserve_budgets(
     store: &dyn LimitStore,
     account: &str,
     caller: &RequestSubject,
     first: &Step,
+    output_cap: Option<OutputCap>,
     reservation_id: &str,
     compat: bool,
     charge: &mut SubjectCharge,
 ) -> Result<(), AiGatewayError> {
-    let model = model_name(first);
+    let model = OnceCell::new();
     let now_ms = now_ms();
     let mut counters: Vec<BudgetCounter> = Vec::new();
     let mut names: Vec<(Which<'_>, &Budget)> = Vec::new();
     for s in subjects(caller) {
-        let base = format!("vk:{account}:{}:{}", s.kind, s.id);
+        if s.limits.budget.is_none() && s.limits.models.is_empty() {
+            continue;
+        }
+        let counter_names = s.names(account);
         let which = Which {
             kind: s.kind,
             name: s.name,
             model: None,
         };
-        if let Some(b) = &s.limits.budget {
-            counters.push(counter(&format!("{base}:budget"), b, now_ms));
+        if let (Some(b), Some(name)) = (&s.limits.budget, &counter_names.budget) {
+            counters.push(counter(name, b, now_ms));
             names.push((which, b));
         }
-        for m in s
+        if s.limits.models.is_empty() {
+            continue;
+        }
+        let model = model.get_or_init(|| model_name(first));
+        for (m, m_names) in s
             .limits
             .models
             .iter()
-            .filter(|m| pattern_matches(&m.model, &model))
+            .zip(&counter_names.models)
+            .filter(|(m, _)| pattern_matches(&m.model, model))
         {
-            if let Some(b) = &m.budget {
-                counters.push(counter(
-                    &format!("{base}:model:{}:budget", m.model),
-                    b,
-                    now_ms,
-                ));
+            if let (Some(b), Some(name)) = (&m.budget, &m_names.budget) {
+                counters.push(counter(name, b, now_ms));
                 names.push((
                     Which {
                         model: Some(&m.model),
@@ -332,7 +373,7 @@ pub(crate) async fn reserve_budgets(
     if counters.is_empty() {
         return Ok(());
     }
-    let amount = worst_case_nano_usd(first);
+    let amount = worst_case_nano_usd(first, output_cap);
     match store
         .reserve(reservation_id, &counters, amount, HOLD_FOR)
         .await
@@ -383,20 +424,36 @@ pub(crate) async fn settle(
     }
     let (tokens_in, tokens_out) = (tokens_in.unwrap_or(0), tokens_out.unwrap_or(0));
     for kind in [TpmKind::Input, TpmKind::Output, TpmKind::Total] {
-        let windows: Vec<SpendWindow> = charge
-            .tokens
-            .iter()
-            .filter(|(_, k)| *k == kind)
-            .map(|(w, _)| w.clone())
-            .collect();
         let count = kind.count(tokens_in, tokens_out);
-        if windows.is_empty() || count == 0 {
+        if count == 0 {
             continue;
         }
+        let Some(windows) = windows_of(&charge, kind) else {
+            continue;
+        };
         if let Err(error) = store.record_spend(&windows, count).await {
             tracing::warn!(%error, "limit store failed; this request's tokens are not counted");
         }
     }
+}
+
+/// The windows of `charge` that count `kind`, in order: borrowed when they all do (the usual case: every limit
+/// counts the same tokens), `None` when none does.
+fn windows_of(charge: &SubjectCharge, kind: TpmKind) -> Option<Cow<'_, [SpendWindow]>> {
+    if !charge.kinds.contains(&kind) {
+        return None;
+    }
+    if charge.kinds.iter().all(|k| *k == kind) {
+        return Some(Cow::Borrowed(&charge.windows));
+    }
+    let windows = charge
+        .windows
+        .iter()
+        .zip(&charge.kinds)
+        .filter(|(_, k)| **k == kind)
+        .map(|(w, _)| w.clone())
+        .collect();
+    Some(Cow::Owned(windows))
 }
 
 fn rate(key: String, limit: u64) -> RateCheck {
@@ -416,28 +473,22 @@ fn minute(key: String) -> SpendWindow {
     }
 }
 
-fn kind_name(kind: TpmKind) -> &'static str {
-    match kind {
-        TpmKind::Input => "in",
-        TpmKind::Output => "out",
-        TpmKind::Total => "total",
-    }
-}
-
-/// The budget's counter for the calendar period holding `now_ms`: the period's start is part of the key, so each
-/// period counts from zero.
-fn counter(base: &str, budget: &Budget, now_ms: i64) -> BudgetCounter {
-    let (start, end) = budget.period.window_at(now_ms);
+/// The budget's counter for the calendar period holding `now_ms`: the period's start is part of the key
+/// (`{base}:{period}:{start}`, `BudgetName`), so each period counts from zero.
+fn counter(name: &BudgetName, budget: &Budget, now_ms: i64) -> BudgetCounter {
+    let (key, end) = name.at(now_ms);
     BudgetCounter {
-        key: format!("{base}:{}:{start}", budget.period.as_str()),
+        key,
         limit: SpendCharge::nano_usd(Some(budget.amount_usd)),
         period_end_ms: end,
     }
 }
 
-/// The most the request can cost, in nano-USD (at least 1). The step's body is the provider's (translated on
-/// `/compat`), which keeps the client's output cap in the provider's spelling.
-fn worst_case_nano_usd(step: &Step) -> u64 {
+/// The most the request can cost, in nano-USD (at least 1). The cap counted is the one in the body the provider
+/// gets: the step's body, translated on `/compat` (where the translator may respell the client's cap or add its
+/// own default, as Anthropic's `max_tokens`). `output_cap` was read from the client's body with its model; it
+/// holds only when the step forwards those very bytes (the provider-native form), else the step's body is read.
+fn worst_case_nano_usd(step: &Step, output_cap: Option<OutputCap>) -> u64 {
     let Some(price) = step
         .model
         .as_deref()
@@ -446,39 +497,12 @@ fn worst_case_nano_usd(step: &Step) -> u64 {
         return 1;
     };
     let input = (step.body.len() / BYTES_PER_TOKEN_FLOOR) as f64;
-    let output = max_output(&step.body).unwrap_or(DEFAULT_MAX_OUTPUT) as f64;
+    let cap = output_cap
+        .and_then(|c| c.for_body(&step.body))
+        .unwrap_or_else(|| body::output_cap(&step.body));
+    let output = cap.unwrap_or(DEFAULT_MAX_OUTPUT) as f64;
     let usd = (input * price.input + output * price.output) / 1_000_000.0;
     SpendCharge::nano_usd(Some(usd)).max(1)
-}
-
-/// The output cap a request body asks for, in any of the providers' spellings.
-fn max_output(body: &[u8]) -> Option<u64> {
-    #[derive(Deserialize)]
-    struct Caps {
-        max_tokens: Option<u64>,
-        max_completion_tokens: Option<u64>,
-        max_output_tokens: Option<u64>,
-        #[serde(rename = "generationConfig")]
-        generation_config: Option<GenerationConfig>,
-        #[serde(rename = "inferenceConfig")]
-        inference_config: Option<InferenceConfig>,
-    }
-    #[derive(Deserialize)]
-    struct GenerationConfig {
-        #[serde(rename = "maxOutputTokens")]
-        max_output_tokens: Option<u64>,
-    }
-    #[derive(Deserialize)]
-    struct InferenceConfig {
-        #[serde(rename = "maxTokens")]
-        max_tokens: Option<u64>,
-    }
-    let caps: Caps = serde_json::from_slice(body).ok()?;
-    caps.max_completion_tokens
-        .or(caps.max_tokens)
-        .or(caps.max_output_tokens)
-        .or(caps.generation_config.and_then(|g| g.max_output_tokens))
-        .or(caps.inference_config.and_then(|i| i.max_tokens))
 }
 
 /// A refusal in the client's error shape: OpenAI's on `/compat` (what its SDKs parse), `AiGatewayError`
@@ -533,8 +557,43 @@ mod tests {
             (r#"{"messages":[]}"#, None),
             ("not json", None),
         ] {
-            assert_eq!(max_output(body.as_bytes()), cap, "{body}");
+            assert_eq!(body::output_cap(body.as_bytes()), cap, "{body}");
+            let (_, peeked) = body::RequestPeek::with_output_cap(body.as_bytes());
+            let peeked = peeked.map_or_else(
+                || body::output_cap(body.as_bytes()),
+                |p| p.for_body(body.as_bytes()).unwrap(),
+            );
+            assert_eq!(peeked, cap, "{body}");
         }
+    }
+
+    #[test]
+    fn token_windows_are_charged_by_the_tokens_they_count() {
+        let charge = |kinds: &[TpmKind]| SubjectCharge {
+            windows: (0..kinds.len()).map(|i| minute(format!("w{i}"))).collect(),
+            kinds: kinds.to_vec(),
+            reservation: None,
+        };
+        let keys = |w: Option<Cow<'_, [SpendWindow]>>| {
+            w.map(|w| w.iter().map(|w| w.key.clone()).collect::<Vec<_>>())
+        };
+        let same = charge(&[TpmKind::Total, TpmKind::Total]);
+        assert!(matches!(
+            windows_of(&same, TpmKind::Total),
+            Some(Cow::Borrowed(_))
+        ));
+        assert_eq!(
+            keys(windows_of(&same, TpmKind::Total)).unwrap(),
+            ["w0", "w1"]
+        );
+        assert!(windows_of(&same, TpmKind::Input).is_none());
+        let mixed = charge(&[TpmKind::Output, TpmKind::Total, TpmKind::Output]);
+        assert_eq!(
+            keys(windows_of(&mixed, TpmKind::Output)).unwrap(),
+            ["w0", "w2"]
+        );
+        assert_eq!(keys(windows_of(&mixed, TpmKind::Total)).unwrap(), ["w1"]);
+        assert!(charge(&[]).is_empty());
     }
 
     #[test]

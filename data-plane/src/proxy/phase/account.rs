@@ -15,6 +15,7 @@ use super::plan::Step;
 use super::{access, limits};
 use crate::logs::LogSink;
 use crate::proxy::ctx::{RequestContext, ResponseIds};
+use crate::proxy::record::Settlement;
 
 /// The end of every request (pingora's `logging` phase): the record from what the request gathered, the spend
 /// charge once its cost is known, the record to the sink when the request is logged.
@@ -27,25 +28,31 @@ pub(crate) async fn finish(
     let Some(draft) = ctx.log.take() else {
         return;
     };
-    // A response that never started (the client left, the provider failed mid-way) is logged with the status the
-    // client saw, or 499 when it saw none (nginx's "client closed request").
-    let status = client_status.unwrap_or(499);
-    let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let record = draft.into_record(status, duration_ms);
+    // A draft that is not logged only says what the limits are charged: no record is built from it.
+    let (settled, record) = if ctx.submit_log {
+        // A response that never started (the client left, the provider failed mid-way) is logged with the status
+        // the client saw, or 499 when it saw none (nginx's "client closed request").
+        let status = client_status.unwrap_or(499);
+        let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let record = draft.into_record(status, duration_ms);
+        (Settlement::of(&record), Some(record))
+    } else {
+        (draft.into_settlement(), None)
+    };
     if let Some(charge) = ctx.spend.take() {
-        limits::charge_spend(limit_store, charge, record.cost).await;
+        limits::charge_spend(limit_store, charge, settled.cost).await;
     }
     if let Some(charge) = ctx.subject.take() {
         access::settle(
             limit_store,
             charge,
-            record.tokens_in,
-            record.tokens_out,
-            record.cost,
+            settled.tokens_in,
+            settled.tokens_out,
+            settled.cost,
         )
         .await;
     }
-    if ctx.submit_log {
+    if let Some(record) = record {
         sink.submit(record);
     }
 }

@@ -256,7 +256,7 @@ async fn admit_identity(
         .teams
         .iter()
         .find_map(|named| access?.team(named))
-        .or_else(|| access?.team_by_id(user.as_ref()?.team_id.as_deref()?))
+        .or_else(|| access?.team_by_id(user.as_ref()?.entry.team_id.as_deref()?))
         .cloned();
     Ok(Admitted {
         gateway: Arc::clone(gateway),
@@ -380,5 +380,6 @@ fn find_gateway(
         spend_limits: None,
         access: None,
         identity: None,
+        routes: None,
     }))
 }

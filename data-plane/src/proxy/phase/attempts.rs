@@ -8,6 +8,9 @@
 //!   provider answer of 408, 429 or 5xx. Other 4xx answers are final for the step.
 //! - A step that did not succeed (any status ≥ 400, or no answer) hands over to the next step; the last step's
 //!   answer, whatever it is, is the client's answer (provider errors pass through unchanged).
+//! - A routed target (`dynamic/…`) follows its model element's statuses instead: `retry_on` retries it,
+//!   `fallback_on` moves on, any other failure status is the answer; and every attempt's outcome and time to the
+//!   response header feed the target's health (`health.rs`).
 //! - The request timeout cuts an attempt that has not produced a response header in time, except the final
 //!   attempt of a request that already made others ("on the final retry attempt the gateway waits"). A
 //!   request's only attempt is cut (504), as Cloudflare does for a direct provider request with a timeout. The
@@ -63,14 +66,29 @@ pub(crate) async fn run(
                 _ => node_wait,
             };
             attempts_made += 1;
+            let policy = step.target_policy.as_deref();
+            if let Some(p) = policy {
+                p.attempt_started();
+            }
+            let began = std::time::Instant::now();
             match upstreams
                 .open(&step.target, &step.header, &step.body, wait)
                 .await
             {
                 Ok(opened) => {
                     let status = opened.status();
-                    let retry = is_retryable_status(status) && !last_attempt_of_step;
-                    if is_success_status(status) || (last_step && !retry) {
+                    let (retryable, falls_back) = match policy {
+                        Some(p) => {
+                            p.answered(status, began.elapsed().as_secs_f64() * 1000.0);
+                            (
+                                p.retry_on.contains(&status),
+                                p.fallback_on.contains(&status),
+                            )
+                        }
+                        None => (is_retryable_status(status), true),
+                    };
+                    let retry = retryable && !last_attempt_of_step;
+                    if is_success_status(status) || (!retry && (last_step || !falls_back)) {
                         return Outcome::Respond {
                             step: index,
                             opened,
@@ -86,6 +104,9 @@ pub(crate) async fn run(
                     break;
                 }
                 Err(failure) => {
+                    if let Some(p) = policy {
+                        p.unanswered();
+                    }
                     last_failure = failure;
                     if final_attempt {
                         return Outcome::Failed {

@@ -13,22 +13,29 @@ use crate::error::AiGatewayError;
 pub(crate) struct RequestBody {
     pub bytes: Bytes,
     pub peek: RequestPeek,
+    /// The output cap `bytes` asks for, read in the same pass as `peek` (`None`: not read; see [`OutputCap`]).
+    pub output_cap: Option<OutputCap>,
 }
 
-/// Reads the body; `peek` says whether the body is one provider request whose JSON is read for its model and
-/// stream flag (the provider-native form) or not (universal steps read their own).
+/// Reads the body; `peek` says whether the body is one provider request whose JSON is read for its model, stream
+/// flag and output cap (the provider-native form, and `/compat`'s client body) or not (universal steps read
+/// their own).
 pub(crate) async fn read(
     session: &mut Session,
     cap: usize,
     peek: bool,
 ) -> Result<RequestBody, AiGatewayError> {
     let bytes = read_body(session, cap).await?;
-    let peek = if peek {
-        RequestPeek::of(&bytes)
+    let (peek, output_cap) = if peek {
+        RequestPeek::with_output_cap(&bytes)
     } else {
-        RequestPeek::default()
+        (RequestPeek::default(), None)
     };
-    Ok(RequestBody { bytes, peek })
+    Ok(RequestBody {
+        bytes,
+        peek,
+        output_cap,
+    })
 }
 
 /// What the gateway reads out of a JSON request body, in one pass that skips every other field: the `model`
@@ -56,6 +63,87 @@ impl RequestPeek {
             Err(_) => Self::default(),
         }
     }
+
+    /// The peek and the body's output cap (what budgets hold for the answer, `access.rs`) in one pass, used for the
+    /// client's body. The cap is `None` when the pass cannot vouch for it; [`output_cap`] then reads it. A body
+    /// the pass cannot read exactly as [`RequestPeek::of`] and [`output_cap`] would (not a JSON object, a
+    /// repeated field, a config that is not an object) is left to them, so the answers never differ (`caps.rs`).
+    pub(crate) fn with_output_cap(body: &[u8]) -> (Self, Option<OutputCap>) {
+        let is_object = body
+            .iter()
+            .find(|b| !matches!(b, b' ' | b'\n' | b'\t' | b'\r'))
+            == Some(&b'{');
+        let read = is_object
+            .then(|| serde_json::from_slice::<caps::PeekAndCaps<'_>>(body).ok())
+            .flatten();
+        match read {
+            Some(read) => {
+                let (peek, cap) = read.into_parts();
+                (peek, Some(OutputCap::of(body, cap)))
+            }
+            None => (Self::of(body), None),
+        }
+    }
+}
+
+/// The output cap a body asks for, tied to the body it was read from: budgets hold a request's worst case for the
+/// body the provider gets, which is this one only when the step forwards these very bytes (the provider-native
+/// form). A `/compat` step sends a translated body (whose cap may be spelled otherwise, or added by the
+/// translator, as Anthropic's default `max_tokens`) and a universal step its own: those are other buffers, and
+/// [`OutputCap::for_body`] leaves them to [`output_cap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutputCap {
+    /// Where the bytes it was read from are, and how many (a `Bytes` clone shares them).
+    at: usize,
+    len: usize,
+    cap: Option<u64>,
+}
+
+impl OutputCap {
+    fn of(body: &[u8], cap: Option<u64>) -> Self {
+        Self {
+            at: body.as_ptr() as usize,
+            len: body.len(),
+            cap,
+        }
+    }
+
+    /// The cap, when `body` is the body it was read from (the same bytes in memory); `None` for any other body.
+    pub(crate) fn for_body(&self, body: &[u8]) -> Option<Option<u64>> {
+        (body.as_ptr() as usize == self.at && body.len() == self.len).then_some(self.cap)
+    }
+}
+
+/// The output cap a request body asks for, in any of the providers' spellings (`max_completion_tokens`, then
+/// `max_tokens`, `max_output_tokens`, Gemini's `generationConfig.maxOutputTokens`, Bedrock's
+/// `inferenceConfig.maxTokens`); `None` when it names none or one of them is not a count.
+pub(crate) fn output_cap(body: &[u8]) -> Option<u64> {
+    #[derive(serde::Deserialize)]
+    struct Caps {
+        max_tokens: Option<u64>,
+        max_completion_tokens: Option<u64>,
+        max_output_tokens: Option<u64>,
+        #[serde(rename = "generationConfig")]
+        generation_config: Option<GenerationConfig>,
+        #[serde(rename = "inferenceConfig")]
+        inference_config: Option<InferenceConfig>,
+    }
+    #[derive(serde::Deserialize)]
+    struct GenerationConfig {
+        #[serde(rename = "maxOutputTokens")]
+        max_output_tokens: Option<u64>,
+    }
+    #[derive(serde::Deserialize)]
+    struct InferenceConfig {
+        #[serde(rename = "maxTokens")]
+        max_tokens: Option<u64>,
+    }
+    let caps: Caps = serde_json::from_slice(body).ok()?;
+    caps.max_completion_tokens
+        .or(caps.max_tokens)
+        .or(caps.max_output_tokens)
+        .or(caps.generation_config.and_then(|g| g.max_output_tokens))
+        .or(caps.inference_config.and_then(|i| i.max_tokens))
 }
 
 /// How much of a refused body is read and thrown away, and for how long, after the 413 is sent.
@@ -114,6 +202,8 @@ async fn read_body(session: &mut Session, cap: usize) -> Result<Bytes, AiGateway
     }
     Ok(body.freeze())
 }
+
+mod caps;
 
 #[cfg(test)]
 mod tests {

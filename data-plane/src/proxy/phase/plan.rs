@@ -51,6 +51,9 @@ pub(crate) struct Step {
     pub compat: bool,
     /// A credential minted from a stored cloud secret just before the attempts (`proxy/cloud_auth.rs`).
     pub cloud_auth: Option<CloudAuth>,
+    /// A routed target's health and the statuses that retry it or move on (`dynamic/…` routes); `None` keeps the
+    /// attempt loop's defaults.
+    pub target_policy: Option<std::sync::Arc<crate::health::TargetPolicy>>,
 }
 
 /// A stored secret the gateway turns into a credential instead of sending it.
@@ -221,11 +224,12 @@ pub(crate) fn run(
     route: InferenceRoute<'_>,
     body: RequestBody,
     bearer_is_gateway_token: bool,
+    routed: Option<&super::route::RoutePlan>,
 ) -> Result<Vec<Step>, AiGatewayError> {
     match route {
         InferenceRoute::Provider { path, .. } if path.provider == COMPAT_PROVIDER => {
             let operation = compat::Operation::of(path.rest).ok_or(AiGatewayError::NOT_FOUND)?;
-            let step = compat::build(
+            compat::build(
                 table,
                 gateway,
                 client,
@@ -233,8 +237,8 @@ pub(crate) fn run(
                 operation,
                 bearer_is_gateway_token,
                 body,
-            )?;
-            Ok(vec![step])
+                routed,
+            )
         }
         InferenceRoute::Provider { path, query } => {
             let config = StepConfig::default();
@@ -386,6 +390,7 @@ fn build(
         translation: None,
         compat: false,
         cloud_auth,
+        target_policy: None,
     })
 }
 

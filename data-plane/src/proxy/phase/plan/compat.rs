@@ -22,6 +22,8 @@ use crate::dialect::{
 };
 use crate::error::{AiGatewayError, code};
 use crate::proxy::phase::body::{RequestBody, RequestPeek};
+use crate::proxy::phase::route::RoutePlan;
+use crate::proxy::retry::RetryPolicy;
 use crate::route::UpstreamTable;
 use crate::snapshot::CompiledGateway;
 
@@ -201,8 +203,52 @@ fn invalid(message: impl Into<String>, param: Option<&str>) -> AiGatewayError {
     openai_error(TranslateError::invalid(message, param.map(str::to_owned)))
 }
 
-/// The step of a compat request. `client` is the client's header; `bearer_is_gateway_token` says the
-/// `Authorization` header carried the gateway's own token (then it is not a provider key and never forwarded).
+/// A compat request's body, read once for all the steps built from it.
+struct Parsed {
+    /// Chat and Responses requests (embeddings pass as they are, with `model` rewritten).
+    request: Option<ChatRequest>,
+    /// The client's `model`.
+    model: String,
+    /// Responses clients: the fields the answer repeats back.
+    echo: Option<dialect::responses::RequestEcho>,
+}
+
+impl Parsed {
+    fn read(operation: Operation, body: &RequestBody) -> Result<Self, AiGatewayError> {
+        Ok(match operation {
+            Operation::Chat => {
+                let request = parse_chat(&body.bytes)?;
+                Parsed {
+                    model: request.model.clone(),
+                    request: Some(request),
+                    echo: None,
+                }
+            }
+            Operation::Responses => {
+                let parsed = dialect::responses::parse(&body.bytes).map_err(openai_error)?;
+                dialect::validate::chat(&parsed.request).map_err(openai_error)?;
+                Parsed {
+                    model: parsed.request.model.clone(),
+                    request: Some(parsed.request),
+                    echo: Some(parsed.echo),
+                }
+            }
+            Operation::Embeddings => Parsed {
+                model: model_of(body)?,
+                request: None,
+                echo: None,
+            },
+        })
+    }
+}
+
+/// The steps of a compat request: one for the model it names (or its catalog entry), or, for `dynamic/{route}`,
+/// one per model the route's walk chose, in fallback order (`phase/route.rs`), each with the model element's
+/// retries and timeout. A routed model whose step cannot be built (a provider without the operation, a missing
+/// credential) is left out; with none left, the first such error is the answer. `client` is the client's header;
+/// `bearer_is_gateway_token` says the `Authorization` header carried the gateway's own token (then it is not a
+/// provider key and never forwarded).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn build(
     table: &UpstreamTable,
     gateway: &CompiledGateway,
@@ -211,25 +257,71 @@ pub(crate) fn build(
     operation: Operation,
     bearer_is_gateway_token: bool,
     body: RequestBody,
-) -> Result<Step, AiGatewayError> {
-    let mut echo = None;
-    let (request, model_field) = match operation {
-        Operation::Chat => {
-            let request = parse_chat(&body.bytes)?;
-            let model = request.model.clone();
-            (Some(request), model)
-        }
-        Operation::Responses => {
-            let parsed = dialect::responses::parse(&body.bytes).map_err(openai_error)?;
-            dialect::validate::chat(&parsed.request).map_err(openai_error)?;
-            echo = Some(parsed.echo);
-            let model = parsed.request.model.clone();
-            (Some(parsed.request), model)
-        }
-        Operation::Embeddings => (None, model_of(&body)?),
+    routed: Option<&RoutePlan>,
+) -> Result<Vec<Step>, AiGatewayError> {
+    let parsed = Parsed::read(operation, &body)?;
+    let build = |target: &str| {
+        build_one(
+            table,
+            gateway,
+            client,
+            account,
+            operation,
+            bearer_is_gateway_token,
+            &body,
+            &parsed,
+            target,
+        )
     };
-    let resolved = resolve_model(&gateway.settings, &model_field, operation)?;
-    let (prefix, model) = split_model(&resolved)?;
+    let Some(plan) = routed else {
+        let resolved = resolve_model(&gateway.settings, &parsed.model, operation)?;
+        return Ok(vec![build(&resolved)?]);
+    };
+    let mut steps = Vec::with_capacity(plan.models.len());
+    let mut first_error = None;
+    for m in &plan.models {
+        match build(&m.target) {
+            Ok(step) => {
+                let index = steps.len() as u32;
+                steps.push(Step {
+                    index,
+                    retry: RetryPolicy {
+                        max_attempts: m.retries + 1,
+                        ..step.retry
+                    },
+                    timeout: m.timeout.or(step.timeout),
+                    target_policy: m.policy.clone(),
+                    ..step
+                });
+            }
+            Err(e) => {
+                tracing::debug!(route = %plan.route.name, model = %m.target, error = %e.message, "routed model left out");
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        Some(e) if steps.is_empty() => Err(e),
+        _ => Ok(steps),
+    }
+}
+
+/// The step that sends the parsed request to `resolved` (`{provider}/{model}`).
+#[allow(clippy::too_many_arguments)]
+fn build_one(
+    table: &UpstreamTable,
+    gateway: &CompiledGateway,
+    client: &RequestHeader,
+    account: &str,
+    operation: Operation,
+    bearer_is_gateway_token: bool,
+    body: &RequestBody,
+    parsed: &Parsed,
+    resolved: &str,
+) -> Result<Step, AiGatewayError> {
+    let mut echo = parsed.echo.clone();
+    let request = parsed.request.as_ref();
+    let (prefix, model) = split_model(resolved)?;
     let (slug, family) = family(prefix).ok_or(AiGatewayError::INVALID_PROVIDER)?;
     let header = client_credential(client, slug, bearer_is_gateway_token)?;
     let config = StepConfig::default();
@@ -316,7 +408,7 @@ pub(crate) fn build(
             Some(request),
         ) => {
             let encoded = codec
-                .encode(&request, &target(request.is_stream()))
+                .encode(request, &target(request.is_stream()))
                 .map_err(openai_error)?;
             let translation = Translation {
                 kind: Kind::Chat(codec),

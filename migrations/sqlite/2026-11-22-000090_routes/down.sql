@@ -1,0 +1,3 @@
+DROP TABLE route_deployments;
+DROP TABLE route_versions;
+DROP TABLE routes;
