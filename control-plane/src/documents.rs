@@ -270,6 +270,7 @@ mod tests {
             target: "openai/gpt-5".into(),
             model_type: CatalogModelType::Chat,
             location: CatalogModelLocation::Global,
+            routing: None,
         }]);
         extended.settings.regional_only = Some(true);
         extended.settings.hostnames = Some(vec!["ai.example.com".into()]);

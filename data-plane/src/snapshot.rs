@@ -400,7 +400,7 @@ fn compile_gateway(
         spend_limits,
         access: access::CompiledAccess::compile(&doc.access),
         identity,
-        routes: routes::CompiledRoutes::compile(&doc.key, &doc.routes, health),
+        routes: routes::CompiledRoutes::compile(&doc.key, &doc.routes, &doc.settings, health),
     })
 }
 

@@ -36,7 +36,7 @@ pub enum RetryBackoff {
 }
 
 /// What a catalog model is for: `/compat/chat/completions` and `/compat/responses`, or `/compat/embeddings`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CatalogModelType {
     Chat,
@@ -60,6 +60,11 @@ pub struct CatalogModel {
     #[serde(rename = "type")]
     pub model_type: CatalogModelType,
     pub location: CatalogModelLocation,
+    /// Gatehouse's (issue 15): the name served by several targets, balanced, with a dynamic route `model`
+    /// element's properties (`targets`, `balance`, `sticky`, `circuit_breaker`, `retry_on`, `fallback_on`,
+    /// `health_check`, `retries`, `timeout`; `shared/src/routes/model.rs`); `target` must be one of `targets`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routing: Option<serde_json::Value>,
 }
 
 /// Cross-origin access to the gateway's inference endpoints from browsers (Gatehouse's extension).

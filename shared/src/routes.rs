@@ -307,6 +307,31 @@ impl RouteGraph {
         Ok(graph)
     }
 
+    /// A route of one `model` element (start → model → end) for a catalog model with `routing`: its properties,
+    /// with `target` (`{provider}/{model}`) as the element's own provider and model.
+    pub fn single_model(
+        target: &str,
+        routing: &Value,
+        known_provider: &dyn Fn(&str) -> bool,
+    ) -> Result<Self, RouteError> {
+        let Value::Object(props) = routing else {
+            return Err(graph_error(
+                "routing must be an object of model properties (targets, balance, …)",
+            ));
+        };
+        let mut props = props.clone();
+        if let Some((provider, model)) = target.split_once('/') {
+            props.insert("provider".into(), Value::String(provider.into()));
+            props.insert("model".into(), Value::String(model.into()));
+        }
+        let elements = serde_json::json!([
+            {"id": "start", "type": "start", "outputs": {"next": {"elementId": "model"}}},
+            {"id": "model", "type": "model", "properties": props, "outputs": {"success": {"elementId": "end"}}},
+            {"id": "end", "type": "end", "outputs": {}},
+        ]);
+        Self::parse(&elements, known_provider)
+    }
+
     /// Every target of every `model` element, for checks against a key's allowed models.
     pub fn model_targets(&self) -> impl Iterator<Item = &ModelTarget> {
         self.elements.iter().flat_map(|e| match e {

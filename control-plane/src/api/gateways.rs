@@ -208,6 +208,13 @@ pub struct GatewayModel {
     #[serde(rename = "type")]
     pub model_type: GatewayModelType,
     pub location: GatewayModelLocation,
+    /// The name served by several targets, balanced (issue 15): a dynamic route `model` element's properties
+    /// (`targets` [{provider, model, weight, priority}], `balance` weighted | least_latency | priority,
+    /// `latency_tolerance`, `sla_tpot_ms`, `sticky`, `circuit_breaker`, `retry_on`, `fallback_on`, `health_check`,
+    /// `retries`, `timeout`); `target` must be one of `targets`. Absent: `target` alone serves the name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub routing: Option<serde_json::Value>,
 }
 
 /// Which endpoints serve a catalog model: chat (`chat/completions`, `responses`) or `embeddings`.
@@ -247,6 +254,7 @@ impl From<CatalogModel> for GatewayModel {
                 CatalogModelLocation::Regional => GatewayModelLocation::Regional,
                 CatalogModelLocation::Global => GatewayModelLocation::Global,
             },
+            routing: m.routing,
         }
     }
 }

@@ -113,7 +113,9 @@ async fn the_extensions_round_trip_through_create_get_list_and_put(app: TestApp)
 
     // PUT with new values replaces them.
     let mut replace = minimal_gateway("ext");
-    replace["models"] = json!([{"name": "haiku", "target": "anthropic/claude-haiku-4-5", "type": "chat", "location": "global"}]);
+    replace["models"] = json!([{"name": "haiku", "target": "anthropic/claude-haiku-4-5", "type": "chat", "location": "global",
+        "routing": {"targets": [{"provider": "anthropic", "model": "claude-haiku-4-5", "weight": 3},
+            {"provider": "aws-bedrock", "model": "us.anthropic.claude-haiku-4-5-20251001-v1:0"}], "balance": "least_latency"}}]);
     replace["regional_only"] = json!(false);
     replace["hostnames"] = json!(["gw.example.net"]);
     replace["cors"] = json!({"allowed_origins": ["*"]});
@@ -124,6 +126,7 @@ async fn the_extensions_round_trip_through_create_get_list_and_put(app: TestApp)
     assert_eq!(status, 200, "{replaced}");
     let replaced = &replaced["result"];
     assert_eq!(replaced["models"][0]["name"], "haiku");
+    assert_eq!(replaced["models"][0]["routing"]["balance"], "least_latency");
     assert_eq!(replaced["models"].as_array().unwrap().len(), 1);
     assert_eq!(replaced["regional_only"], false);
     assert_eq!(replaced["hostnames"], json!(["gw.example.net"]));
@@ -181,7 +184,30 @@ async fn bad_extension_values_are_400s_naming_the_field(app: TestApp) {
         }
         p
     };
+    let routed = |routing: Value| {
+        let mut m = model("smart", "openai/a");
+        m["routing"] = routing;
+        json!([m])
+    };
     let cases: Vec<(&str, Value, &str)> = vec![
+        // Catalog routing (issue 15): checked as a route's model element is.
+        ("models", routed(json!("weighted")), "models.0.routing"),
+        ("models", routed(json!({"targets": []})), "models.0.routing"),
+        (
+            "models",
+            routed(json!({"targets": [{"provider": "nope", "model": "x"}]})),
+            "models.0.routing",
+        ),
+        (
+            "models",
+            routed(json!({"targets": [{"provider": "anthropic", "model": "b"}]})),
+            "models.0.routing",
+        ),
+        (
+            "models",
+            routed(json!({"balance": "random"})),
+            "models.0.routing",
+        ),
         // Wrong types.
         ("models", json!({"name": "gpt-5"}), "models"),
         ("models", json!(["gpt-5"]), "models.0"),

@@ -123,27 +123,34 @@ async fn run(
     }
     // Read with the peek; it holds for the first step only if that step forwards these very bytes.
     let output_cap = body.output_cap;
-    let routed = match body.peek.model.as_deref() {
-        Some(model) if route.is_compat() && model.starts_with(route::DYNAMIC_PREFIX) => {
-            let fields = route::RequestFields::new(session.req_header(), &body.bytes);
-            let name = &model[route::DYNAMIC_PREFIX.len()..];
-            let walked = route::plan(
-                &*node.limits,
-                gateway,
-                name,
-                &fields,
-                &request_id.to_string(),
-            )
-            .await
-            .map_err(before)?;
-            if let Some(draft) = ctx.log.as_deref_mut() {
-                draft.route = Some(Box::new(RouteFacts {
-                    id: walked.route.id.clone(),
-                    version_id: walked.route.version_id.clone(),
-                    path: walked.trace(),
-                }));
+    let routed = match (route, body.peek.model.as_deref()) {
+        (InferenceRoute::Provider { path, .. }, Some(model)) if route.is_compat() => {
+            let chosen = match model.strip_prefix(route::DYNAMIC_PREFIX) {
+                Some(name) => Some(Err(name)),
+                None => route::catalog_route(gateway, model, path.rest).map(Ok),
+            };
+            match chosen {
+                None => None,
+                Some(chosen) => {
+                    let fields = route::RequestFields::new(session.req_header(), &body.bytes);
+                    let id = request_id.to_string();
+                    let walked = match chosen {
+                        Err(name) => route::plan(&*node.limits, gateway, name, &fields, &id).await,
+                        Ok(catalog) => {
+                            route::walk(&*node.limits, gateway, catalog, &fields, &id).await
+                        }
+                    }
+                    .map_err(before)?;
+                    if let Some(draft) = ctx.log.as_deref_mut() {
+                        draft.route = Some(Box::new(RouteFacts {
+                            id: walked.route.id.clone(),
+                            version_id: walked.route.version_id.clone(),
+                            path: walked.trace(),
+                        }));
+                    }
+                    Some(walked)
+                }
             }
-            Some(walked)
         }
         _ => None,
     };

@@ -276,7 +276,12 @@ impl LogDraft {
             user_id: self.user_id,
             team_id: self.team_id,
             route_id: self.route.as_ref().map(|r| r.id.clone()),
-            route_version_id: self.route.as_ref().map(|r| r.version_id.clone()),
+            // A catalog model's routing has no versions of its own.
+            route_version_id: self
+                .route
+                .as_ref()
+                .map(|r| r.version_id.clone())
+                .filter(|v| !v.is_empty()),
             route_path: self.route.map(|r| r.path),
         }
     }

@@ -6,6 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gatehouse_shared::config::GatewayKey;
+use gatehouse_shared::gateway::{
+    CatalogModel, CatalogModelLocation, CatalogModelType, GatewaySettings,
+};
 use gatehouse_shared::routes::{Element, RateLimitType, RouteEntry, RouteGraph};
 
 use crate::balance::RoundRobin;
@@ -35,6 +38,8 @@ pub struct ElementTargets {
 #[derive(Debug, Default)]
 pub struct CompiledRoutes {
     by_name: HashMap<String, Result<Arc<CompiledRoute>, String>>,
+    /// Catalog models with `routing` (issue 15), by name and type: each a route of one model element.
+    catalog: HashMap<(String, CatalogModelType), Arc<CompiledRoute>>,
     /// Whether some route has a `rate` element that counts cost: requests through it need their cost known.
     pub counts_cost: bool,
 }
@@ -44,12 +49,44 @@ impl CompiledRoutes {
     pub fn compile(
         gateway: &GatewayKey,
         entries: &[RouteEntry],
+        settings: &GatewaySettings,
         health: &HealthTable,
     ) -> Option<Arc<Self>> {
-        if entries.is_empty() {
+        let regional_only = settings.regional_only.unwrap_or(false);
+        let routed_catalog: Vec<&CatalogModel> = settings
+            .models
+            .iter()
+            .flatten()
+            .filter(|m| m.routing.is_some())
+            .filter(|m| !(regional_only && m.location == CatalogModelLocation::Global))
+            .collect();
+        if entries.is_empty() && routed_catalog.is_empty() {
             return None;
         }
         let mut routes = Self::default();
+        for m in routed_catalog {
+            let Some(routing) = m.routing.as_ref() else {
+                continue;
+            };
+            match RouteGraph::single_model(&m.target, routing, &|_| true) {
+                Ok(graph) => {
+                    let id = format!("catalog:{}", m.name);
+                    let targets = element_targets(gateway, &id, &graph, health);
+                    routes.catalog.insert(
+                        (m.name.clone(), m.model_type),
+                        Arc::new(CompiledRoute {
+                            id,
+                            name: m.name.clone(),
+                            version_id: String::new(),
+                            graph,
+                            targets,
+                        }),
+                    );
+                }
+                // The control plane checked it; a node that cannot read it serves the name's `target` alone.
+                Err(e) => tracing::warn!(model = %m.name, error = %e, "catalog routing not served"),
+            }
+        }
         for entry in entries {
             // The control plane checked providers against the account's; a node routes what it was given.
             let compiled = RouteGraph::parse(&entry.elements, &|_| true)
@@ -85,9 +122,17 @@ impl CompiledRoutes {
         self.by_name.get(name)
     }
 
+    /// The catalog model `name` of `model_type`, when it has `routing`.
+    pub fn catalog(&self, name: &str, model_type: CatalogModelType) -> Option<&Arc<CompiledRoute>> {
+        self.catalog.get(&(name.to_owned(), model_type))
+    }
+
     /// Every compiled route (for the prober).
     pub fn iter(&self) -> impl Iterator<Item = &Arc<CompiledRoute>> {
-        self.by_name.values().filter_map(|r| r.as_ref().ok())
+        self.by_name
+            .values()
+            .filter_map(|r| r.as_ref().ok())
+            .chain(self.catalog.values())
     }
 }
 

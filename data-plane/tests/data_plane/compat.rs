@@ -193,6 +193,7 @@ fn catalog_gateway() -> gatehouse_shared::config::GatewayConfigDocument {
         target: target.into(),
         model_type,
         location,
+        routing: None,
     };
     doc.settings.models = Some(vec![
         entry("gpt-5", "openai/gpt-5", T::Chat, L::Regional),

@@ -73,6 +73,7 @@ fn catalog(name: &str, target: &str) -> CatalogModel {
         target: target.into(),
         model_type: CatalogModelType::Chat,
         location: CatalogModelLocation::Global,
+        routing: None,
     }
 }
 

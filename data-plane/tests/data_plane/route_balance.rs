@@ -276,3 +276,61 @@ async fn an_active_probe_brings_a_target_back_before_its_cooldown() {
         .count();
     assert!(probes >= 1, "a probe reached the target");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_model_with_routing_is_balanced_over_its_targets() {
+    use gatehouse_shared::gateway::{CatalogModel, CatalogModelLocation, CatalogModelType};
+
+    let primary = MockProvider::start();
+    let backup = MockProvider::start();
+    let node = Node::start(&primary, |_| {});
+    let mut doc = balanced_gateway(&backup, json!({"provider": "openai", "model": "unused"}));
+    doc.routes.clear();
+    doc.settings.models = Some(vec![CatalogModel {
+        name: "smart".into(),
+        target: "openai/a".into(),
+        model_type: CatalogModelType::Chat,
+        location: CatalogModelLocation::Global,
+        routing: Some(json!({"targets": [
+            {"provider": "openai", "model": "a", "weight": 1},
+            {"provider": "custom-backup", "model": "b", "weight": 1},
+        ]})),
+    }]);
+    node.add_gateway(doc);
+    let mut served = Vec::new();
+    for _ in 0..4 {
+        let resp = node
+            .http
+            .post(node.url(COMPAT))
+            .header("authorization", "Bearer sk")
+            .body(
+                json!({"model": "smart", "messages": [{"role": "user", "content": "hi"}]})
+                    .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        served.push(
+            resp.headers()["cf-aig-provider"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    assert_eq!(
+        served,
+        ["openai", "custom-backup", "openai", "custom-backup"]
+    );
+    assert_eq!((primary.requests().len(), backup.requests().len()), (2, 2));
+    // The catalog's type still decides: the name is not an embedding model.
+    let resp = node
+        .http
+        .post(node.url("/v1/acme/gw/compat/embeddings"))
+        .header("authorization", "Bearer sk")
+        .body(json!({"model": "smart", "input": "hi"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}

@@ -34,7 +34,9 @@ const COMPAT_ONLY_PREFIXES: &[&str] = &["perplexity"];
 const CHAT_OR_EMBEDDING: &[&str] = &["chat", "embedding"];
 const REGIONAL_OR_GLOBAL: &[&str] = &["regional", "global"];
 
-/// `models`: an array of at most [`MAX_MODELS`] `{name, target, type, location}`, names unique.
+/// `models`: an array of at most [`MAX_MODELS`] `{name, target, type, location, routing?}`, names unique; `routing`
+/// (Gatehouse's, issue 15) spreads the name over several targets with a dynamic route `model` element's properties,
+/// checked as a route's would be.
 pub fn read_models(r: &mut FieldReader<'_>) -> Field<Vec<CatalogModel>> {
     let items = match bounded_array(r, "models", MAX_MODELS, "models") {
         Field::Set(items) => items,
@@ -74,6 +76,25 @@ pub fn read_models(r: &mut FieldReader<'_>) -> Field<Vec<CatalogModel>> {
         {
             ir.error("target", message);
         }
+        let routing = match object.get("routing") {
+            None | Some(Value::Null) => None,
+            Some(raw) => match &target {
+                Some(target) => {
+                    match gatehouse_shared::routes::RouteGraph::single_model(
+                        target,
+                        raw,
+                        &is_compat_provider,
+                    ) {
+                        Ok(_) => Some(raw.clone()),
+                        Err(e) => {
+                            ir.error("routing", e.message);
+                            None
+                        }
+                    }
+                }
+                None => None,
+            },
+        };
         let model_type = ir
             .required_enumeration("type", CHAT_OR_EMBEDDING)
             .and_then(|s| parse_wire_name::<CatalogModelType>(&s));
@@ -94,6 +115,7 @@ pub fn read_models(r: &mut FieldReader<'_>) -> Field<Vec<CatalogModel>> {
                 target,
                 model_type,
                 location,
+                routing,
             });
         }
     }

@@ -20,6 +20,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use gatehouse_bus::limits::{Admission, LimitStore, SpendWindow, WindowTechnique};
+use gatehouse_shared::gateway::CatalogModelType;
 use gatehouse_shared::routes::condition::Fields;
 use gatehouse_shared::routes::{
     Element, FieldPath, FieldRoot, RateKey, RateLimitType, split_point,
@@ -159,6 +160,36 @@ pub(crate) async fn plan(
         }
         Some(Ok(route)) => Arc::clone(route),
     };
+    walk(limits, gateway, route, fields, request_id).await
+}
+
+/// The route a plain `model` name stands for on `/compat`: a catalog model with `routing` (issue 15), of the type
+/// the operation needs (`rest` is the path after `compat/`).
+pub(crate) fn catalog_route(
+    gateway: &CompiledGateway,
+    model: &str,
+    rest: &str,
+) -> Option<Arc<CompiledRoute>> {
+    let model_type = if rest.trim_end_matches('/').ends_with("embeddings") {
+        CatalogModelType::Embedding
+    } else {
+        CatalogModelType::Chat
+    };
+    gateway
+        .routes
+        .as_ref()?
+        .catalog(model, model_type)
+        .map(Arc::clone)
+}
+
+/// Walks `route` for one request.
+pub(crate) async fn walk(
+    limits: &dyn LimitStore,
+    gateway: &CompiledGateway,
+    route: Arc<CompiledRoute>,
+    fields: &RequestFields<'_>,
+    request_id: &str,
+) -> Result<RoutePlan, AiGatewayError> {
     let graph = &route.graph;
     let key = &gateway.key;
     let mut models = Vec::new();

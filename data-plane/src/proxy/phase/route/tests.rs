@@ -32,6 +32,7 @@ fn gateway(elements: Value) -> CompiledGateway {
                 version_id: "v1".into(),
                 elements,
             }],
+            &gatehouse_shared::gateway::GatewaySettings::for_default_gateway(),
             &crate::health::HealthTable::default(),
         ),
     }
