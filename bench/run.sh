@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The gateway load benchmark in one run: builds release, starts a mock provider and a standalone gateway on
 # 127.0.0.1 (OpenAI and Anthropic pointed at the mock), creates two gateways (`bench` without logs, `bench-logged`
-# with them), then runs gatehouse-bench direct to the mock and through the gateways (provider-native and /compat).
+# with them) and a dynamic route on `bench` (bench10), then runs gatehouse-bench direct to the mock and through the
+# gateways (provider-native and /compat).
 #
 #   bench/run.sh [gatehouse-bench flags…]       e.g. bench/run.sh --rate 500 --duration 5s
 #   bench/run.sh --phases concurrent --concurrent-streams 500,2000
 #   bench/run.sh --phases compat                 # /compat translated to Anthropic vs provider-native
+#   bench/run.sh --phases routes                 # model named directly vs the dynamic route bench10 on /compat
 #
 # Environment: BENCH_PIN=0 to let the scheduler place the processes (default 1: gateway on CPU 1, mock and client on
 # CPU 0), BENCH_DIRECT_ONLY=1 to measure the mock alone (no gateway built or started), BENCH_SKIP_BUILD=1,
@@ -126,6 +128,49 @@ create_gateway() {
 create_gateway "$gateway" false
 create_gateway "$logged_gateway" true
 
+# The routes phase's dynamic route on `bench` (`model: "dynamic/bench10"` on /compat), 10 elements, every one walked
+# by the phase's requests (they send cf-aig-metadata {"tier":"standard","user":"bench-user"} and x-team: bench):
+# start → tier (metadata, false goes on) → size (body) → team ($or/$in over headers) → split (percentage 50/50,
+# both halves to the same next element) → quota (rate, count per metadata.user, a limit never reached) → region
+# ($nin over metadata, absent: true) → streamed ($not over body.stream) → pool (model: two OpenAI targets weighted
+# 3:1, circuit breaker) → end. gatehouse-bench's routes phase expects these targets and weights
+# (bench/src/routes_phase.rs, ROUTE_TARGETS). Conditions that would leave the path go straight to pool.
+route_name=bench10
+route_elements='[
+ {"id":"start","type":"start","outputs":{"next":{"elementId":"tier"}}},
+ {"id":"tier","type":"conditional","properties":{"conditions":{"metadata.tier":{"$eq":"gold"}}},
+  "outputs":{"true":{"elementId":"pool"},"false":{"elementId":"size"}}},
+ {"id":"size","type":"conditional","properties":{"conditions":{"body.max_tokens":{"$lte":4096},"body.temperature":{"$lt":1}}},
+  "outputs":{"true":{"elementId":"team"},"false":{"elementId":"pool"}}},
+ {"id":"team","type":"conditional",
+  "properties":{"conditions":{"$or":[{"headers.x-team":{"$in":["search","support","bench"]}},{"headers.x-priority":{"$gte":5}}]}},
+  "outputs":{"true":{"elementId":"split"},"false":{"elementId":"pool"}}},
+ {"id":"split","type":"percentage","outputs":{"50%":{"elementId":"quota"},"else":{"elementId":"quota"}}},
+ {"id":"quota","type":"rate","properties":{"key":"metadata.user","limit":1000000000,"limitType":"count","window":60},
+  "outputs":{"success":{"elementId":"region"},"fallback":{"elementId":"pool"}}},
+ {"id":"region","type":"conditional","properties":{"conditions":{"metadata.region":{"$nin":["eu","apac"]}}},
+  "outputs":{"true":{"elementId":"streamed"},"false":{"elementId":"pool"}}},
+ {"id":"streamed","type":"conditional","properties":{"conditions":{"$not":{"body.stream":true}}},
+  "outputs":{"true":{"elementId":"pool"},"false":{"elementId":"pool"}}},
+ {"id":"pool","type":"model","properties":{"provider":"openai","model":"gpt-4o-mini","retries":0,"timeout":10000,
+  "targets":[{"provider":"openai","model":"gpt-4o-mini","weight":3,"priority":0},
+             {"provider":"openai","model":"gpt-4o-mini-2024-07-18","weight":1,"priority":1}],
+  "balance":"weighted",
+  "circuit_breaker":{"failures":5,"error_rate":0.5,"min_requests":10,"window":30,"cooldown":30}},
+  "outputs":{"success":{"elementId":"end"},"fallback":{"elementId":"end"}}},
+ {"id":"end","type":"end","outputs":{}}
+]'
+create_route() {
+  local status
+  status=$(curl -sS -o "$tmp/route.json" -w '%{http_code}' -X POST \
+    -H "Authorization: Bearer $token" -H 'content-type: application/json' \
+    -d "{\"name\":\"$route_name\",\"elements\":$route_elements}" \
+    "http://$api/client/v4/accounts/$account/ai-gateway/gateways/$gateway/routes") || die "the management API did not answer"
+  # Only the routes phase needs it: a gatehouse without routes (an older saved build) runs the other phases.
+  [[ $status == 200 ]] || log "WARNING: creating route $route_name answered $status: $(head -c 300 "$tmp/route.json"); the routes phase will report errors"
+}
+create_route
+
 # Config reaches the data plane asynchronously: wait until a request goes through, so the run measures a warm
 # gateway. If it never does, run anyway: the direct half is still measured and the through half reports errors.
 body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}]}'
@@ -144,8 +189,12 @@ wait_routable() {
 }
 through="http://$inference/v1/$account/$gateway/openai"
 through_logged="http://$inference/v1/$account/$logged_gateway/openai"
+compat_through="http://$inference/v1/$account/$gateway/compat"
 wait_routable "$through"
 wait_routable "$through_logged"
+# The route reaches the data plane with the gateway's config: wait for it too (the routes phase's headers).
+body="{\"model\":\"dynamic/$route_name\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}"
+wait_routable "$compat_through"
 
 # The operator token lets the logs-on phases read the log writer's counter (GET /admin/log-ingest): they wait
 # until it has stored their records before reading the gateway's CPU, and report how many it stored.
@@ -153,7 +202,7 @@ set +e
 BENCH_ADMIN_TOKEN=$token "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http://$mock/v1" --through "$through" \
   --through-logged "$through_logged" \
   --anthropic-direct "http://$mock" --anthropic-through "http://$inference/v1/$account/$gateway/anthropic" \
-  --compat-through "http://$inference/v1/$account/$gateway/compat" --admin-api "http://$api" \
+  --compat-through "$compat_through" --admin-api "http://$api" \
   --gateway-pid "$gh_pid" --mock-pid "$mock_pid" "$@"
 rc=$?
 set -e

@@ -58,6 +58,19 @@ pub struct Args {
     /// clients for `--closed-duration`).
     #[arg(long, value_delimiter = ',', default_value = "open,closed")]
     pub keys_loads: Vec<String>,
+    /// The routes phase's dynamic route on the `--compat-through` gateway: the routed side asks for
+    /// `model: "dynamic/{name}"`. `bench/run.sh` creates `bench10` (10 elements, two weighted targets).
+    #[arg(long, default_value = "bench10")]
+    pub routes_route: String,
+    /// The routes phase runs its two sides (a model named directly, the route) in turn, this many rounds each for
+    /// the open loop and for the closed loop (each round a share of `--duration` or `--closed-duration`), so the
+    /// machine's drift falls on both alike.
+    #[arg(long, default_value_t = 4)]
+    pub routes_rounds: u64,
+    /// After its rounds the routes phase sends this many unmeasured routed requests, one after the other, and counts
+    /// the model each answer names (`cf-aig-model`): all must be the route's targets, split as their weights say.
+    #[arg(long, default_value_t = 1000)]
+    pub routes_check: u64,
     /// The management API's base URL, e.g. http://127.0.0.1:8080, with an operator token in `BENCH_ADMIN_TOKEN`:
     /// the logs-on phases then read the log writer's counter (`GET /admin/log-ingest`), wait until it has stored
     /// their records before reading the gateway's CPU, and report how many it stored.
@@ -137,12 +150,13 @@ pub struct Args {
     /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
     #[arg(long)]
     pub mock_pid: Option<u32>,
-    /// Phases to run, comma-separated: chat, stream, closed, compat, keys, concurrent (they run in that order;
-    /// `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes as `BENCH_VIRTUAL_KEY`).
+    /// Phases to run, comma-separated: chat, stream, closed, compat, keys, routes, concurrent (they run in that
+    /// order; `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes as
+    /// `BENCH_VIRTUAL_KEY`; `routes` needs `--compat-through` and the route `bench/run.sh` creates).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "chat,stream,closed,compat,concurrent"
+        default_value = "chat,stream,closed,compat,routes,concurrent"
     )]
     pub phases: Vec<String>,
     /// Client runtime threads. 1 leaves the most CPU to the gateway and the mock on a small machine.

@@ -14,4 +14,5 @@ pub mod load;
 pub mod measure;
 pub mod report;
 pub mod resources;
+pub mod routes;
 pub mod stats;

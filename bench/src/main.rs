@@ -11,6 +11,7 @@ mod args;
 mod bodies;
 mod compat_phase;
 mod keys_phase;
+mod routes_phase;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
@@ -487,6 +488,9 @@ impl Bench {
         if wants("keys") {
             results.keys = self.keys().await?;
         }
+        if wants("routes") {
+            results.routes = self.routes().await?;
+        }
         if wants("concurrent") {
             self.concurrent(&mut results).await?;
         }
@@ -539,6 +543,7 @@ impl Bench {
             "compat_model": a.compat_model, "compat_rounds": a.compat_rounds,
             "virtual_key": a.key.is_some(), "keys_rounds": a.keys_rounds, "keys_sides": a.keys_sides,
             "keys_loads": a.keys_loads,
+            "routes_route": a.routes_route, "routes_rounds": a.routes_rounds, "routes_check": a.routes_check,
             "anthropic_body_bytes": messages_body(native_model(&a.compat_model), false).len(),
             "compat_body_bytes": chat_body(&a.compat_model, false).len(),
             "admin_api": a.admin_api.is_some() && a.admin_token.is_some(),

@@ -12,6 +12,7 @@ use crate::keys::{self, Keys};
 use crate::load::PhaseResult;
 use crate::measure::{Pair, Side, marginal_cpu_per_event_us};
 use crate::resources::kib_to_mib;
+use crate::routes::{self, Routes};
 use crate::stats::Summary;
 
 /// Targets from the data-plane issue, shown next to the numbers (missing one does not fail the run).
@@ -56,6 +57,8 @@ pub struct Results {
     pub concurrent: Vec<Concurrent>,
     /// The keys phase: without a virtual key against with one.
     pub keys: Option<Keys>,
+    /// The routes phase: a model named directly against a dynamic route.
+    pub routes: Option<Routes>,
 }
 
 impl Results {
@@ -100,6 +103,7 @@ impl Results {
                 .sum::<usize>()
             + self.compat.as_ref().map_or(0, Compat::error_count)
             + self.keys.as_ref().map_or(0, Keys::error_count)
+            + self.routes.as_ref().map_or(0, Routes::error_count)
             + self
                 .long_stream
                 .as_ref()
@@ -342,6 +346,9 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
     }
     if let Some(k) = &results.keys {
         t.0.push_str(&keys::table(k));
+    }
+    if let Some(r) = &results.routes {
+        t.0.push_str(&routes::table(r));
     }
     for run in &results.concurrent {
         t.concurrent(run);
@@ -643,6 +650,7 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
             &|s| side_json(s, PhaseResult::first_byte),
         )),
         "keys": results.keys.as_ref().map(|k| keys::json(k, &|s| side_json(s, PhaseResult::latency))),
+        "routes": results.routes.as_ref().map(|r| routes::json(r, &|s| side_json(s, PhaseResult::latency))),
         "concurrent_streams": results.concurrent.iter().map(|c| concurrent::json(
             c,
             &|s| side_json(s, PhaseResult::first_byte),

@@ -332,6 +332,31 @@ impl RouteGraph {
         Self::parse(&elements, known_provider)
     }
 
+    /// The top-level body keys the route's conditions, rate keys and sticky fields read (`body.max_tokens` →
+    /// `max_tokens`): a node parses only those out of a request body.
+    pub fn body_keys(&self) -> Vec<String> {
+        let mut paths = Vec::new();
+        for e in &self.elements {
+            match e {
+                Element::Conditional { condition, .. } => condition.paths(&mut paths),
+                Element::Rate {
+                    key: RateKey::Field(p),
+                    ..
+                } => paths.push(p),
+                Element::Model { model, .. } => paths.extend(model.sticky.as_ref()),
+                _ => {}
+            }
+        }
+        let mut keys: Vec<String> = paths
+            .into_iter()
+            .filter(|p| p.root == FieldRoot::Body)
+            .filter_map(|p| p.segments.first().cloned())
+            .collect();
+        keys.sort();
+        keys.dedup();
+        keys
+    }
+
     /// Every target of every `model` element, for checks against a key's allowed models.
     pub fn model_targets(&self) -> impl Iterator<Item = &ModelTarget> {
         self.elements.iter().flat_map(|e| match e {

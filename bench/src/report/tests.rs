@@ -95,3 +95,34 @@ fn the_saturated_logs_on_run_is_printed_with_its_targets_and_stored_records() {
     assert_eq!(json["closed_logged"]["cpu_ratio_vs_logs_off"], 1.375);
     assert_eq!(json["closed_logged"]["log_records_stored"], 49_000);
 }
+
+#[test]
+fn the_routes_phase_is_printed_and_its_failures_count() {
+    let mut routed = side(1540, 10_000, 0);
+    routed.result.latencies.truncate(9_998);
+    routed.result.errors.insert("status 404".into(), 2);
+    let results = Results {
+        routes: Some(Routes {
+            route: "bench10".into(),
+            plain_model: "openai/gpt-4o-mini".into(),
+            open: routes::Duo {
+                plain: Some(side(1500, 10_000, 0)),
+                routed: Some(routed),
+            },
+            rounds: 4,
+            ..Routes::default()
+        }),
+        ..Results::default()
+    };
+    let t = table(&results, "title", "h");
+    assert!(t.contains("`dynamic/bench10` (routed"), "{t}");
+    assert!(t.contains("<= 5  met"), "{t}");
+    assert!(t.contains("routed: 2 status 404"), "{t}");
+    assert!(t.contains("CHECK FAILED"), "{t}");
+    assert!(!t.contains("closed loop (saturated)"), "{t}");
+    assert_eq!(results.errors(), 2);
+    let json = json_summary(&results, &Value::Null);
+    assert_eq!(json["routes"]["open"]["added_cpu_per_request_us"], 4.0);
+    assert_eq!(json["routes"]["route_checked"], false);
+    assert_eq!(json["errors"], 2);
+}

@@ -132,13 +132,11 @@ async fn run(
             match chosen {
                 None => None,
                 Some(chosen) => {
-                    let fields = route::RequestFields::new(session.req_header(), &body.bytes);
+                    let request = (session.req_header(), &body.bytes[..]);
                     let id = request_id.to_string();
                     let walked = match chosen {
-                        Err(name) => route::plan(&*node.limits, gateway, name, &fields, &id).await,
-                        Ok(catalog) => {
-                            route::walk(&*node.limits, gateway, catalog, &fields, &id).await
-                        }
+                        Err(name) => route::plan(&*node.limits, gateway, name, request, &id).await,
+                        Ok(catalog) => route::walk(&*node.limits, catalog, request, &id).await,
                     }
                     .map_err(before)?;
                     if let Some(draft) = ctx.log.as_deref_mut() {

@@ -23,6 +23,47 @@ pub struct CompiledRoute {
     pub graph: RouteGraph,
     /// For each element of the graph (same index): a `model` element's target states, `None` for the others.
     pub targets: Vec<Option<ElementTargets>>,
+    /// For each `rate` element (same index): its counter name up to the request's partition,
+    /// `route:{account}:{gateway}:{route}:{element}:`.
+    pub counter_prefixes: Vec<Option<String>>,
+    /// The top-level body keys the route reads (`RouteGraph::body_keys`).
+    pub body_keys: Vec<String>,
+}
+
+impl CompiledRoute {
+    fn new(
+        gateway: &GatewayKey,
+        id: String,
+        name: String,
+        version_id: String,
+        graph: RouteGraph,
+        health: &HealthTable,
+    ) -> Self {
+        let targets = element_targets(gateway, &id, &graph, health);
+        let counter_prefixes = graph
+            .elements
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                matches!(e, Element::Rate { .. }).then(|| {
+                    format!(
+                        "route:{}:{}:{id}:{}:",
+                        gateway.account_id, gateway.gateway_id, graph.ids[i]
+                    )
+                })
+            })
+            .collect();
+        let body_keys = graph.body_keys();
+        Self {
+            id,
+            name,
+            version_id,
+            graph,
+            targets,
+            counter_prefixes,
+            body_keys,
+        }
+    }
 }
 
 /// The node-side state of one `model` element's targets.
@@ -30,6 +71,8 @@ pub struct CompiledRoute {
 pub struct ElementTargets {
     /// Same order as the element's `targets`.
     pub policies: Vec<Arc<TargetPolicy>>,
+    /// Each target's `{provider}/{model}`.
+    pub names: Vec<Arc<str>>,
     pub round_robin: RoundRobin,
 }
 
@@ -71,17 +114,17 @@ impl CompiledRoutes {
             match RouteGraph::single_model(&m.target, routing, &|_| true) {
                 Ok(graph) => {
                     let id = format!("catalog:{}", m.name);
-                    let targets = element_targets(gateway, &id, &graph, health);
-                    routes.catalog.insert(
-                        (m.name.clone(), m.model_type),
-                        Arc::new(CompiledRoute {
-                            id,
-                            name: m.name.clone(),
-                            version_id: String::new(),
-                            graph,
-                            targets,
-                        }),
+                    let route = CompiledRoute::new(
+                        gateway,
+                        id,
+                        m.name.clone(),
+                        String::new(),
+                        graph,
+                        health,
                     );
+                    routes
+                        .catalog
+                        .insert((m.name.clone(), m.model_type), Arc::new(route));
                 }
                 // The control plane checked it; a node that cannot read it serves the name's `target` alone.
                 Err(e) => tracing::warn!(model = %m.name, error = %e, "catalog routing not served"),
@@ -100,14 +143,14 @@ impl CompiledRoutes {
                             }
                         )
                     });
-                    let targets = element_targets(gateway, &entry.id, &graph, health);
-                    Arc::new(CompiledRoute {
-                        id: entry.id.clone(),
-                        name: entry.name.clone(),
-                        version_id: entry.version_id.clone(),
+                    Arc::new(CompiledRoute::new(
+                        gateway,
+                        entry.id.clone(),
+                        entry.name.clone(),
+                        entry.version_id.clone(),
                         graph,
-                        targets,
-                    })
+                        health,
+                    ))
                 })
                 .map_err(|e| {
                     tracing::warn!(route = %entry.name, version = %entry.version_id, error = %e, "route not served");
@@ -179,6 +222,7 @@ fn element_targets(
                         })
                     })
                     .collect(),
+                names: model.targets.iter().map(|t| Arc::from(t.name())).collect(),
                 round_robin: RoundRobin::default(),
             }),
             _ => None,

@@ -76,8 +76,9 @@ impl FieldPath {
 
 /// What a condition reads a field from.
 pub trait Fields {
-    /// The field's value, or `None` when the request has no such field.
-    fn field(&self, path: &FieldPath) -> Option<Value>;
+    /// Calls `test` with the field's value (`None` when the request has no such field) and returns its answer. A
+    /// callback rather than a returned value: the value stays borrowed from the request, never copied.
+    fn test_field(&self, path: &FieldPath, test: &mut dyn FnMut(Option<&Value>) -> bool) -> bool;
 }
 
 /// A compiled condition.
@@ -138,7 +139,18 @@ impl Condition {
             Condition::Any(items) => items.iter().any(|c| c.matches(fields)),
             Condition::Nor(items) => !items.iter().any(|c| c.matches(fields)),
             Condition::Not(inner) => !inner.matches(fields),
-            Condition::Field(path, test) => test.matches(fields.field(path).as_ref()),
+            Condition::Field(path, test) => fields.test_field(path, &mut |v| test.matches(v)),
+        }
+    }
+
+    /// Every field path the condition reads.
+    pub fn paths<'a>(&'a self, out: &mut Vec<&'a FieldPath>) {
+        match self {
+            Condition::All(items) | Condition::Any(items) | Condition::Nor(items) => {
+                items.iter().for_each(|c| c.paths(out))
+            }
+            Condition::Not(inner) => inner.paths(out),
+            Condition::Field(path, _) => out.push(path),
         }
     }
 }

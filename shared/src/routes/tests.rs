@@ -60,6 +60,7 @@ fn parse(v: &Value) -> Result<RouteGraph, RouteError> {
 #[test]
 fn a_sample_graph_parses() {
     let g = parse(&sample()).unwrap();
+    assert!(g.body_keys().is_empty());
     assert_eq!(g.ids[g.start], "s");
     assert_eq!(g.model_targets().count(), 3);
     let Element::Percentage { buckets } = &g.elements[2] else {
@@ -476,15 +477,17 @@ fn split_points_are_reproducible_and_even() {
 struct Req(Value, Value, Vec<(&'static str, &'static str)>);
 
 impl Fields for Req {
-    fn field(&self, path: &FieldPath) -> Option<Value> {
+    fn test_field(&self, path: &FieldPath, test: &mut dyn FnMut(Option<&Value>) -> bool) -> bool {
         match path.root {
-            FieldRoot::Metadata => path.descend(&self.0).cloned(),
-            FieldRoot::Body => path.descend(&self.1).cloned(),
-            FieldRoot::Headers => self
-                .2
-                .iter()
-                .find(|(n, _)| *n == path.segments[0])
-                .map(|(_, v)| Value::String((*v).to_owned())),
+            FieldRoot::Metadata => test(path.descend(&self.0)),
+            FieldRoot::Body => test(path.descend(&self.1)),
+            FieldRoot::Headers => test(
+                self.2
+                    .iter()
+                    .find(|(n, _)| *n == path.segments[0])
+                    .map(|(_, v)| Value::String((*v).to_owned()))
+                    .as_ref(),
+            ),
         }
     }
 }
@@ -534,4 +537,11 @@ fn conditions_follow_mongodb() {
     yes(json!({"metadata.n": {"$not": {"$gt": 9}}}));
     no(json!({"metadata.plan": {"$gt": 5}}));
     yes(json!({"metadata.plan": {"$gt": "a"}}));
+    let c = Condition::compile(
+        &json!({"$or": [{"body.max_tokens": 1}, {"body.nested.k": 2}], "headers.x": 1}),
+    )
+    .unwrap();
+    let mut paths = Vec::new();
+    c.paths(&mut paths);
+    assert_eq!(paths.len(), 3);
 }

@@ -133,9 +133,6 @@ pub(crate) fn record(gateway: &str, i: u64, n: u64, now_ms: i64, salt: u64) -> L
         route_id: None,
         route_version_id: None,
         route_path: None,
-        route_id: None,
-        route_version_id: None,
-        route_path: None,
     }
 }
 

@@ -19,6 +19,45 @@ impl From<bool> for Active {
     }
 }
 
+/// One element of a route's graph (spec §1.7, §3.12), documented for readers; the API stores elements as they
+/// are sent and checks them with `gatehouse_shared::routes::RouteGraph::parse`.
+#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteElement {
+    /// Unique in the route.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub element_type: RouteElementType,
+    /// By type. `conditional`: `{conditions}`, a MongoDB-like query over `metadata.*`, `body.*`, `headers.*`
+    /// (`$eq $ne $gt $gte $lt $lte $in $nin $exists $not $and $or $nor`). `rate`: `{key, limit, limitType:
+    /// "count"|"cost", window}` (`key` a field path whose value partitions the counter; `window` seconds; a cost
+    /// limit in USD). `model`: `{provider, model, retries (0–5), timeout (ms to the first byte)}`, and Gatehouse's
+    /// extensions: `targets` [{provider, model, weight, priority}] (up to 16; `provider`/`model` then optional and
+    /// one of them), `balance` (`weighted` | `least_latency` with `latency_tolerance` | `priority` with
+    /// `sla_tpot_ms`), `sticky` (a field path keeping a session on one target), `circuit_breaker` ({failures,
+    /// error_rate, min_requests, window, cooldown} or false), `retry_on` and `fallback_on` (statuses; defaults
+    /// 429, 500, 502, 503 and 401, 403, 404, 429, 500, 502, 503), `health_check` ({interval} seconds).
+    #[schema(value_type = Option<Object>)]
+    pub properties: Option<Value>,
+    /// `{label: {"elementId": id}}`. start: `next`; conditional: `true`, `false`; percentage: up to five weights
+    /// such as `"25%"` and `else`; rate and model: `success`, `fallback`; end: none.
+    #[schema(value_type = Object)]
+    pub outputs: Value,
+}
+
+/// The kinds of route element.
+#[allow(dead_code)]
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteElementType {
+    Start,
+    Conditional,
+    Percentage,
+    Rate,
+    Model,
+    End,
+}
+
 /// A deployment: which version went live, and when.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct RouteDeployment {
@@ -61,7 +100,7 @@ pub struct Route {
     #[schema(format = "date-time")]
     pub modified_at: String,
     /// The deployed version's elements, as they were sent.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<RouteElement>)]
     pub elements: Value,
     pub deployment: RouteDeployment,
     pub version: RouteVersion,
@@ -82,7 +121,7 @@ pub struct RouteVersionDetail {
     #[schema(format = "date-time")]
     pub modified_at: String,
     /// This version's elements, as they were sent.
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<RouteElement>)]
     pub elements: Value,
     #[schema(format = "uuid")]
     pub version_id: String,
@@ -131,7 +170,7 @@ pub struct CreateRouteBody {
     /// 1..64 letters, digits, `_`, `-` and `.`; unique in the gateway.
     pub name: String,
     /// The element graph: `{id, type, properties?, outputs: {label: {elementId}}}` per element (spec §1.7).
-    #[schema(value_type = Vec<Object>)]
+    #[schema(value_type = Vec<RouteElement>)]
     pub elements: Value,
     /// Noted on the first version and its deployment.
     pub comment: Option<String>,
@@ -141,7 +180,7 @@ pub struct CreateRouteBody {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct UpdateRouteBody {
     pub name: Option<String>,
-    #[schema(value_type = Option<Vec<Object>>)]
+    #[schema(value_type = Option<Vec<RouteElement>>)]
     pub elements: Option<Value>,
     pub comment: Option<String>,
 }

@@ -44,7 +44,7 @@ pub(crate) const DYNAMIC_PREFIX: &str = "dynamic/";
 #[derive(Debug, Clone)]
 pub(crate) struct RoutedModel {
     /// `{provider}/{model}`, as `/compat` names models.
-    pub target: String,
+    pub target: Arc<str>,
     /// Attempts beyond the first on this model.
     pub retries: u32,
     /// Time to the first byte, when the element sets one.
@@ -86,17 +86,19 @@ impl RoutePlan {
     }
 }
 
-/// What a route's conditions and rate keys read of the request.
+/// What a route's conditions, rate keys and sticky fields read of the request.
 pub(crate) struct RequestFields<'a> {
     header: &'a RequestHeader,
     body: &'a [u8],
+    /// The top-level body keys the route reads: only they are parsed out of the body.
+    body_keys: &'a [String],
     metadata: Option<&'a str>,
     parsed_body: OnceLock<Value>,
     parsed_metadata: OnceLock<Value>,
 }
 
 impl<'a> RequestFields<'a> {
-    pub(crate) fn new(header: &'a RequestHeader, body: &'a [u8]) -> Self {
+    pub(crate) fn new(header: &'a RequestHeader, body: &'a [u8], body_keys: &'a [String]) -> Self {
         let metadata = header
             .headers
             .get(crate::proxy::controls::METADATA)
@@ -104,6 +106,7 @@ impl<'a> RequestFields<'a> {
         Self {
             header,
             body,
+            body_keys,
             metadata,
             parsed_body: OnceLock::new(),
             parsed_metadata: OnceLock::new(),
@@ -112,32 +115,110 @@ impl<'a> RequestFields<'a> {
 }
 
 impl Fields for RequestFields<'_> {
-    fn field(&self, path: &FieldPath) -> Option<Value> {
+    fn test_field(&self, path: &FieldPath, test: &mut dyn FnMut(Option<&Value>) -> bool) -> bool {
         match path.root {
             FieldRoot::Headers => {
-                let value = self.header.headers.get(path.segments[0].as_str())?;
-                Some(Value::String(
-                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
-                ))
+                let value = self
+                    .header
+                    .headers
+                    .get(path.segments[0].as_str())
+                    .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()));
+                test(value.as_ref())
             }
-            // Parsed only when a condition or key reads them, and once.
-            FieldRoot::Body => path
-                .descend(
+            // Parsed only when a condition or key reads them, and once; of the body only the keys the route reads
+            // (a chat body's `messages` are skipped, not built).
+            FieldRoot::Body => test(
+                path.descend(
                     self.parsed_body
-                        .get_or_init(|| serde_json::from_slice(self.body).unwrap_or(Value::Null)),
+                        .get_or_init(|| pick_top_level(self.body, self.body_keys)),
+                ),
+            ),
+            FieldRoot::Metadata => test(path.descend(self.parsed_metadata.get_or_init(|| {
+                Value::Object(
+                    self.metadata
+                        .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
+                        .unwrap_or_default(),
                 )
-                .cloned(),
-            FieldRoot::Metadata => path
-                .descend(self.parsed_metadata.get_or_init(|| {
-                    Value::Object(
-                        self.metadata
-                            .and_then(|m| serde_json::from_str::<Map<String, Value>>(m).ok())
-                            .unwrap_or_default(),
-                    )
-                }))
-                .cloned(),
+            }))),
         }
     }
+}
+
+impl RequestFields<'_> {
+    /// The field's value as text: a string as it is, another value as its JSON, `""` when absent or null.
+    fn text(&self, path: &FieldPath) -> String {
+        let mut out = String::new();
+        self.test_field(path, &mut |v| {
+            match v {
+                None | Some(Value::Null) => {}
+                Some(Value::String(s)) => out.push_str(s),
+                Some(other) => out = other.to_string(),
+            }
+            true
+        });
+        out
+    }
+}
+
+/// The body's top-level `keys` as an object (`Null` when the body is not a JSON object): one pass that skips every
+/// other value without building it.
+fn pick_top_level(body: &[u8], keys: &[String]) -> Value {
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+    struct Pick<'k>(&'k [String]);
+    impl<'de> Visitor<'de> for Pick<'_> {
+        type Value = Map<String, Value>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a JSON object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<Key<'de>>()? {
+                match self.0.iter().find(|k| **k == *key.0) {
+                    Some(k) => {
+                        out.insert(k.clone(), map.next_value::<Value>()?);
+                    }
+                    None => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+    impl<'de> DeserializeSeed<'de> for Pick<'_> {
+        type Value = Map<String, Value>;
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+    /// A key, borrowed from the body unless it holds an escape.
+    struct Key<'de>(std::borrow::Cow<'de, str>);
+    impl<'de> serde::Deserialize<'de> for Key<'de> {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> Visitor<'de> for V {
+                type Value = Key<'de>;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("a key")
+                }
+                fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                    Ok(Key(std::borrow::Cow::Borrowed(s)))
+                }
+                fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                    Ok(Key(std::borrow::Cow::Owned(s.to_owned())))
+                }
+            }
+            d.deserialize_str(V)
+        }
+    }
+    if keys.is_empty() {
+        return Value::Null;
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Pick(keys)
+        .deserialize(&mut de)
+        .map_or(Value::Null, Value::Object)
 }
 
 /// Walks the route `name` of `gateway` for one request.
@@ -145,7 +226,7 @@ pub(crate) async fn plan(
     limits: &dyn LimitStore,
     gateway: &CompiledGateway,
     name: &str,
-    fields: &RequestFields<'_>,
+    request: (&RequestHeader, &[u8]),
     request_id: &str,
 ) -> Result<RoutePlan, AiGatewayError> {
     let route = match gateway.routes.as_ref().and_then(|r| r.get(name)) {
@@ -160,7 +241,7 @@ pub(crate) async fn plan(
         }
         Some(Ok(route)) => Arc::clone(route),
     };
-    walk(limits, gateway, route, fields, request_id).await
+    walk(limits, route, request, request_id).await
 }
 
 /// The route a plain `model` name stands for on `/compat`: a catalog model with `routing` (issue 15), of the type
@@ -185,13 +266,12 @@ pub(crate) fn catalog_route(
 /// Walks `route` for one request.
 pub(crate) async fn walk(
     limits: &dyn LimitStore,
-    gateway: &CompiledGateway,
     route: Arc<CompiledRoute>,
-    fields: &RequestFields<'_>,
+    (header, body): (&RequestHeader, &[u8]),
     request_id: &str,
 ) -> Result<RoutePlan, AiGatewayError> {
+    let fields = &RequestFields::new(header, body, &route.body_keys);
     let graph = &route.graph;
-    let key = &gateway.key;
     let mut models = Vec::new();
     let mut path = Vec::with_capacity(8);
     let mut cost_windows = Vec::new();
@@ -227,11 +307,9 @@ pub(crate) async fn walk(
                 success,
                 fallback,
             } => {
-                let partition = partition(rate_key, fields);
-                let counter = format!(
-                    "route:{}:{}:{}:{}:{partition}",
-                    key.account_id, key.gateway_id, route.id, graph.ids[i]
-                );
+                // The counter's name: the element's prefix (built with the route) and the request's partition.
+                let mut counter = route.counter_prefixes[i].clone().unwrap_or_default();
+                push_partition(&mut counter, rate_key, fields);
                 let window = Duration::from_secs_f64(*window_seconds);
                 let within = match limit_type {
                     RateLimitType::Count => count_within(limits, &counter, *limit, window).await,
@@ -269,14 +347,10 @@ pub(crate) async fn walk(
                 model, fallback, ..
             } => {
                 let state = route.targets[i].as_ref();
-                let sticky = model.sticky.as_ref().map(|path| {
-                    let value = match fields.field(path) {
-                        None | Some(Value::Null) => String::new(),
-                        Some(Value::String(s)) => s,
-                        Some(other) => other.to_string(),
-                    };
-                    balance::sticky_hash(&value)
-                });
+                let sticky = model
+                    .sticky
+                    .as_ref()
+                    .map(|path| balance::sticky_hash(&fields.text(path)));
                 let chosen = match state {
                     Some(state) => {
                         let candidates: Vec<Candidate> = model
@@ -300,9 +374,11 @@ pub(crate) async fn walk(
                     None => (0..model.targets.len()).collect(),
                 };
                 for t in chosen {
-                    let target = &model.targets[t];
                     models.push(RoutedModel {
-                        target: target.name(),
+                        target: match state {
+                            Some(s) => Arc::clone(&s.names[t]),
+                            None => Arc::from(model.targets[t].name()),
+                        },
                         retries: model.retries,
                         timeout: (model.timeout_ms > 0)
                             .then(|| Duration::from_millis(model.timeout_ms)),
@@ -337,25 +413,20 @@ pub(crate) async fn walk(
     Ok(plan)
 }
 
-/// The text a `rate` element's counter is partitioned by: a string field's value, another field's JSON, `""`
-/// when absent; long values are hashed so a counter name stays short.
-fn partition(key: &RateKey, fields: &RequestFields<'_>) -> String {
-    let text = match key {
-        RateKey::Constant(_) => return String::new(),
-        RateKey::Field(path) => match fields.field(path) {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s,
-            Some(other) => other.to_string(),
-        },
+/// Appends what a `rate` element's counter is partitioned by: a string field's value, another field's JSON,
+/// nothing when absent; a long value (or one with the separator `:`) as its hash, so a counter name stays short.
+fn push_partition(counter: &mut String, key: &RateKey, fields: &RequestFields<'_>) {
+    let RateKey::Field(path) = key else {
+        return;
     };
+    let text = fields.text(path);
     if text.len() <= 128 && !text.contains(':') {
-        return text;
+        counter.push_str(&text);
+        return;
     }
     use sha2::{Digest, Sha256};
-    format!(
-        "sha256-{}",
-        hex::encode(&Sha256::digest(text.as_bytes())[..16])
-    )
+    counter.push_str("sha256-");
+    counter.push_str(&hex::encode(&Sha256::digest(text.as_bytes())[..16]));
 }
 
 /// Counts the request under `counter` if it stays within `limit` per `window`; `Err` carries when a request could

@@ -53,12 +53,11 @@ async fn walk(
     body: &str,
     id: &str,
 ) -> Result<RoutePlan, AiGatewayError> {
-    let fields = RequestFields::new(h, body.as_bytes());
-    plan(limits, g, "support", &fields, id).await
+    plan(limits, g, "support", (h, body.as_bytes()), id).await
 }
 
 fn targets(p: &RoutePlan) -> Vec<&str> {
-    p.models.iter().map(|m| m.target.as_str()).collect()
+    p.models.iter().map(|m| &*m.target).collect()
 }
 
 /// start → cond(metadata.plan = free) → true: cheap model (falls back to big) | false: big model → end.
@@ -115,8 +114,9 @@ async fn unknown_routes_are_openai_404s() {
     let limits = MemoryLimits::new();
     let g = gateway(conditional_graph());
     let h = header(&[]);
-    let fields = RequestFields::new(&h, b"{}");
-    let e = plan(&limits, &g, "nope", &fields, "r").await.unwrap_err();
+    let e = plan(&limits, &g, "nope", (&h, b"{}"), "r")
+        .await
+        .unwrap_err();
     assert_eq!(e.status, StatusCode::NOT_FOUND);
     let body: Value = serde_json::from_slice(&e.body()).unwrap();
     assert_eq!(body["error"]["code"], "model_not_found");
@@ -229,4 +229,17 @@ async fn a_walk_that_ends_without_a_model_says_where_it_went() {
         .unwrap_err();
     assert_eq!(e.status, StatusCode::BAD_REQUEST);
     assert!(e.message.contains("s>c>e"), "{}", e.message);
+}
+
+#[test]
+fn only_the_body_keys_a_route_reads_are_parsed() {
+    let keys = vec!["max_tokens".to_owned(), "stream".to_owned()];
+    let body = br#"{"model":"dynamic/x","messages":[{"role":"user","content":"hi \"there\""}],"max_tokens":5,"stre\u0061m":true}"#;
+    assert_eq!(
+        super::pick_top_level(body, &keys),
+        json!({"max_tokens": 5, "stream": true})
+    );
+    assert_eq!(super::pick_top_level(b"[1]", &keys), Value::Null);
+    assert_eq!(super::pick_top_level(b"{not json", &keys), Value::Null);
+    assert_eq!(super::pick_top_level(body, &[]), Value::Null);
 }
