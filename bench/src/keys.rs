@@ -10,9 +10,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::format::{cell, round, signed, us, verdict, verdict_at_most};
+use crate::format::{round, us, verdict, verdict_at_most};
 use crate::measure::Side;
-use crate::stats::{Summary, added_us};
+use crate::stats::Summary;
 
 /// Targets from the virtual-keys issue (missing one does not fail the run).
 pub mod targets {
@@ -24,59 +24,8 @@ pub mod targets {
     pub const WRONG_KEY_STATUS: u16 = 401;
 }
 
-/// One load, both ways: without a virtual key and with one.
-#[derive(Debug, Clone, Default)]
-pub struct Duo {
-    pub plain: Option<Side>,
-    pub keyed: Option<Side>,
-}
-
-/// `b − a`, when both are there.
-fn minus(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    a.zip(b).map(|(a, b)| b - a)
-}
-
-impl Duo {
-    fn sides(&self) -> [Option<&Side>; 2] {
-        [self.plain.as_ref(), self.keyed.as_ref()]
-    }
-
-    /// Gateway CPU per request (whole process), keyed minus plain, in µs.
-    pub fn added_cpu_per_request_us(&self) -> Option<f64> {
-        let [p, k] = self.sides().map(|s| s.and_then(Side::cpu_per_request_us));
-        minus(p, k)
-    }
-
-    /// The same on the data plane's request threads only.
-    pub fn added_data_plane_cpu_per_request_us(&self) -> Option<f64> {
-        let [p, k] = self
-            .sides()
-            .map(|s| s.and_then(Side::data_plane_cpu_per_request_us));
-        minus(p, k)
-    }
-
-    /// Latency keyed minus plain at p50 and p99, in µs.
-    pub fn added_latency_us(&self) -> Option<(f64, f64)> {
-        let [p, k] = self.sides().map(|s| s.and_then(|s| s.result.latency()));
-        let (p, k) = (p?, k?);
-        Some((added_us(p.p50, k.p50), added_us(p.p99, k.p99)))
-    }
-
-    /// Keyed throughput over plain (closed loop: how much admission slows a saturated node).
-    pub fn throughput_ratio(&self) -> Option<f64> {
-        let [p, k] = self.sides().map(|s| s.map(|s| s.result.throughput()));
-        let (p, k) = (p?, k?);
-        (p > 0.0).then(|| k / p)
-    }
-
-    pub fn error_count(&self) -> usize {
-        self.sides()
-            .into_iter()
-            .flatten()
-            .map(|s| s.result.error_count())
-            .sum()
-    }
-}
+pub use crate::duo::Duo;
+use crate::duo::{errors_row, per_side, row};
 
 /// Everything the keys phase measured.
 #[derive(Debug, Clone, Default)]
@@ -98,7 +47,7 @@ impl Keys {
 
     /// Keyed requests sent and answered 200, over both loads: `(ok, sent)`.
     pub fn keyed_ok(&self) -> (usize, usize) {
-        [&self.open.keyed, &self.closed.keyed]
+        [&self.open.test, &self.closed.test]
             .into_iter()
             .flatten()
             .fold((0, 0), |(ok, sent), s| {
@@ -110,38 +59,6 @@ impl Keys {
     pub fn key_checked(&self) -> bool {
         let (ok, sent) = self.keyed_ok();
         sent > 0 && ok == sent && self.wrong_key_status == Some(targets::WRONG_KEY_STATUS)
-    }
-}
-
-fn row(t: &mut String, label: &str, cells: [String; 3], target: &str) {
-    let [plain, keyed, delta] = cells;
-    let _ = writeln!(
-        t,
-        "  {label:<30}{plain:>12}{keyed:>12}{delta:>14}   {target}"
-    );
-}
-
-/// Per-side cells of `value` and the keyed − plain difference.
-fn per_side(duo: &Duo, value: impl Fn(&Side) -> Option<f64>, places: usize) -> [String; 3] {
-    let [p, k] = duo.sides().map(|s| s.and_then(&value));
-    [cell(p, places), cell(k, places), signed(minus(p, k))]
-}
-
-/// Failed requests of each side, then one line per side that had failures, by kind.
-fn errors_row(t: &mut String, duo: &Duo) {
-    let count = |s: Option<&Side>| s.map_or("-".into(), |s| s.result.error_count().to_string());
-    let [p, k] = duo.sides().map(count);
-    row(t, "errors", [p, k, String::new()], "");
-    for (name, s) in ["plain", "keyed"].into_iter().zip(duo.sides()) {
-        if let Some(s) = s.filter(|s| s.result.error_count() > 0) {
-            let kinds: Vec<String> = s
-                .result
-                .errors
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect();
-            let _ = writeln!(t, "      {name}: {}", kinds.join(", "));
-        }
     }
 }
 
@@ -168,7 +85,7 @@ fn duo_rows(t: &mut String, duo: &Duo, title: &str, p99_target: bool) {
         };
         row(t, &format!("latency {name} µs"), cells, &target);
     }
-    errors_row(t, duo);
+    errors_row(t, duo, ["plain", "keyed"]);
     row(
         t,
         "gateway CPU µs/request",
@@ -195,10 +112,10 @@ pub fn table(k: &Keys) -> String {
          provider key) and with one (keyed: lookup, RPM, TPM, budget hold and settle), {} alternating rounds",
         k.rounds
     );
-    if k.open.plain.is_some() || k.open.keyed.is_some() {
+    if k.open.base.is_some() || k.open.test.is_some() {
         duo_rows(&mut t, &k.open, "open loop", true);
     }
-    if k.closed.plain.is_some() || k.closed.keyed.is_some() {
+    if k.closed.base.is_some() || k.closed.test.is_some() {
         duo_rows(&mut t, &k.closed, "closed loop (saturated)", false);
     }
     let (ok, sent) = k.keyed_ok();
@@ -233,8 +150,8 @@ pub fn json(k: &Keys, side_json: &dyn Fn(&Side) -> Value) -> Value {
     let duo = |d: &Duo| {
         let added = d.added_latency_us();
         json!({
-            "plain": d.plain.as_ref().map(with_cpu),
-            "keyed": d.keyed.as_ref().map(with_cpu),
+            "plain": d.base.as_ref().map(with_cpu),
+            "keyed": d.test.as_ref().map(with_cpu),
             "added_p50_us": r(added.map(|a| a.0), 1),
             "added_p99_us": r(added.map(|a| a.1), 1),
             "added_cpu_per_request_us": r(d.added_cpu_per_request_us(), 2),
@@ -282,13 +199,13 @@ mod tests {
         Keys {
             // 10,000 requests a side: plain 1,500 ms (150 µs each), keyed 1,700 ms (170 µs).
             open: Duo {
-                plain: Some(timed(1500, 10_000, 250, 600, 10_000)),
-                keyed: Some(timed(1700, 10_000, 270, 850, 10_000)),
+                base: Some(timed(1500, 10_000, 250, 600, 10_000)),
+                test: Some(timed(1700, 10_000, 270, 850, 10_000)),
             },
             // 100,000 plain and 80,000 keyed in 5 s: 40 and 60 µs each, +20 (within 25).
             closed: Duo {
-                plain: Some(timed(4000, 100_000, 2000, 4000, 5000)),
-                keyed: Some(timed(4800, 80_000, 2500, 5000, 5000)),
+                base: Some(timed(4000, 100_000, 2000, 4000, 5000)),
+                test: Some(timed(4800, 80_000, 2500, 5000, 5000)),
             },
             rounds: 4,
             wrong_key_status: Some(401),
@@ -330,7 +247,7 @@ mod tests {
             "{t}"
         );
         let mut missed = keys();
-        missed.open.keyed = Some(timed(2000, 10_000, 270, 1000, 10_000));
+        missed.open.test = Some(timed(2000, 10_000, 270, 1000, 10_000));
         missed.wrong_key_status = None;
         let t = table(&missed);
         assert!(t.contains("<= 25  MISSED"), "{t}");

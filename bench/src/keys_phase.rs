@@ -122,9 +122,9 @@ impl Bench {
             let mut duo = Duo::default();
             for ((name, _), side) in sides.iter().zip(sums) {
                 let slot = if *name == PLAIN {
-                    &mut duo.plain
+                    &mut duo.base
                 } else {
-                    &mut duo.keyed
+                    &mut duo.test
                 };
                 *slot = Some(side);
             }

@@ -7,6 +7,7 @@ pub mod compare;
 pub mod compat;
 pub mod concurrent;
 pub mod cpu;
+pub mod duo;
 pub mod format;
 pub mod ingest;
 pub mod keys;

@@ -12,9 +12,9 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::format::{cell, round, signed, us, verdict_at_least, verdict_at_most};
+use crate::format::{round, us, verdict_at_least, verdict_at_most};
 use crate::measure::Side;
-use crate::stats::{Summary, added_us};
+use crate::stats::Summary;
 
 /// Targets from the dynamic-routes issue (missing one does not fail the run).
 pub mod targets {
@@ -37,64 +37,8 @@ pub struct ExpectedTarget {
     pub weight: u32,
 }
 
-/// One load, both ways: a model named directly and the route.
-#[derive(Debug, Clone, Default)]
-pub struct Duo {
-    pub plain: Option<Side>,
-    pub routed: Option<Side>,
-}
-
-/// `b − a`, when both are there.
-fn minus(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    a.zip(b).map(|(a, b)| b - a)
-}
-
-impl Duo {
-    fn sides(&self) -> [Option<&Side>; 2] {
-        [self.plain.as_ref(), self.routed.as_ref()]
-    }
-
-    /// Gateway CPU per request (whole process), routed minus plain, in µs.
-    pub fn added_cpu_per_request_us(&self) -> Option<f64> {
-        let [p, r] = self.sides().map(|s| s.and_then(Side::cpu_per_request_us));
-        minus(p, r)
-    }
-
-    /// The same on the data plane's request threads only.
-    pub fn added_data_plane_cpu_per_request_us(&self) -> Option<f64> {
-        let [p, r] = self
-            .sides()
-            .map(|s| s.and_then(Side::data_plane_cpu_per_request_us));
-        minus(p, r)
-    }
-
-    /// Latency routed minus plain at p50 and p99, in µs.
-    pub fn added_latency_us(&self) -> Option<(f64, f64)> {
-        let [p, r] = self.sides().map(|s| s.and_then(|s| s.result.latency()));
-        let (p, r) = (p?, r?);
-        Some((added_us(p.p50, r.p50), added_us(p.p99, r.p99)))
-    }
-
-    /// Routed throughput over plain.
-    pub fn throughput_ratio(&self) -> Option<f64> {
-        let [p, r] = self.sides().map(|s| s.map(|s| s.result.throughput()));
-        let (p, r) = (p?, r?);
-        (p > 0.0).then(|| r / p)
-    }
-
-    /// Throughput of the routed side.
-    pub fn routed_throughput(&self) -> Option<f64> {
-        self.routed.as_ref().map(|s| s.result.throughput())
-    }
-
-    pub fn error_count(&self) -> usize {
-        self.sides()
-            .into_iter()
-            .flatten()
-            .map(|s| s.result.error_count())
-            .sum()
-    }
-}
+pub use crate::duo::Duo;
+use crate::duo::{errors_row, per_side, row};
 
 /// Everything the routes phase measured.
 #[derive(Debug, Clone, Default)]
@@ -125,7 +69,7 @@ impl Routes {
 
     /// Measured routed requests sent and answered 200, over both loads: `(ok, sent)`.
     pub fn routed_ok(&self) -> (usize, usize) {
-        [&self.open.routed, &self.closed.routed]
+        [&self.open.test, &self.closed.test]
             .into_iter()
             .flatten()
             .fold((0, 0), |(ok, sent), s| {
@@ -175,38 +119,6 @@ impl Routes {
     }
 }
 
-fn row(t: &mut String, label: &str, cells: [String; 3], target: &str) {
-    let [plain, routed, delta] = cells;
-    let _ = writeln!(
-        t,
-        "  {label:<30}{plain:>12}{routed:>12}{delta:>14}   {target}"
-    );
-}
-
-/// Per-side cells of `value` and the routed − plain difference.
-fn per_side(duo: &Duo, value: impl Fn(&Side) -> Option<f64>, places: usize) -> [String; 3] {
-    let [p, r] = duo.sides().map(|s| s.and_then(&value));
-    [cell(p, places), cell(r, places), signed(minus(p, r))]
-}
-
-/// Failed requests of each side, then one line per side that had failures, by kind.
-fn errors_row(t: &mut String, duo: &Duo) {
-    let count = |s: Option<&Side>| s.map_or("-".into(), |s| s.result.error_count().to_string());
-    let [p, r] = duo.sides().map(count);
-    row(t, "errors", [p, r, String::new()], "");
-    for (name, s) in ["plain", "routed"].into_iter().zip(duo.sides()) {
-        if let Some(s) = s.filter(|s| s.result.error_count() > 0) {
-            let kinds: Vec<String> = s
-                .result
-                .errors
-                .iter()
-                .map(|(k, v)| format!("{v} {k}"))
-                .collect();
-            let _ = writeln!(t, "      {name}: {}", kinds.join(", "));
-        }
-    }
-}
-
 /// One load's rows; the saturated throughput target on the closed loop only.
 fn duo_rows(t: &mut String, duo: &Duo, title: &str, saturated: bool) {
     let _ = writeln!(t, "  {title}");
@@ -223,7 +135,7 @@ fn duo_rows(t: &mut String, duo: &Duo, title: &str, saturated: bool) {
     let target = if saturated {
         format!(
             "routed {}",
-            verdict_at_least(duo.routed_throughput(), targets::SATURATED_RPS)
+            verdict_at_least(duo.test_throughput(), targets::SATURATED_RPS)
         )
     } else {
         String::new()
@@ -233,7 +145,7 @@ fn duo_rows(t: &mut String, duo: &Duo, title: &str, saturated: bool) {
         let cells = per_side(duo, |s| s.result.latency().map(|l| us(l.points()[i])), 1);
         row(t, &format!("latency {name} µs"), cells, "");
     }
-    errors_row(t, duo);
+    errors_row(t, duo, ["plain", "routed"]);
     row(
         t,
         "gateway CPU µs/request",
@@ -288,10 +200,10 @@ pub fn table(r: &Routes) -> String {
         r.expected.len(),
         r.rounds
     );
-    if r.open.plain.is_some() || r.open.routed.is_some() {
+    if r.open.base.is_some() || r.open.test.is_some() {
         duo_rows(&mut t, &r.open, "open loop", false);
     }
-    if r.closed.plain.is_some() || r.closed.routed.is_some() {
+    if r.closed.base.is_some() || r.closed.test.is_some() {
         duo_rows(&mut t, &r.closed, "closed loop (saturated)", true);
     }
     let (ok, sent) = r.routed_ok();
@@ -334,8 +246,8 @@ pub fn json(r: &Routes, side_json: &dyn Fn(&Side) -> Value) -> Value {
     let duo = |d: &Duo| {
         let added = d.added_latency_us();
         json!({
-            "plain": d.plain.as_ref().map(with_cpu),
-            "routed": d.routed.as_ref().map(with_cpu),
+            "plain": d.base.as_ref().map(with_cpu),
+            "routed": d.test.as_ref().map(with_cpu),
             "added_p50_us": rd(added.map(|a| a.0), 1),
             "added_p99_us": rd(added.map(|a| a.1), 1),
             "added_cpu_per_request_us": rd(d.added_cpu_per_request_us(), 2),
@@ -404,13 +316,13 @@ mod tests {
             ],
             // 10,000 requests a side: plain 1,500 ms (150 µs each), routed 1,540 ms (154 µs).
             open: Duo {
-                plain: Some(timed(1500, 10_000, 250, 600, 10_000)),
-                routed: Some(timed(1540, 10_000, 260, 650, 10_000)),
+                base: Some(timed(1500, 10_000, 250, 600, 10_000)),
+                test: Some(timed(1540, 10_000, 260, 650, 10_000)),
             },
             // 125,000 plain and 110,000 routed in 5 s: 40 and 44 µs each, +4 (within 5); routed 22,000 req/s.
             closed: Duo {
-                plain: Some(timed(5000, 125_000, 2000, 4000, 5000)),
-                routed: Some(timed(4840, 110_000, 2100, 4200, 5000)),
+                base: Some(timed(5000, 125_000, 2000, 4000, 5000)),
+                test: Some(timed(4840, 110_000, 2100, 4200, 5000)),
             },
             rounds: 4,
             models: BTreeMap::from([
@@ -430,7 +342,7 @@ mod tests {
         assert_eq!(r.open.added_latency_us(), Some((10.0, 50.0)));
         assert!(close(r.closed.added_cpu_per_request_us(), 4.0));
         assert!(close(r.closed.throughput_ratio(), 0.88));
-        assert!(close(r.closed.routed_throughput(), 22_000.0));
+        assert!(close(r.closed.test_throughput(), 22_000.0));
         assert_eq!(r.routed_ok(), (120_000, 120_000));
         assert_eq!((r.checked(), r.on_target()), (1000, 1000));
         assert_eq!(r.first_share(), Some((0.75, 0.75)));
@@ -457,13 +369,13 @@ mod tests {
         let mut failed = routes();
         failed
             .open
-            .routed
+            .test
             .as_mut()
             .unwrap()
             .result
             .errors
             .insert("status 404".into(), 3);
-        failed.open.routed.as_mut().unwrap().result.sent += 3;
+        failed.open.test.as_mut().unwrap().result.sent += 3;
         assert_eq!(failed.error_count(), 3);
         assert!(!failed.route_checked(), "a measured routed request failed");
         let unchecked = Routes {
@@ -485,8 +397,8 @@ mod tests {
         );
         assert!(t.contains("plain answers: gpt-4o-mini: ok"), "{t}");
         let mut missed = routes();
-        missed.open.routed = Some(timed(1600, 10_000, 260, 650, 10_000));
-        missed.closed.routed = Some(timed(4840, 90_000, 2100, 4200, 5000));
+        missed.open.test = Some(timed(1600, 10_000, 260, 650, 10_000));
+        missed.closed.test = Some(timed(4840, 90_000, 2100, 4200, 5000));
         missed.models.clear();
         let t = table(&missed);
         assert!(t.contains("<= 5  MISSED"), "{t}");

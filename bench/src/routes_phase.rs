@@ -107,7 +107,10 @@ impl Bench {
             }
         }
         let [plain, routed] = sums;
-        Duo { plain, routed }
+        Duo {
+            base: plain,
+            test: routed,
+        }
     }
 
     /// The routes phase: the chat request on `--compat-through` naming `openai/gpt-4o-mini` and naming

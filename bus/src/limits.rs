@@ -171,6 +171,14 @@ pub enum Admission {
     Limited { retry_after: Duration },
 }
 
+/// A USD amount in the stores' unit (nano-USD, integers add exactly); negative, NaN or absent amounts are 0.
+pub fn nano_usd(usd: Option<f64>) -> u64 {
+    match usd {
+        Some(c) if c.is_finite() && c > 0.0 => (c * 1e9).round() as u64,
+        _ => 0,
+    }
+}
+
 /// One spend limit's window.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpendWindow {

@@ -45,8 +45,8 @@ fn the_keys_phase_is_printed_and_its_failures_count() {
     let results = Results {
         keys: Some(Keys {
             open: keys::Duo {
-                plain: Some(side(1500, 10_000, 0)),
-                keyed: Some(keyed),
+                base: Some(side(1500, 10_000, 0)),
+                test: Some(keyed),
             },
             rounds: 4,
             wrong_key_status: Some(401),
@@ -106,8 +106,8 @@ fn the_routes_phase_is_printed_and_its_failures_count() {
             route: "bench10".into(),
             plain_model: "openai/gpt-4o-mini".into(),
             open: routes::Duo {
-                plain: Some(side(1500, 10_000, 0)),
-                routed: Some(routed),
+                base: Some(side(1500, 10_000, 0)),
+                test: Some(routed),
             },
             rounds: 4,
             ..Routes::default()

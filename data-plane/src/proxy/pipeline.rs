@@ -241,12 +241,12 @@ async fn run(
     };
     account::switch_to_step(ctx, &steps, answering, &mut ids);
     ctx.spend = charges.get_mut(answering).and_then(Option::take);
-    if let Some(route_charge) = routed.as_ref().and_then(route::RoutePlan::cost_charge) {
+    if let Some(walked) = routed.as_ref().filter(|r| !r.cost_windows.is_empty()) {
         // The route's cost-counting `rate` elements are charged the answer's cost with the spend limits.
         ctx.spend
             .get_or_insert_with(Default::default)
             .windows
-            .extend(route_charge.windows);
+            .extend(walked.cost_windows.iter().cloned());
     }
     relay::stream(
         &node.upstreams,

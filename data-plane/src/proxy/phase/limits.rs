@@ -18,9 +18,6 @@ use serde_json::{Map, Value};
 use super::plan::Step;
 use crate::error::AiGatewayError;
 
-/// Nano-USD per USD: the limit store counts integers.
-const NANO_PER_USD: f64 = 1e9;
-
 /// What a forwarded step will be charged to once its cost is known.
 #[derive(Debug, Default)]
 pub(crate) struct SpendCharge {
@@ -30,10 +27,7 @@ pub(crate) struct SpendCharge {
 impl SpendCharge {
     /// The amount in the store's unit; negative, NaN or absent costs charge nothing.
     pub(crate) fn nano_usd(cost_usd: Option<f64>) -> u64 {
-        match cost_usd {
-            Some(c) if c.is_finite() && c > 0.0 => (c * NANO_PER_USD).round() as u64,
-            _ => 0,
-        }
+        gatehouse_bus::limits::nano_usd(cost_usd)
     }
 }
 

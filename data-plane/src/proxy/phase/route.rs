@@ -29,7 +29,6 @@ use http::StatusCode;
 use pingora::http::RequestHeader;
 use serde_json::{Map, Value};
 
-use super::limits::SpendCharge;
 use crate::balance::{self, Candidate};
 use crate::dialect::ProviderError;
 use crate::error::{AiGatewayError, code};
@@ -76,13 +75,6 @@ impl RoutePlan {
             out.push_str(&ids[i]);
         }
         out
-    }
-
-    /// The charge for the cost-counting `rate` elements passed, if any.
-    pub(crate) fn cost_charge(&self) -> Option<SpendCharge> {
-        (!self.cost_windows.is_empty()).then(|| SpendCharge {
-            windows: self.cost_windows.clone(),
-        })
     }
 }
 
@@ -463,7 +455,8 @@ async fn cost_within(
 ) -> Result<(), Duration> {
     match limits.spent(std::slice::from_ref(window)).await {
         Ok(spent)
-            if spent.first().copied().unwrap_or(0) >= SpendCharge::nano_usd(Some(limit_usd)) =>
+            if spent.first().copied().unwrap_or(0)
+                >= gatehouse_bus::limits::nano_usd(Some(limit_usd)) =>
         {
             Err(window.window)
         }
