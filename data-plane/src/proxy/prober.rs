@@ -8,7 +8,7 @@
 //! for traffic. A target answering 4xx other than 429 is up (the request was refused, the target works). At most
 //! one probe per target runs at a time; each is one task, bounded by [`PROBE_TIMEOUT`].
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -36,8 +36,10 @@ const TICK: Duration = Duration::from_secs(1);
 pub(crate) struct RouteProber {
     config: Arc<ConfigStore>,
     table: UpstreamTable,
-    upstreams: Arc<Upstreams>,
-    cloud_tokens: Arc<CloudTokens>,
+    ca_file: Option<std::path::PathBuf>,
+    /// Its connectors, made on the first probe: a connector loads the TLS roots (tens of milliseconds), which a
+    /// node without health checks should not pay, and none should pay before it starts serving.
+    clients: OnceLock<(Arc<Upstreams>, Arc<CloudTokens>)>,
 }
 
 impl RouteProber {
@@ -49,14 +51,24 @@ impl RouteProber {
         Self {
             config,
             table,
-            upstreams: Arc::new(Upstreams::new(
-                PROBE_TIMEOUT,
-                PROBE_TIMEOUT,
-                PROBE_TIMEOUT,
-                ca_file,
-            )),
-            cloud_tokens: CloudTokens::new(ca_file),
+            ca_file: ca_file.map(std::path::Path::to_path_buf),
+            clients: OnceLock::new(),
         }
+    }
+
+    fn clients(&self) -> &(Arc<Upstreams>, Arc<CloudTokens>) {
+        self.clients.get_or_init(|| {
+            let ca = self.ca_file.as_deref();
+            (
+                Arc::new(Upstreams::new(
+                    PROBE_TIMEOUT,
+                    PROBE_TIMEOUT,
+                    PROBE_TIMEOUT,
+                    ca,
+                )),
+                CloudTokens::new(ca),
+            )
+        })
     }
 
     /// Starts every probe that is due.
@@ -86,8 +98,8 @@ impl RouteProber {
                             target: target.name(),
                             policy: Arc::clone(policy),
                             table: self.table.clone(),
-                            upstreams: Arc::clone(&self.upstreams),
-                            cloud_tokens: Arc::clone(&self.cloud_tokens),
+                            upstreams: Arc::clone(&self.clients().0),
+                            cloud_tokens: Arc::clone(&self.clients().1),
                         };
                         // One task per due probe, never per request.
                         tokio::spawn(probe.run());
