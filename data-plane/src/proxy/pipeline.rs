@@ -152,7 +152,8 @@ async fn run(
         }
         _ => None,
     };
-    let mut steps = plan::run(
+    // `deferred`: a route's fallback targets, built only if the attempt loop reaches them.
+    let (mut steps, mut deferred) = plan::run(
         &node.table,
         gateway,
         session.req_header(),
@@ -169,6 +170,9 @@ async fn run(
     let caller = admitted.subject.as_ref();
     if let Some(key) = caller.and_then(RequestSubject::key) {
         access::check_models(key, &steps, compat).map_err(before)?;
+        if let Some(later) = &deferred {
+            access::check_model_names(key, later.names(), compat).map_err(before)?;
+        }
     }
     let mut subject = if caller.is_some() || gateway.settings.tpm_limit.is_some() {
         access::admit_rates(&*node.limits, gateway, caller, &steps[0], compat)
@@ -187,6 +191,7 @@ async fn run(
         if let Some(draft) = ctx.log.as_deref_mut() {
             draft.cached = true;
         }
+        drop(deferred);
         return relay::cached(session, ctx, &steps[0], hit, &ids).await;
     }
 
@@ -224,12 +229,17 @@ async fn run(
     let started = Instant::now();
     let log_failures = ctx.submit_log;
     let mut failed_steps: Vec<(usize, StepFailure, Duration)> = Vec::new();
-    let outcome = attempts::run(&node.upstreams, &steps, |index, failure| {
+    let more: &mut (dyn attempts::MoreSteps + Send) = match deferred.as_mut() {
+        Some(later) => later,
+        None => &mut attempts::NoMoreSteps,
+    };
+    let outcome = attempts::run(&node.upstreams, &mut steps, more, |index, failure| {
         if log_failures {
             failed_steps.push((index, failure, started.elapsed()));
         }
     })
     .await;
+    drop(deferred);
     account::log_failed_steps(&node.log_sink, ctx, &steps, failed_steps);
 
     let (answering, opened) = match outcome {

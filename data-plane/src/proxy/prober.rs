@@ -175,17 +175,15 @@ impl Probe {
             peek,
             output_cap,
         };
-        let mut steps = compat::build(
-            &self.table,
-            &self.gateway,
-            &client,
-            &key.account_id,
-            compat::Operation::Chat,
-            false,
-            body,
-            None,
-        )
-        .map_err(|e| describe(&e))?;
+        let cx = compat::BuildContext {
+            table: &self.table,
+            gateway: &self.gateway,
+            client: &client,
+            account: &key.account_id,
+            operation: compat::Operation::Chat,
+            bearer_is_gateway_token: false,
+        };
+        let (mut steps, _) = compat::build(cx, body, None, false).map_err(|e| describe(&e))?;
         let mut step = steps.pop().ok_or("no step")?;
         match step.cloud_auth.take() {
             None => {}

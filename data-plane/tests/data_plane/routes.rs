@@ -321,3 +321,40 @@ async fn a_cost_rate_element_is_charged_the_answers_cost_and_then_falls_back() {
     let other = ask(&node, json!({"user": "v"}), chat("dynamic/support")).await;
     assert_eq!(other.header("cf-aig-provider"), "openai");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_target_that_cannot_serve_the_request_leaves_the_last_answer_to_the_client() {
+    let primary = MockProvider::start();
+    let backup = MockProvider::start();
+    let node = Node::start(&primary, |_| {});
+    let mut doc = routed_gateway(&backup);
+    // Embeddings: the fallback (Anthropic) has none, so its step is never built, and the 503 stays the answer.
+    doc.routes[0].elements = json!([
+        {"id": "start", "type": "start", "outputs": {"next": to("embed")}},
+        {"id": "embed", "type": "model", "properties": {"provider": "openai", "model": "text-embedding-3-small"},
+         "outputs": {"success": to("end"), "fallback": to("claude")}},
+        {"id": "claude", "type": "model", "properties": {"provider": "anthropic", "model": "claude-sonnet-4-5"},
+         "outputs": {"success": to("end")}},
+        {"id": "end", "type": "end", "outputs": {}},
+    ]);
+    node.add_gateway(doc);
+    primary.set_behaviour(Behaviour {
+        status: Some(503),
+        ..Behaviour::default()
+    });
+    let resp = node
+        .http
+        .post(node.url("/v1/acme/gw/compat/embeddings"))
+        .header("authorization", "Bearer sk")
+        .body(json!({"model": "dynamic/support", "input": "hi"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body.get("internalCode").is_none(),
+        "the provider's own error: {body}"
+    );
+    assert_eq!(primary.requests().len(), 1);
+}

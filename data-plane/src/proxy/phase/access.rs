@@ -152,9 +152,21 @@ pub(crate) fn check_models(
     if key.entry.models.is_empty() {
         return Ok(());
     }
-    for step in steps {
-        let model = model_name(step);
-        if !model_allowed(&key.entry.models, &model) {
+    check_model_names(key, steps.iter().map(model_name), compat)
+}
+
+/// 403 unless the key may use every `{provider}/{model}` of `models` (a route's targets not built yet).
+pub(crate) fn check_model_names<S: AsRef<str>>(
+    key: &CompiledKey,
+    models: impl Iterator<Item = S>,
+    compat: bool,
+) -> Result<(), AiGatewayError> {
+    if key.entry.models.is_empty() {
+        return Ok(());
+    }
+    for model in models {
+        let model = model.as_ref();
+        if !model_allowed(&key.entry.models, model) {
             return Err(refusal(
                 compat,
                 StatusCode::FORBIDDEN,

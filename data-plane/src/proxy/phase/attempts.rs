@@ -42,18 +42,46 @@ pub(crate) enum Outcome {
     },
 }
 
-/// Runs `steps` in order with their retries. `on_step_failed` hears about every step that handed over to the
-/// next one (for its log record).
+/// Steps the loop may add when the ones it has all failed: a route's fallback targets, built only then
+/// (`plan/compat/routed.rs`).
+pub(crate) trait MoreSteps {
+    /// Whether a step may still come (one may still fail to build).
+    fn pending(&self) -> bool;
+    /// The next step that can be built, if any.
+    fn next_step(&mut self) -> Option<Step>;
+}
+
+/// No more steps than the plan built.
+pub(crate) struct NoMoreSteps;
+
+impl MoreSteps for NoMoreSteps {
+    fn pending(&self) -> bool {
+        false
+    }
+
+    fn next_step(&mut self) -> Option<Step> {
+        None
+    }
+}
+
+/// Runs `steps` in order with their retries, adding the next of `more` when the last one hands over (a failed
+/// answer is dropped only once the step after it exists; with none, that answer is the client's).
+/// `on_step_failed` hears about every step that handed over to the next one (for its log record).
 pub(crate) async fn run(
     upstreams: &Upstreams,
-    steps: &[Step],
+    steps: &mut Vec<Step>,
+    more: &mut (dyn MoreSteps + Send),
     mut on_step_failed: impl FnMut(usize, StepFailure),
 ) -> Outcome {
     let node_wait = upstreams.response_timeout();
     let mut attempts_made = 0u32;
     let mut last_failure = AttemptFailure::Unreachable;
-    for (index, step) in steps.iter().enumerate() {
-        let last_step = index + 1 == steps.len();
+    let mut index = 0;
+    while index < steps.len() {
+        let step = &steps[index];
+        let last_built = index + 1 == steps.len();
+        let last_step = last_built && !more.pending();
+        let mut next: Option<Step> = None;
         let max_attempts = step.retry.max_attempts.max(1);
         for attempt in 1..=max_attempts {
             let last_attempt_of_step = attempt == max_attempts;
@@ -88,7 +116,14 @@ pub(crate) async fn run(
                         None => (is_retryable_status(status), true),
                     };
                     let retry = retryable && !last_attempt_of_step;
-                    if is_success_status(status) || (!retry && (last_step || !falls_back)) {
+                    let mut hand_over =
+                        !(is_success_status(status) || (!retry && (last_step || !falls_back)));
+                    if hand_over && !retry && last_built {
+                        // The next step is built only now; without one this answer is the client's.
+                        next = more.next_step();
+                        hand_over = next.is_some();
+                    }
+                    if !hand_over {
                         return Outcome::Respond {
                             step: index,
                             opened,
@@ -118,10 +153,21 @@ pub(crate) async fn run(
                         tracing::debug!(step = index, attempt, ?failure, "retrying");
                         continue;
                     }
+                    if last_built {
+                        next = more.next_step();
+                        if next.is_none() {
+                            return Outcome::Failed {
+                                step: index,
+                                failure,
+                            };
+                        }
+                    }
                     on_step_failed(index, StepFailure::NoAnswer(failure));
                 }
             }
         }
+        steps.extend(next);
+        index += 1;
     }
     // Only reached with no steps at all, which the callers never build.
     Outcome::Failed {

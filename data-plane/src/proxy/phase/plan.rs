@@ -217,28 +217,28 @@ impl<'a> InferenceRoute<'a> {
 }
 
 /// The request's steps: the provider-native request itself, or each step of a universal body.
-pub(crate) fn run(
-    table: &UpstreamTable,
-    gateway: &CompiledGateway,
-    client: &RequestHeader,
-    route: InferenceRoute<'_>,
+pub(crate) fn run<'a>(
+    table: &'a UpstreamTable,
+    gateway: &'a CompiledGateway,
+    client: &'a RequestHeader,
+    route: InferenceRoute<'a>,
     body: RequestBody,
     bearer_is_gateway_token: bool,
     routed: Option<&super::route::RoutePlan>,
-) -> Result<Vec<Step>, AiGatewayError> {
+) -> Result<(Vec<Step>, Option<compat::routed::Deferred<'a>>), AiGatewayError> {
     match route {
         InferenceRoute::Provider { path, .. } if path.provider == COMPAT_PROVIDER => {
             let operation = compat::Operation::of(path.rest).ok_or(AiGatewayError::NOT_FOUND)?;
-            compat::build(
+            let cx = compat::BuildContext {
                 table,
                 gateway,
                 client,
-                path.account,
+                account: path.account,
                 operation,
                 bearer_is_gateway_token,
-                body,
-                routed,
-            )
+            };
+            // Spend limits check every step before the first attempt: nothing may be built later then.
+            compat::build(cx, body, routed, gateway.spend_limits.is_none())
         }
         InferenceRoute::Provider { path, query } => {
             let config = StepConfig::default();
@@ -258,7 +258,7 @@ pub(crate) fn run(
                     config: &config,
                 },
             )?;
-            Ok(vec![step])
+            Ok((vec![step], None))
         }
         InferenceRoute::Universal { account, .. } => universal::parse(&body.bytes)?
             .into_iter()
@@ -289,7 +289,8 @@ pub(crate) fn run(
                     ..e
                 })
             })
-            .collect(),
+            .collect::<Result<Vec<_>, _>>()
+            .map(|steps| (steps, None)),
     }
 }
 

@@ -23,7 +23,6 @@ use crate::dialect::{
 use crate::error::{AiGatewayError, code};
 use crate::proxy::phase::body::{RequestBody, RequestPeek};
 use crate::proxy::phase::route::RoutePlan;
-use crate::proxy::retry::RetryPolicy;
 use crate::route::UpstreamTable;
 use crate::snapshot::CompiledGateway;
 
@@ -50,6 +49,7 @@ impl Operation {
 }
 
 mod models;
+pub(crate) mod routed;
 
 pub(crate) use models::models_list;
 
@@ -192,83 +192,54 @@ impl Parsed {
     }
 }
 
-/// The steps of a compat request: one for the model it names (or its catalog entry), or, for `dynamic/{route}`,
-/// one per model the route's walk chose, in fallback order (`phase/route.rs`), each with the model element's
-/// retries and timeout. A routed model whose step cannot be built (a provider without the operation, a missing
-/// credential) is left out; with none left, the first such error is the answer. `client` is the client's header;
-/// `bearer_is_gateway_token` says the `Authorization` header carried the gateway's own token (then it is not a
-/// provider key and never forwarded).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn build(
-    table: &UpstreamTable,
-    gateway: &CompiledGateway,
-    client: &RequestHeader,
-    account: &str,
-    operation: Operation,
-    bearer_is_gateway_token: bool,
+/// What every step of one compat request is built from.
+#[derive(Clone, Copy)]
+pub(crate) struct BuildContext<'a> {
+    pub table: &'a UpstreamTable,
+    pub gateway: &'a CompiledGateway,
+    /// The client's header.
+    pub client: &'a RequestHeader,
+    pub account: &'a str,
+    pub operation: Operation,
+    /// The `Authorization` header carried the gateway's own token (then it is not a provider key and never
+    /// forwarded).
+    pub bearer_is_gateway_token: bool,
+}
+
+/// The steps of a compat request: one for the model it names (or its catalog entry), or, for a route
+/// (`routed.rs`), one per model the route's walk chose, in fallback order, some of them built only when the attempt
+/// loop needs them (`defer`).
+pub(crate) fn build<'a>(
+    cx: BuildContext<'a>,
     body: RequestBody,
     routed: Option<&RoutePlan>,
-) -> Result<Vec<Step>, AiGatewayError> {
-    let parsed = Parsed::read(operation, &body)?;
-    let build = |target: &str| {
-        build_one(
-            table,
-            gateway,
-            client,
-            account,
-            operation,
-            bearer_is_gateway_token,
-            &body,
-            &parsed,
-            target,
-        )
-    };
-    let Some(plan) = routed else {
-        let resolved = resolve_model(&gateway.settings, &parsed.model, operation)?;
-        return Ok(vec![build(&resolved)?]);
-    };
-    let mut steps = Vec::with_capacity(plan.models.len());
-    let mut first_error = None;
-    for m in &plan.models {
-        match build(&m.target) {
-            Ok(step) => {
-                let index = steps.len() as u32;
-                steps.push(Step {
-                    index,
-                    retry: RetryPolicy {
-                        max_attempts: m.retries + 1,
-                        ..step.retry
-                    },
-                    timeout: m.timeout.or(step.timeout),
-                    target_policy: m.policy.clone(),
-                    ..step
-                });
-            }
-            Err(e) => {
-                tracing::debug!(route = %plan.route.name, model = %m.target, error = %e.message, "routed model left out");
-                first_error.get_or_insert(e);
-            }
+    defer: bool,
+) -> Result<(Vec<Step>, Option<routed::Deferred<'a>>), AiGatewayError> {
+    let parsed = Parsed::read(cx.operation, &body)?;
+    match routed {
+        None => {
+            let resolved = resolve_model(&cx.gateway.settings, &parsed.model, cx.operation)?;
+            Ok((vec![build_one(&cx, &body, &parsed, &resolved)?], None))
         }
-    }
-    match first_error {
-        Some(e) if steps.is_empty() => Err(e),
-        _ => Ok(steps),
+        Some(plan) => routed::build(cx, parsed, body, plan, defer),
     }
 }
 
 /// The step that sends the parsed request to `resolved` (`{provider}/{model}`).
-#[allow(clippy::too_many_arguments)]
 fn build_one(
-    table: &UpstreamTable,
-    gateway: &CompiledGateway,
-    client: &RequestHeader,
-    account: &str,
-    operation: Operation,
-    bearer_is_gateway_token: bool,
+    cx: &BuildContext<'_>,
     body: &RequestBody,
     parsed: &Parsed,
     resolved: &str,
 ) -> Result<Step, AiGatewayError> {
+    let BuildContext {
+        table,
+        gateway,
+        client,
+        account,
+        operation,
+        bearer_is_gateway_token,
+    } = *cx;
     let mut echo = parsed.echo.clone();
     let request = parsed.request.as_ref();
     let (prefix, model) = split_model(resolved)?;
