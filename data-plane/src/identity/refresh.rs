@@ -14,7 +14,7 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 
 use super::jwks::{JwksCache, JwksSource, KeySet, max_age};
-use crate::proxy::upstream::Upstreams;
+use crate::proxy::upstream::{LazyUpstreams, Upstreams};
 
 /// How long one fetch may take, connection included.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,19 +26,14 @@ const IDLE: Duration = Duration::from_secs(60);
 /// Fetches the node's JWKS documents.
 pub(crate) struct JwksRefresher {
     cache: Arc<JwksCache>,
-    http: Arc<Upstreams>,
+    http: LazyUpstreams,
 }
 
 impl JwksRefresher {
     pub(crate) fn new(cache: Arc<JwksCache>, ca_file: Option<&std::path::Path>) -> Self {
         Self {
             cache,
-            http: Arc::new(Upstreams::new(
-                FETCH_TIMEOUT,
-                FETCH_TIMEOUT,
-                FETCH_TIMEOUT,
-                ca_file,
-            )),
+            http: LazyUpstreams::new(FETCH_TIMEOUT, ca_file),
         }
     }
 }
@@ -50,7 +45,7 @@ impl BackgroundService for JwksRefresher {
             let now = tokio::time::Instant::now();
             let (due, next) = self.cache.take_due(now.into_std());
             for source in due {
-                let http = Arc::clone(&self.http);
+                let http = Arc::clone(self.http.get());
                 // One task per fetch (a slow provider does not hold up the others), not per request.
                 tokio::spawn(async move {
                     let outcome = fetch(&http, &source).await;

@@ -15,7 +15,7 @@ use gatehouse_shared::providers::CredentialStyle;
 use pingora::http::RequestHeader;
 use sha2::{Digest, Sha256};
 
-use super::upstream::Upstreams;
+use super::upstream::LazyUpstreams;
 use crate::dialect::vertex_auth::{
     ServiceAccount, TOKEN_REQUEST_CONTENT_TYPE, parse_token_response,
 };
@@ -37,19 +37,14 @@ struct Cached {
 
 /// The node's minted cloud tokens.
 pub(crate) struct CloudTokens {
-    http: Upstreams,
+    http: LazyUpstreams,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
 }
 
 impl CloudTokens {
     pub(crate) fn new(ca_file: Option<&std::path::Path>) -> Arc<Self> {
         Arc::new(Self {
-            http: Upstreams::new(
-                EXCHANGE_TIMEOUT,
-                EXCHANGE_TIMEOUT,
-                EXCHANGE_TIMEOUT,
-                ca_file,
-            ),
+            http: LazyUpstreams::new(EXCHANGE_TIMEOUT, ca_file),
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -122,8 +117,8 @@ impl CloudTokens {
                 .insert_header(name, value)
                 .map_err(|e| fail(e.to_string()))?;
         }
-        let mut opened = self
-            .http
+        let http = self.http.get();
+        let mut opened = http
             .open(&target, &header, &Bytes::from(body), EXCHANGE_TIMEOUT)
             .await
             .map_err(|e| fail(format!("{:?}", e)))?;
@@ -138,7 +133,7 @@ impl CloudTokens {
             }
             answer.extend_from_slice(&chunk);
         }
-        self.http.release(opened).await;
+        http.release(opened).await;
         let token = parse_token_response(&answer).map_err(|e| fail(e.to_string()))?;
         let minted: Arc<str> = Arc::from(token.access_token.as_str());
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(

@@ -8,7 +8,7 @@
 //! for traffic. A target answering 4xx other than 429 is up (the request was refused, the target works). At most
 //! one probe per target runs at a time; each is one task, bounded by [`PROBE_TIMEOUT`].
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -21,7 +21,7 @@ use pingora::services::background::BackgroundService;
 use super::cloud_auth::{self, CloudTokens};
 use super::phase::body::RequestBody;
 use super::phase::plan::{CloudAuth, compat};
-use super::upstream::Upstreams;
+use super::upstream::{LazyUpstreams, Upstreams};
 use crate::error::AiGatewayError;
 use crate::health::TargetPolicy;
 use crate::route::UpstreamTable;
@@ -36,10 +36,9 @@ const TICK: Duration = Duration::from_secs(1);
 pub(crate) struct RouteProber {
     config: Arc<ConfigStore>,
     table: UpstreamTable,
-    ca_file: Option<std::path::PathBuf>,
-    /// Its connectors, made on the first probe: a connector loads the TLS roots (tens of milliseconds), which a
-    /// node without health checks should not pay, and none should pay before it starts serving.
-    clients: OnceLock<(Arc<Upstreams>, Arc<CloudTokens>)>,
+    /// Its own connector, made on the first probe.
+    http: LazyUpstreams,
+    cloud_tokens: Arc<CloudTokens>,
 }
 
 impl RouteProber {
@@ -51,24 +50,9 @@ impl RouteProber {
         Self {
             config,
             table,
-            ca_file: ca_file.map(std::path::Path::to_path_buf),
-            clients: OnceLock::new(),
+            http: LazyUpstreams::new(PROBE_TIMEOUT, ca_file),
+            cloud_tokens: CloudTokens::new(ca_file),
         }
-    }
-
-    fn clients(&self) -> &(Arc<Upstreams>, Arc<CloudTokens>) {
-        self.clients.get_or_init(|| {
-            let ca = self.ca_file.as_deref();
-            (
-                Arc::new(Upstreams::new(
-                    PROBE_TIMEOUT,
-                    PROBE_TIMEOUT,
-                    PROBE_TIMEOUT,
-                    ca,
-                )),
-                CloudTokens::new(ca),
-            )
-        })
     }
 
     /// Starts every probe that is due.
@@ -98,8 +82,8 @@ impl RouteProber {
                             target: target.name(),
                             policy: Arc::clone(policy),
                             table: self.table.clone(),
-                            upstreams: Arc::clone(&self.clients().0),
-                            cloud_tokens: Arc::clone(&self.clients().1),
+                            upstreams: Arc::clone(self.http.get()),
+                            cloud_tokens: Arc::clone(&self.cloud_tokens),
                         };
                         // One task per due probe, never per request.
                         tokio::spawn(probe.run());

@@ -113,6 +113,37 @@ pub(crate) enum ForwardError {
     AfterResponse(Box<pingora::Error>),
 }
 
+/// A connector of its own for traffic off the request path (token minting, JWKS fetches, probes), made on first
+/// use: a connector loads the TLS roots when it is made (tens of milliseconds), which a node that never needs it
+/// should not pay, and none should pay before its listener serves.
+pub(crate) struct LazyUpstreams {
+    timeout: Duration,
+    ca_file: Option<std::path::PathBuf>,
+    made: std::sync::OnceLock<std::sync::Arc<Upstreams>>,
+}
+
+impl LazyUpstreams {
+    /// Connect, response and total timeouts all `timeout`.
+    pub(crate) fn new(timeout: Duration, ca_file: Option<&std::path::Path>) -> Self {
+        Self {
+            timeout,
+            ca_file: ca_file.map(std::path::Path::to_path_buf),
+            made: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> &std::sync::Arc<Upstreams> {
+        self.made.get_or_init(|| {
+            std::sync::Arc::new(Upstreams::new(
+                self.timeout,
+                self.timeout,
+                self.timeout,
+                self.ca_file.as_deref(),
+            ))
+        })
+    }
+}
+
 impl Upstreams {
     pub(crate) fn new(
         connect_timeout: Duration,
