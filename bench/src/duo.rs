@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use crate::format::{cell, signed};
+use serde_json::{Value, json};
+
+use crate::format::{cell, round, signed};
 use crate::measure::Side;
 use crate::stats::added_us;
 
@@ -97,4 +99,31 @@ pub fn errors_row(t: &mut String, duo: &Duo, names: [&str; 2]) {
             let _ = writeln!(t, "      {name}: {}", kinds.join(", "));
         }
     }
+}
+
+fn rounded(v: Option<f64>, places: i32) -> Option<f64> {
+    v.map(|v| round(v, places))
+}
+
+/// One load's JSON: each side (named `names`) as `side_json` renders it plus its CPU per request, and the
+/// differences.
+pub fn json(d: &Duo, names: [&str; 2], side_json: &dyn Fn(&Side) -> Value) -> Value {
+    let with_cpu = |s: &Side| {
+        let mut v = side_json(s);
+        v["gateway_cpu_per_request_us"] = json!(rounded(s.cpu_per_request_us(), 2));
+        v["data_plane_cpu_per_request_us"] = json!(rounded(s.data_plane_cpu_per_request_us(), 2));
+        v
+    };
+    let added = d.added_latency_us();
+    let mut out = json!({
+        "added_p50_us": rounded(added.map(|a| a.0), 1),
+        "added_p99_us": rounded(added.map(|a| a.1), 1),
+        "added_cpu_per_request_us": rounded(d.added_cpu_per_request_us(), 2),
+        "added_data_plane_cpu_per_request_us": rounded(d.added_data_plane_cpu_per_request_us(), 2),
+        "throughput_ratio": rounded(d.throughput_ratio(), 3),
+    });
+    for (name, side) in names.into_iter().zip(d.sides()) {
+        out[name] = json!(side.map(with_cpu));
+    }
+    out
 }

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Value, json};
 
-use crate::format::{round, us, verdict, verdict_at_most};
+use crate::format::{us, verdict, verdict_at_most};
 use crate::measure::Side;
 use crate::stats::Summary;
 
@@ -135,30 +135,9 @@ pub fn table(k: &Keys) -> String {
     t
 }
 
-fn r(v: Option<f64>, places: i32) -> Option<f64> {
-    v.map(|v| round(v, places))
-}
-
 /// The phase's JSON; `side_json` renders one side as everywhere else in the summary.
 pub fn json(k: &Keys, side_json: &dyn Fn(&Side) -> Value) -> Value {
-    let with_cpu = |s: &Side| {
-        let mut v = side_json(s);
-        v["gateway_cpu_per_request_us"] = json!(r(s.cpu_per_request_us(), 2));
-        v["data_plane_cpu_per_request_us"] = json!(r(s.data_plane_cpu_per_request_us(), 2));
-        v
-    };
-    let duo = |d: &Duo| {
-        let added = d.added_latency_us();
-        json!({
-            "plain": d.base.as_ref().map(with_cpu),
-            "keyed": d.test.as_ref().map(with_cpu),
-            "added_p50_us": r(added.map(|a| a.0), 1),
-            "added_p99_us": r(added.map(|a| a.1), 1),
-            "added_cpu_per_request_us": r(d.added_cpu_per_request_us(), 2),
-            "added_data_plane_cpu_per_request_us": r(d.added_data_plane_cpu_per_request_us(), 2),
-            "throughput_ratio": r(d.throughput_ratio(), 3),
-        })
-    };
+    let duo = |d: &Duo| crate::duo::json(d, ["plain", "keyed"], side_json);
     let (ok, sent) = k.keyed_ok();
     json!({
         "rounds": k.rounds,

@@ -237,24 +237,7 @@ fn rd(v: Option<f64>, places: i32) -> Option<f64> {
 
 /// The phase's JSON; `side_json` renders one side as everywhere else in the summary.
 pub fn json(r: &Routes, side_json: &dyn Fn(&Side) -> Value) -> Value {
-    let with_cpu = |s: &Side| {
-        let mut v = side_json(s);
-        v["gateway_cpu_per_request_us"] = json!(rd(s.cpu_per_request_us(), 2));
-        v["data_plane_cpu_per_request_us"] = json!(rd(s.data_plane_cpu_per_request_us(), 2));
-        v
-    };
-    let duo = |d: &Duo| {
-        let added = d.added_latency_us();
-        json!({
-            "plain": d.base.as_ref().map(with_cpu),
-            "routed": d.test.as_ref().map(with_cpu),
-            "added_p50_us": rd(added.map(|a| a.0), 1),
-            "added_p99_us": rd(added.map(|a| a.1), 1),
-            "added_cpu_per_request_us": rd(d.added_cpu_per_request_us(), 2),
-            "added_data_plane_cpu_per_request_us": rd(d.added_data_plane_cpu_per_request_us(), 2),
-            "throughput_ratio": rd(d.throughput_ratio(), 3),
-        })
-    };
+    let duo = |d: &Duo| crate::duo::json(d, ["plain", "routed"], side_json);
     let (ok, sent) = r.routed_ok();
     let share = r.first_share();
     json!({
