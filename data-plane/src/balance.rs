@@ -201,7 +201,9 @@ fn rendezvous(targets: &[Candidate], available: &[usize], hash: u64) -> Option<u
         .copied()
         .filter(|&i| targets[i].weight > 0)
         .map(|i| {
-            let u = unit(mix(hash ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)));
+            let u = unit(gatehouse_shared::routes::mix64(
+                hash ^ (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ));
             (i, f64::from(targets[i].weight) / -u.ln())
         })
         .max_by(|a, b| a.1.total_cmp(&b.1))
@@ -209,28 +211,14 @@ fn rendezvous(targets: &[Candidate], available: &[usize], hash: u64) -> Option<u
         .or_else(|| available.first().copied())
 }
 
-/// splitmix64's finaliser.
-pub fn mix(mut h: u64) -> u64 {
-    h ^= h >> 30;
-    h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    h ^= h >> 27;
-    h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^ (h >> 31)
-}
-
 /// A hash as a draw in (0, 1).
 fn unit(h: u64) -> f64 {
     ((h >> 11) as f64 + 0.5) / (1u64 << 53) as f64
 }
 
-/// A sticky value's hash (FNV-1a, then mixed).
+/// A sticky value's hash, the same on every node.
 pub fn sticky_hash(value: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in value.bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    mix(h)
+    gatehouse_shared::routes::stable_hash(value.bytes())
 }
 
 #[cfg(test)]

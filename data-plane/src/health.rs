@@ -167,10 +167,20 @@ impl TargetHealth {
 
     /// What balancing needs, now.
     pub fn view(&self) -> HealthView {
+        self.view_with(true)
+    }
+
+    /// What balancing needs, now; the latency means only when `latencies` (least latency, or priority with an
+    /// SLA): the other policies read the circuit alone, and skip walking the samples on every request.
+    pub fn view_with(&self, latencies: bool) -> HealthView {
         let now = self.now_ms();
         let s = lock(&self.state);
-        let (ttft_ms, samples) = mean_since(&s.ttft, now - LATENCY_WINDOW_MS);
-        let (tpot_ms, _) = mean_since(&s.tpot, now - LATENCY_WINDOW_MS);
+        let since = now - LATENCY_WINDOW_MS;
+        let ((ttft_ms, samples), (tpot_ms, _)) = if latencies {
+            (mean_since(&s.ttft, since), mean_since(&s.tpot, since))
+        } else {
+            ((None, 0), (None, 0))
+        };
         HealthView {
             available: match s.circuit {
                 Circuit::Closed | Circuit::HalfOpen => true,

@@ -357,14 +357,6 @@ impl RouteGraph {
         keys
     }
 
-    /// Every target of every `model` element, for checks against a key's allowed models.
-    pub fn model_targets(&self) -> impl Iterator<Item = &ModelTarget> {
-        self.elements.iter().flat_map(|e| match e {
-            Element::Model { model, .. } => model.targets.as_slice(),
-            _ => &[],
-        })
-    }
-
     fn outputs_of(&self, i: usize) -> Vec<usize> {
         match &self.elements[i] {
             Element::Start { next } => vec![*next],
@@ -565,20 +557,30 @@ impl Element {
 }
 
 /// A point in [0, 1) for a request id and element id: the same pair always gives the same point (so a percentage
-/// split is reproducible per request), and different request ids spread evenly (FNV-1a, then a 64-bit mix).
+/// split is reproducible per request), and different request ids spread evenly.
 pub fn split_point(request_id: &str, element_id: &str) -> f64 {
+    let h = stable_hash(request_id.bytes().chain([0u8]).chain(element_id.bytes()));
+    (h >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// A hash that is the same on every node and every run (FNV-1a, then splitmix64's finaliser: FNV alone leaves the
+/// high bits poorly mixed for inputs that differ at the end). For splits and sticky sessions, never for secrets.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in request_id.bytes().chain([0u8]).chain(element_id.bytes()) {
+    for b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0100_0000_01b3);
     }
-    // splitmix64's finaliser: FNV alone leaves the high bits poorly mixed for ids that differ at the end.
+    mix64(h)
+}
+
+/// splitmix64's finaliser.
+pub fn mix64(mut h: u64) -> u64 {
     h ^= h >> 30;
     h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
     h ^= h >> 27;
     h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
-    h ^= h >> 31;
-    (h >> 11) as f64 / (1u64 << 53) as f64
+    h ^ (h >> 31)
 }
 
 /// Reads `properties`.

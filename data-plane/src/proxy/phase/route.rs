@@ -23,7 +23,7 @@ use gatehouse_bus::limits::{Admission, LimitStore, SpendWindow, WindowTechnique}
 use gatehouse_shared::gateway::CatalogModelType;
 use gatehouse_shared::routes::condition::Fields;
 use gatehouse_shared::routes::{
-    Element, FieldPath, FieldRoot, RateKey, RateLimitType, split_point,
+    Balance, Element, FieldPath, FieldRoot, RateKey, RateLimitType, split_point,
 };
 use http::StatusCode;
 use pingora::http::RequestHeader;
@@ -345,6 +345,13 @@ pub(crate) async fn walk(
                     .map(|path| balance::sticky_hash(&fields.text(path)));
                 let chosen = match state {
                     Some(state) => {
+                        let latencies = matches!(
+                            model.balance,
+                            Balance::LeastLatency { .. }
+                                | Balance::Priority {
+                                    sla_tpot_ms: Some(_)
+                                }
+                        );
                         let candidates: Vec<Candidate> = model
                             .targets
                             .iter()
@@ -352,7 +359,7 @@ pub(crate) async fn walk(
                             .map(|(t, p)| Candidate {
                                 weight: t.weight,
                                 priority: t.priority,
-                                health: p.health.view(),
+                                health: p.health.view_with(latencies),
                             })
                             .collect();
                         balance::order(
