@@ -8,11 +8,18 @@
 #   bench/run.sh --phases concurrent --concurrent-streams 500,2000
 #   bench/run.sh --phases compat                 # /compat translated to Anthropic vs provider-native
 #   bench/run.sh --phases routes                 # model named directly vs the dynamic route bench10 on /compat
+#   bench/run.sh --phases telemetry              # metrics + OTLP export on vs off: a second gateway process
+#
+# Only when --phases names telemetry: a second mock-provider as the OTLP collector stand-in (it answers POST
+# /v1/traces with 200 and discards the body), a second gatehouse with --metrics false (its own data dir and ports,
+# pinned like the first), gateway `bench-telemetry` on both with the same settings (logs off, as `bench`), and on the
+# first one its `otel` set to one OTLP/JSON exporter to the collector.
 #
 # Environment: BENCH_PIN=0 to let the scheduler place the processes (default 1: gateway on CPU 1, mock and client on
 # CPU 0), BENCH_DIRECT_ONLY=1 to measure the mock alone (no gateway built or started), BENCH_SKIP_BUILD=1,
 # BENCH_KEEP=1 to keep the logs, BENCH_ACCOUNT, BENCH_ROUTABLE_TIMEOUT (seconds, default 15), GATEHOUSE_LOG (warn),
-# BENCH_GATEHOUSE_BIN to run another gatehouse binary (a saved build, for A/B runs; default the release build).
+# BENCH_GATEHOUSE_BIN to run another gatehouse binary (a saved build, for A/B runs; default the release build),
+# BENCH_TELEMETRY_OTEL=0 to leave the telemetry phase's `on` gateway without an exporter (metrics alone).
 # Exit status: gatehouse-bench's (1 when requests failed), 2 when the setup failed. See bench/README.md.
 set -euo pipefail
 
@@ -41,6 +48,20 @@ fi
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 direct_only=${BENCH_DIRECT_ONLY:-0}
+
+# Whether gatehouse-bench's flags name phase $1 in --phases (or its default list does).
+bench_args=("$@")
+wants_phase() {
+  local phases=chat,stream,closed,compat,routes,concurrent prev='' arg
+  for arg in "${bench_args[@]}"; do
+    [[ $prev == --phases ]] && phases=$arg
+    [[ $arg == --phases=* ]] && phases=${arg#--phases=}
+    prev=$arg
+  done
+  [[ ,$phases, == *",$1,"* ]]
+}
+telemetry=0
+if [[ $direct_only != 1 ]] && wants_phase telemetry; then telemetry=1; fi
 binaries=(mock-provider gatehouse-bench)
 packages=(-p gatehouse-mock-providers -p gatehouse-bench)
 if [[ $direct_only != 1 ]]; then
@@ -77,7 +98,7 @@ trap 'exit 130' INT TERM
 wait_line() {
   local file=$1 prefix=$2 seconds=$3 pid=$4 line deadline=$((SECONDS + $3))
   while ((SECONDS < deadline)); do
-    line=$(sed -n "s#^${prefix}##p" "$file" | head -n 1)
+    line=$(sed -n "s#^${prefix}##p" "$file" 2>/dev/null | head -n 1)
     if [[ -n $line ]]; then
       printf '%s\n' "$line"
       return 0
@@ -101,32 +122,75 @@ if [[ $direct_only == 1 ]]; then
   exit $?
 fi
 
-GATEHOUSE_LOG=${GATEHOUSE_LOG:-warn} "${pin_gateway[@]}" "$gatehouse_bin" --data-dir "$tmp/data" \
-  --api-listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
-  --provider-base-url "openai=http://$mock/v1" --provider-base-url "anthropic=http://$mock" \
-  >"$tmp/gatehouse.out" 2>"$tmp/gatehouse.err" &
-gh_pid=$!
-pids+=("$gh_pid")
-api=$(wait_line "$tmp/gatehouse.out" 'management API listening on http://' 60 "$gh_pid") ||
-  die "gatehouse did not start: $(tail -n 20 "$tmp/gatehouse.err")"
-inference=$(wait_line "$tmp/gatehouse.out" 'inference listening on http://' 10 "$gh_pid") ||
-  die "gatehouse printed no inference address: $(tail -n 20 "$tmp/gatehouse.err")"
-token=$(sed -n 's/^  export GATEHOUSE_TOKEN=//p' "$tmp/gatehouse.out" | head -n 1)
-[[ -n $token ]] || die "no first-start admin token on gatehouse's stdout"
-log "gatehouse (pid $gh_pid): management API $api, inference $inference"
+# Starts a standalone gatehouse named $1 (its files $tmp/$1.*, data in $tmp/$1-data) with any further flags, pinned to
+# the gateway's core; sets started_pid, started_api, started_inference and started_token.
+start_gatehouse() {
+  local name=$1
+  shift
+  GATEHOUSE_LOG=${GATEHOUSE_LOG:-warn} "${pin_gateway[@]}" "$gatehouse_bin" --data-dir "$tmp/$name-data" \
+    --api-listen 127.0.0.1:0 --proxy-listen 127.0.0.1:0 \
+    --provider-base-url "openai=http://$mock/v1" --provider-base-url "anthropic=http://$mock" "$@" \
+    >"$tmp/$name.out" 2>"$tmp/$name.err" &
+  started_pid=$!
+  pids+=("$started_pid")
+  started_api=$(wait_line "$tmp/$name.out" 'management API listening on http://' 60 "$started_pid") ||
+    die "$name did not start: $(tail -n 20 "$tmp/$name.err")"
+  started_inference=$(wait_line "$tmp/$name.out" 'inference listening on http://' 10 "$started_pid") ||
+    die "$name printed no inference address: $(tail -n 20 "$tmp/$name.err")"
+  started_token=$(sed -n 's/^  export GATEHOUSE_TOKEN=//p' "$tmp/$name.out" | head -n 1)
+  [[ -n $started_token ]] || die "no first-start admin token on $name's stdout"
+  log "$name (pid $started_pid): management API $started_api, inference $started_inference"
+}
+
+# The telemetry phase's `on` side is this process: metrics on whatever the environment says.
+if [[ $telemetry == 1 ]]; then export GATEHOUSE_METRICS=true; fi
+start_gatehouse gatehouse
+gh_pid=$started_pid api=$started_api inference=$started_inference token=$started_token
+
+# The settings of every gateway the run creates, logs on or off ($1).
+gateway_body() {
+  printf '{"id":"%s","cache_invalidate_on_update":false,"cache_ttl":0,"collect_logs":%s,"rate_limiting_interval":0,"rate_limiting_limit":0%s}' \
+    "$1" "$2" "${3:+,$3}"
+}
+# Creates (POST) or replaces (PUT) gateway $2 with body $3 on the management API $4 with token $5 (default: the first
+# gatehouse's).
+gateway_call() {
+  local method=$1 id=$2 body=$3 at=${4:-$api} auth=${5:-$token} url status
+  url="http://$at/client/v4/accounts/$account/ai-gateway/gateways"
+  [[ $method == PUT ]] && url+="/$id"
+  status=$(curl -sS -o "$tmp/create.json" -w '%{http_code}' -X "$method" \
+    -H "Authorization: Bearer $auth" -H 'content-type: application/json' -d "$body" "$url") ||
+    die "the management API at $at did not answer"
+  [[ $status == 200 ]] || die "$method gateway $id at $at answered $status: $(cat "$tmp/create.json")"
+}
+create_gateway() { gateway_call POST "$1" "$(gateway_body "$1" "$2")"; }
 
 # Two gateways: `bench` without logs (every phase) and `bench-logged` with `collect_logs: true` (the chat phase
 # again, for the CPU of logging on vs off).
-create_gateway() {
-  local id=$1 collect=$2 status
-  status=$(curl -sS -o "$tmp/create.json" -w '%{http_code}' -X POST \
-    -H "Authorization: Bearer $token" -H 'content-type: application/json' \
-    -d "{\"id\":\"$id\",\"cache_invalidate_on_update\":false,\"cache_ttl\":0,\"collect_logs\":$collect,\"rate_limiting_interval\":0,\"rate_limiting_limit\":0}" \
-    "http://$api/client/v4/accounts/$account/ai-gateway/gateways") || die "the management API did not answer"
-  [[ $status == 200 ]] || die "creating gateway $id answered $status: $(cat "$tmp/create.json")"
-}
 create_gateway "$gateway" false
 create_gateway "$logged_gateway" true
+
+# The telemetry phase: the collector stand-in, the second (`off`) gatehouse, and gateway `bench-telemetry` on both,
+# logs off as `bench`; then its `otel` set on the first (`on`) and set empty on the second, so both went through the
+# same create and replace.
+telemetry_gateway=bench-telemetry
+if [[ $telemetry == 1 ]]; then
+  "${pin_load[@]}" "$bin/mock-provider" --listen 127.0.0.1:0 >"$tmp/collector.out" 2>"$tmp/collector.err" &
+  collector_pid=$!
+  pids+=("$collector_pid")
+  collector=$(wait_line "$tmp/collector.out" 'mock provider listening on http://' 10 "$collector_pid") ||
+    die "the collector stand-in did not start: $(cat "$tmp/collector.err")"
+  log "OTLP collector stand-in on $collector (pid $collector_pid)"
+  start_gatehouse gatehouse-off --metrics false
+  off_pid=$started_pid off_api=$started_api off_inference=$started_inference off_token=$started_token
+  exporter="\"otel\":[{\"url\":\"http://$collector/v1/traces\",\"headers\":{},\"content_type\":\"json\"}]"
+  # BENCH_TELEMETRY_OTEL=0: no exporter on the `on` side either, so the phase measures metrics alone.
+  if [[ ${BENCH_TELEMETRY_OTEL:-1} == 0 ]]; then exporter='"otel":[]'; fi
+  gateway_call POST "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false)"
+  gateway_call PUT "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false "$exporter")"
+  gateway_call POST "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false)" "$off_api" "$off_token"
+  gateway_call PUT "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false '"otel":[]')" "$off_api" "$off_token"
+fi
 
 # The routes phase's dynamic route on `bench` (`model: "dynamic/bench10"` on /compat), 10 elements, every one walked
 # by the phase's requests (they send cf-aig-metadata {"tier":"standard","user":"bench-user"} and x-team: bench):
@@ -196,6 +260,35 @@ wait_routable "$through_logged"
 body="{\"model\":\"dynamic/$route_name\",\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}"
 wait_routable "$compat_through"
 
+telemetry_args=()
+if [[ $telemetry == 1 ]]; then
+  body='{"model":"gpt-4o-mini","messages":[{"role":"user","content":"ping"}]}'
+  telemetry_on="http://$inference/v1/$account/$telemetry_gateway/openai"
+  telemetry_off="http://$off_inference/v1/$account/$telemetry_gateway/openai"
+  wait_routable "$telemetry_on"
+  wait_routable "$telemetry_off"
+  # The exporter reaches the data plane with the gateway's replaced config, maybe after the first 200: send a
+  # request at a time until the `on` process counts an exported span (batches leave at least once a second).
+  exported=0 deadline=$((SECONDS + ${BENCH_ROUTABLE_TIMEOUT:-15}))
+  [[ ${BENCH_TELEMETRY_OTEL:-1} == 0 ]] && deadline=0
+  while ((SECONDS < deadline)); do
+    curl -s -o /dev/null -X POST -H 'Authorization: Bearer sk-test' -H 'content-type: application/json' \
+      -d "$body" "$telemetry_on/chat/completions" || true
+    exported=$(curl -s "http://$inference/metrics" | sed -n 's/^gatehouse_otlp_spans_exported_total //p' | head -n 1)
+    [[ ${exported:-0} != 0 ]] && break
+    sleep 0.5
+  done
+  if [[ ${BENCH_TELEMETRY_OTEL:-1} == 0 ]]; then
+    log "BENCH_TELEMETRY_OTEL=0: no exporter on the telemetry gateway, metrics alone"
+  elif [[ ${exported:-0} == 0 ]]; then
+    log "WARNING: the telemetry gateway exported no span to the collector within ${BENCH_ROUTABLE_TIMEOUT:-15} s"
+  else
+    log "the telemetry gateway exports spans ($exported so far)"
+  fi
+  telemetry_args=(--telemetry-on "$telemetry_on" --telemetry-off "$telemetry_off" --telemetry-off-pid "$off_pid"
+    --telemetry-otel "$([[ ${BENCH_TELEMETRY_OTEL:-1} == 0 ]] && echo false || echo true)")
+fi
+
 # The operator token lets the logs-on phases read the log writer's counter (GET /admin/log-ingest): they wait
 # until it has stored their records before reading the gateway's CPU, and report how many it stored.
 set +e
@@ -203,7 +296,7 @@ BENCH_ADMIN_TOKEN=$token "${pin_load[@]}" "$bin/gatehouse-bench" --direct "http:
   --through-logged "$through_logged" \
   --anthropic-direct "http://$mock" --anthropic-through "http://$inference/v1/$account/$gateway/anthropic" \
   --compat-through "$compat_through" --admin-api "http://$api" \
-  --gateway-pid "$gh_pid" --mock-pid "$mock_pid" "$@"
+  --gateway-pid "$gh_pid" --mock-pid "$mock_pid" "${telemetry_args[@]}" "$@"
 rc=$?
 set -e
 if ((rc != 0)); then
@@ -211,4 +304,7 @@ if ((rc != 0)); then
   tail -n 20 "$tmp/gatehouse.err" >&2 || true
 fi
 kill -0 "$gh_pid" 2>/dev/null || log "WARNING: gatehouse is no longer running"
+if [[ $telemetry == 1 ]]; then
+  kill -0 "$off_pid" 2>/dev/null || log "WARNING: the second gatehouse (metrics off) is no longer running"
+fi
 exit "$rc"

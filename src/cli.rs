@@ -189,6 +189,9 @@ pub struct GlobalOptions {
     /// proxy that sets the header): DPoP proofs name the URL the client called, `https://…` there.
     #[arg(long, global = true, env = "GATEHOUSE_PROXY_TRUST_FORWARDED_PROTO")]
     pub proxy_trust_forwarded_proto: bool,
+    /// Keep Prometheus metrics and serve them at `GET /metrics` on both listeners (`--metrics false` turns them off).
+    #[arg(long, global = true, env = "GATEHOUSE_METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
     /// The longest one upstream exchange may take, from the request to the last response byte (streams included).
     #[arg(long, global = true, env = "GATEHOUSE_UPSTREAM_TOTAL_TIMEOUT", default_value = "30m", value_parser = humantime::parse_duration)]
     pub upstream_total_timeout: std::time::Duration,

@@ -73,6 +73,11 @@ pub fn standalone(opts: &GlobalOptions) -> Result<()> {
         },
         state,
     )?;
+    let api = if opts.metrics {
+        api
+    } else {
+        api.without_metrics()
+    };
     let api_addr = api.local_addr();
     // The reconciler publishes everything at start; the node becomes ready after loading it.
     let propagation = propagation::spawn_background(
@@ -160,6 +165,11 @@ pub fn control_plane(opts: &GlobalOptions) -> Result<()> {
         },
         state,
     )?;
+    let api = if opts.metrics {
+        api
+    } else {
+        api.without_metrics()
+    };
     let propagation = propagation::spawn_background(
         &publisher,
         bus::reconciler_settings(opts),
@@ -271,6 +281,7 @@ fn data_plane_settings(opts: &GlobalOptions) -> DataPlaneSettings {
     settings.upstream_response_timeout = opts.upstream_response_timeout;
     settings.upstream_ca_file = opts.upstream_ca_file.clone();
     settings.trust_forwarded_proto = opts.proxy_trust_forwarded_proto;
+    settings.metrics = opts.metrics;
     // The binary owns signals (installed before anything is printed) and passes them on through `run_until`.
     settings.handle_os_signals = false;
     settings

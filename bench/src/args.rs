@@ -71,6 +71,36 @@ pub struct Args {
     /// the model each answer names (`cf-aig-model`): all must be the route's targets, split as their weights say.
     #[arg(long, default_value_t = 1000)]
     pub routes_check: u64,
+    /// OpenAI base URL through the telemetry phase's `on` gateway: metrics on (the default) and the gateway's `otel`
+    /// set to an exporter, e.g. http://127.0.0.1:8787/v1/ACCOUNT/bench-telemetry/openai, on the process of
+    /// `--gateway-pid`. Its listener's `GET /metrics` is read before and after the phase. Without it (or
+    /// `--telemetry-off`) the telemetry phase is skipped; `bench/run.sh` passes both when the phase is asked for.
+    #[arg(long)]
+    pub telemetry_on: Option<String>,
+    /// OpenAI base URL through the telemetry phase's `off` gateway: the same gateway on a second gateway process
+    /// started with `--metrics false`, without exporters. Its `GET /metrics` must answer 404.
+    #[arg(long)]
+    pub telemetry_off: Option<String>,
+    /// Whether the `on` gateway has an OTLP exporter (`bench/run.sh` sets its `otel` unless `BENCH_TELEMETRY_OTEL=0`):
+    /// with `false` the phase measures metrics alone, and the check wants no span exported.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub telemetry_otel: bool,
+    /// The pid of the `off` gateway's process, for its CPU time.
+    #[arg(long)]
+    pub telemetry_off_pid: Option<u32>,
+    /// The telemetry phase runs direct, off and on in turn, this many rounds for each load (each round a share of
+    /// `--duration` or `--closed-duration`), so the machine's drift falls on all alike.
+    #[arg(long, default_value_t = 4)]
+    pub telemetry_rounds: u64,
+    /// The telemetry phase's loads, comma-separated: open (non-streamed at `--rate` for `--duration`), stream
+    /// (streamed at the same rate, `--stream-chunks` chunks `--chunk-delay-ms` apart), closed (`--concurrency`
+    /// clients for `--closed-duration`).
+    #[arg(long, value_delimiter = ',', default_value = "open,stream,closed")]
+    pub telemetry_loads: Vec<String>,
+    /// The pause after each gateway round of the telemetry phase before its process's CPU is read: longer than the
+    /// OTLP exporter's batch interval (1 s), so a round's spans are exported (and their CPU counted) in it.
+    #[arg(long, default_value = "1500ms", value_parser = humantime::parse_duration)]
+    pub telemetry_settle: Duration,
     /// The management API's base URL, e.g. http://127.0.0.1:8080, with an operator token in `BENCH_ADMIN_TOKEN`:
     /// the logs-on phases then read the log writer's counter (`GET /admin/log-ingest`), wait until it has stored
     /// their records before reading the gateway's CPU, and report how many it stored.
@@ -150,9 +180,11 @@ pub struct Args {
     /// The mock's pid, for its CPU in the concurrent phase (near a whole core, it could not keep up).
     #[arg(long)]
     pub mock_pid: Option<u32>,
-    /// Phases to run, comma-separated: chat, stream, closed, compat, keys, routes, concurrent (they run in that
-    /// order; `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes as
-    /// `BENCH_VIRTUAL_KEY`; `routes` needs `--compat-through` and the route `bench/run.sh` creates).
+    /// Phases to run, comma-separated: chat, stream, closed, compat, keys, routes, telemetry, concurrent (they run
+    /// in that order; `keys` is not in the default list: it needs `--key`, which `bench/split.sh` passes as
+    /// `BENCH_VIRTUAL_KEY`; `routes` needs `--compat-through` and the route `bench/run.sh` creates; `telemetry` is
+    /// not in the default list either: it needs a second gateway process, which `bench/run.sh` starts only when the
+    /// phase is named).
     #[arg(
         long,
         value_delimiter = ',',

@@ -1,6 +1,7 @@
 //! One load measured two ways through the same gateway, in alternating rounds: a baseline side and a side under
-//! test (the keys phase: plain against keyed; the routes phase: plain against routed). The figures are test minus
-//! base; the table rows here are shared by both phases' reports.
+//! test (the keys phase: plain against keyed; the routes phase: plain against routed; the telemetry phase: off
+//! against on, two gateway processes). The figures are test minus base; the table rows here are shared by the keys
+//! and routes phases' reports.
 
 use std::fmt::Write as _;
 

@@ -17,3 +17,4 @@ pub mod report;
 pub mod resources;
 pub mod routes;
 pub mod stats;
+pub mod telemetry;

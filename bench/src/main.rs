@@ -12,6 +12,7 @@ mod bodies;
 mod compat_phase;
 mod keys_phase;
 mod routes_phase;
+mod telemetry_phase;
 
 use anyhow::{Context as _, Result};
 use clap::Parser;
@@ -161,17 +162,21 @@ impl Bench {
         phase: F,
         settle: Settle,
     ) -> Side {
+        self.measured_at(label, self.args.gateway_pid, phase, settle)
+            .await
+    }
+
+    /// [`Bench::measured`] with the CPU of the gateway process `pid` (none: no CPU figures, e.g. direct).
+    async fn measured_at<F: Future<Output = PhaseResult>>(
+        &self,
+        label: &str,
+        pid: Option<u32>,
+        phase: F,
+        settle: Settle,
+    ) -> Side {
         eprintln!("gatehouse-bench: {label}");
-        let cpu = || {
-            self.args
-                .gateway_pid
-                .and_then(|pid| process_cpu(pid, self.ticks))
-        };
-        let dp_cpu = || {
-            self.args
-                .gateway_pid
-                .and_then(|pid| threads_cpu(pid, self.ticks, DATA_PLANE_THREADS))
-        };
+        let cpu = || pid.and_then(|pid| process_cpu(pid, self.ticks));
+        let dp_cpu = || pid.and_then(|pid| threads_cpu(pid, self.ticks, DATA_PLANE_THREADS));
         let stored_before = match (settle, &self.admin) {
             (Settle::Logs(_), Some(admin)) => admin.stored(&self.client).await,
             _ => None,
@@ -491,6 +496,9 @@ impl Bench {
         if wants("routes") {
             results.routes = self.routes().await?;
         }
+        if wants("telemetry") {
+            results.telemetry = self.telemetry().await?;
+        }
         if wants("concurrent") {
             self.concurrent(&mut results).await?;
         }
@@ -526,6 +534,29 @@ impl Bench {
     }
 
     fn settings(&self) -> serde_json::Value {
+        let a = &self.args;
+        let mut settings = self.phase_settings();
+        // Apart: one `json!` of every key passes the macro's recursion limit.
+        for (key, value) in [
+            (
+                "telemetry",
+                json!(a.telemetry_on.is_some() && a.telemetry_off.is_some()),
+            ),
+            ("telemetry_off_pid", json!(a.telemetry_off_pid)),
+            ("telemetry_otel", json!(a.telemetry_otel)),
+            ("telemetry_rounds", json!(a.telemetry_rounds)),
+            ("telemetry_loads", json!(a.telemetry_loads)),
+            (
+                "telemetry_settle_s",
+                json!(a.telemetry_settle.as_secs_f64()),
+            ),
+        ] {
+            settings[key] = value;
+        }
+        settings
+    }
+
+    fn phase_settings(&self) -> serde_json::Value {
         let a = &self.args;
         json!({
             "rate": a.rate, "duration_s": a.duration.as_secs_f64(), "warmup_s": a.warmup.as_secs_f64(),
@@ -608,6 +639,12 @@ fn main() -> ExitCode {
     println!("{}", json_summary(&results, &settings));
     if results.errors() > 0 {
         eprintln!("gatehouse-bench: {} requests failed", results.errors());
+        ExitCode::from(1)
+    } else if results.telemetry.as_ref().is_some_and(|t| !t.checked()) {
+        eprintln!(
+            "gatehouse-bench: telemetry: the on gateway's spans were not as expected (none exported with an \
+             exporter, some without one), or the off gateway serves /metrics"
+        );
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS

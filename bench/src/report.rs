@@ -14,6 +14,7 @@ use crate::measure::{Pair, Side, marginal_cpu_per_event_us};
 use crate::resources::kib_to_mib;
 use crate::routes::{self, Routes};
 use crate::stats::Summary;
+use crate::telemetry::{self, Telemetry};
 
 /// Targets from the data-plane issue, shown next to the numbers (missing one does not fail the run).
 pub mod targets {
@@ -59,6 +60,8 @@ pub struct Results {
     pub keys: Option<Keys>,
     /// The routes phase: a model named directly against a dynamic route.
     pub routes: Option<Routes>,
+    /// The telemetry phase: metrics and OTLP export off against on, two gateway processes.
+    pub telemetry: Option<Telemetry>,
 }
 
 impl Results {
@@ -104,6 +107,7 @@ impl Results {
             + self.compat.as_ref().map_or(0, Compat::error_count)
             + self.keys.as_ref().map_or(0, Keys::error_count)
             + self.routes.as_ref().map_or(0, Routes::error_count)
+            + self.telemetry.as_ref().map_or(0, Telemetry::error_count)
             + self
                 .long_stream
                 .as_ref()
@@ -349,6 +353,9 @@ pub fn table(results: &Results, title: &str, sample_header: &str) -> String {
     }
     if let Some(r) = &results.routes {
         t.0.push_str(&routes::table(r));
+    }
+    if let Some(r) = &results.telemetry {
+        t.0.push_str(&telemetry::table(r));
     }
     for run in &results.concurrent {
         t.concurrent(run);
@@ -651,6 +658,7 @@ pub fn json_summary(results: &Results, settings: &Value) -> Value {
         )),
         "keys": results.keys.as_ref().map(|k| keys::json(k, &|s| side_json(s, PhaseResult::latency))),
         "routes": results.routes.as_ref().map(|r| routes::json(r, &|s| side_json(s, PhaseResult::latency))),
+        "telemetry": results.telemetry.as_ref().map(|r| telemetry::json(r, &side_json)),
         "concurrent_streams": results.concurrent.iter().map(|c| concurrent::json(
             c,
             &|s| side_json(s, PhaseResult::first_byte),

@@ -3,8 +3,11 @@
 
 pub mod access;
 pub mod admin;
+pub mod analytics;
 pub mod custom_providers;
+pub mod datasets;
 pub mod envelope;
+pub mod evaluations;
 pub mod gateway_body;
 pub mod gateways;
 pub mod logs;
@@ -61,10 +64,14 @@ where
                 .configure(targets::routes)
                 .configure(access::routes)
                 .configure(logs::routes)
-                .configure(usage::routes),
+                .configure(datasets::routes)
+                .configure(evaluations::routes)
+                .configure(usage::routes)
+                .configure(analytics::routes),
         )
         .service(scope::scope("/admin").configure(admin::routes))
         .service(healthz)
+        .service(readyz)
 }
 
 /// The generated OpenAPI document.
@@ -80,6 +87,32 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
 #[get("/healthz")]
 async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+}
+
+/// Readiness of the management API: the database answers. Load balancers and Kubernetes take the process out of
+/// service while it does not (a failed-over database, a pool that cannot connect).
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "The database answers"),
+    (status = 503, description = "The database does not answer"),
+))]
+#[get("/readyz")]
+async fn readyz(state: State) -> HttpResponse {
+    use diesel::RunQueryDsl;
+    let answered = state
+        .db
+        .run(|conn| {
+            diesel::sql_query("SELECT 1")
+                .execute(conn)
+                .map_err(|e| Error::Unavailable(format!("database: {e}")))
+        })
+        .await;
+    match answered {
+        Ok(_) => HttpResponse::Ok().json(serde_json::json!({"status": "ready"})),
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            HttpResponse::ServiceUnavailable().json(serde_json::json!({"status": "unavailable"}))
+        }
+    }
 }
 
 /// `GET /` (and `HEAD /`): what this service is, its version and where its documentation and probes are, as JSON

@@ -261,8 +261,12 @@ impl Consumer {
         };
         let count = records.len();
         if count > 0 {
-            match store_batch(&self.db, Arc::new(records)).await {
-                Ok(outcome) => self.counters.count_stored(count, outcome),
+            let records = Arc::new(records);
+            match store_batch(&self.db, Arc::clone(&records)).await {
+                Ok(outcome) => {
+                    self.counters.observe_batch(&records);
+                    self.counters.count_stored(count, outcome);
+                }
                 Err(error) => {
                     tracing::warn!(%error, entry = %entry.id, "storing log records failed; the entry stays pending");
                     return false;

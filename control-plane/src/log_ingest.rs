@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use gatehouse_shared::log::LogRecord;
+use prometheus_client::metrics::histogram::Histogram;
 
 pub use writer::{LogWriter, LogWriterSettings};
 
@@ -23,7 +24,7 @@ use crate::error::Error;
 /// What this process's log ingest did, on either path (the standalone writer or the stream consumer); shown by
 /// `GET /admin/log-ingest`, so that records lost on the control plane's side are counted and visible as the data
 /// plane's are in its node status.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct LogIngestCounters {
     /// Records in batches stored (a redelivered record counts again; its row is not duplicated).
     pub stored: AtomicU64,
@@ -38,9 +39,38 @@ pub struct LogIngestCounters {
     pub trimmed: AtomicU64,
     /// Stream entries acknowledged after their records were stored.
     pub acknowledged: AtomicU64,
+    /// Records per stored batch (`/metrics`).
+    pub batch_sizes: Histogram,
+    /// Seconds from each stored record's request start to its storing (`/metrics`).
+    pub lag: Histogram,
+}
+
+impl Default for LogIngestCounters {
+    fn default() -> Self {
+        Self {
+            stored: AtomicU64::default(),
+            dropped: AtomicU64::default(),
+            rejected: AtomicU64::default(),
+            unreadable: AtomicU64::default(),
+            trimmed: AtomicU64::default(),
+            acknowledged: AtomicU64::default(),
+            batch_sizes: Histogram::new([1.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0]),
+            lag: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0]),
+        }
+    }
 }
 
 impl LogIngestCounters {
+    /// Observes a batch as it is stored: its size, and each record's lag behind its request.
+    pub fn observe_batch(&self, records: &[LogRecord]) {
+        self.batch_sizes.observe(records.len() as f64);
+        let now_ms = crate::store::now_ms();
+        for record in records {
+            let lag_ms = now_ms.saturating_sub(record.created_at_ms).max(0);
+            self.lag.observe(lag_ms as f64 / 1000.0);
+        }
+    }
+
     /// Counts a batch of `records` stored with `outcome`.
     pub fn count_stored(&self, records: usize, outcome: StoredBatch) {
         self.stored

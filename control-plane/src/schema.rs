@@ -225,3 +225,45 @@ diesel::table! {
         created_at -> BigInt,
     }
 }
+
+diesel::table! {
+    datasets (id) {
+        id -> Text,
+        account_id -> Text,
+        gateway_id -> Text,
+        name -> Text,
+        enable -> Bool,
+        filters -> Text,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    evaluations (id) {
+        id -> Text,
+        account_id -> Text,
+        gateway_id -> Text,
+        name -> Text,
+        datasets -> Text,
+        processed -> Bool,
+        total_logs -> BigInt,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    evaluation_results (id) {
+        id -> Text,
+        evaluation_id -> Text,
+        evaluation_type_id -> Text,
+        position -> Integer,
+        result -> Text,
+        status -> Integer,
+        status_description -> Text,
+        total_logs -> BigInt,
+        created_at -> BigInt,
+        modified_at -> BigInt,
+    }
+}

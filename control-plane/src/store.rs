@@ -2,8 +2,11 @@
 //! and filters on it: one account never sees another's objects.
 
 pub mod access;
+pub mod analytics;
 pub mod config_versions;
 pub mod custom_providers;
+pub mod datasets;
+pub mod evaluations;
 pub mod gateways;
 pub mod log_caps;
 pub mod log_counters;

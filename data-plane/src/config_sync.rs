@@ -25,7 +25,7 @@ use crate::readiness::ReadinessHandle;
 use crate::snapshot::default_gateway::DefaultGatewayRequests;
 use crate::snapshot::{ConfigStore, DefaultGatewayRequester};
 use apply::Applier;
-use status::StatusBoard;
+pub(crate) use status::StatusBoard;
 
 /// How the node syncs and reports.
 #[derive(Debug, Clone)]
@@ -80,8 +80,8 @@ pub(crate) struct ConfigSync {
     requester: DefaultGatewayRequester,
     /// Taken when the service starts.
     requests: Mutex<Option<DefaultGatewayRequests>>,
-    /// The node's log counters, reported with its status.
-    log_counters: crate::logs::LogCounterSource,
+    /// What the node applied and refused, reported with its log counters (also read by `/metrics`).
+    board: Arc<StatusBoard>,
 }
 
 impl ConfigSync {
@@ -92,10 +92,10 @@ impl ConfigSync {
         settings: ConfigSyncSettings,
         requester: DefaultGatewayRequester,
         requests: DefaultGatewayRequests,
-        log_counters: crate::logs::LogCounterSource,
+        board: Arc<StatusBoard>,
     ) -> Self {
         Self {
-            log_counters,
+            board,
             bus,
             config,
             readiness,
@@ -195,10 +195,7 @@ impl ConfigSync {
 #[async_trait]
 impl BackgroundService for ConfigSync {
     async fn start(&self, shutdown: ShutdownWatch) {
-        let board = Arc::new(StatusBoard::new(
-            self.settings.node_id.clone(),
-            self.log_counters.clone(),
-        ));
+        let board = Arc::clone(&self.board);
         let reporter = tokio::spawn(status::run_reporter(
             Arc::clone(&self.bus),
             Arc::clone(&board),

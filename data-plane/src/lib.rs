@@ -24,6 +24,8 @@ pub mod health;
 mod identity;
 mod log_shipper;
 pub mod logs;
+mod metrics;
+mod otel;
 mod proxy;
 mod readiness;
 mod resolver;

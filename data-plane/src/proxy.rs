@@ -29,6 +29,7 @@ pub(crate) mod prober;
 mod record;
 mod respond;
 mod retry;
+mod spans;
 mod taps;
 mod translate;
 /// Also the identity providers' JWKS fetcher's connection (`identity/refresh.rs`).
@@ -48,6 +49,8 @@ use gatehouse_bus::response_cache::ResponseCache;
 
 use crate::error::AiGatewayError;
 use crate::logs::LogSink;
+use crate::metrics::NodeMetrics;
+use crate::otel::SpanQueue;
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
 use crate::settings::DataPlaneSettings;
@@ -60,6 +63,8 @@ use upstream::Upstreams;
 
 const HEALTHZ_BODY: &[u8] = br#"{"status":"ok"}"#;
 const READYZ_BODY: &[u8] = br#"{"status":"ready"}"#;
+/// The OpenMetrics text format (`prometheus_client`'s encoding), which Prometheus asks for and parses.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 pub(crate) struct GatewayProxy {
     readiness: ReadinessHandle,
@@ -84,6 +89,18 @@ pub(crate) struct GatewayProxy {
     replay: Arc<dyn ReplayCache>,
     /// Whether `X-Forwarded-Proto` names the scheme clients used (DPoP `htu`).
     trust_forwarded_proto: bool,
+    /// The node's Prometheus metrics; `None` when they are off (`--metrics false`).
+    metrics: Option<Arc<NodeMetrics>>,
+    /// Where finished requests' OTLP spans go, without waiting (`otel/`).
+    spans: Arc<SpanQueue>,
+}
+
+/// Where a node's finished requests are written down: log records, metrics, spans.
+pub(crate) struct Outlets {
+    pub logs: LogSink,
+    /// `None` when metrics are off (`--metrics false`).
+    pub metrics: Option<Arc<NodeMetrics>>,
+    pub spans: Arc<SpanQueue>,
 }
 
 /// The stores traffic policies keep their state in.
@@ -101,8 +118,8 @@ impl GatewayProxy {
         settings: &DataPlaneSettings,
         table: UpstreamTable,
         default_gateways: DefaultGatewayRequester,
-        log_sink: LogSink,
         stores: PolicyStores,
+        outlets: Outlets,
     ) -> Self {
         Self {
             readiness,
@@ -118,11 +135,13 @@ impl GatewayProxy {
             max_body_bytes: settings.max_body_bytes,
             max_header_bytes: settings.max_header_bytes,
             default_gateways,
-            log_sink,
+            log_sink: outlets.logs,
             limits: stores.limits,
             cache: stores.cache,
             replay: stores.replay,
             trust_forwarded_proto: settings.trust_forwarded_proto,
+            metrics: outlets.metrics,
+            spans: outlets.spans,
         }
     }
 
@@ -135,6 +154,13 @@ impl GatewayProxy {
                 respond::json(session, StatusCode::OK, Bytes::from_static(READYZ_BODY)).await
             }
             Endpoint::Readyz => respond::gateway_error(session, &AiGatewayError::NOT_READY).await,
+            Endpoint::Metrics => match &self.metrics {
+                Some(metrics) => {
+                    respond::page(session, METRICS_CONTENT_TYPE, Bytes::from(metrics.render()))
+                        .await
+                }
+                None => respond::gateway_error(session, &AiGatewayError::NOT_FOUND).await,
+            },
             Endpoint::FrontDoor => {
                 let accept = session
                     .req_header()
@@ -240,7 +266,9 @@ impl ProxyHttp for GatewayProxy {
     type CTX = RequestContext;
 
     fn new_ctx(&self) -> RequestContext {
-        RequestContext::new()
+        let mut ctx = RequestContext::new();
+        ctx.meter.in_flight = self.metrics.as_ref().map(NodeMetrics::in_flight);
+        ctx
     }
 
     async fn request_filter(
@@ -327,7 +355,13 @@ impl ProxyHttp for GatewayProxy {
         let client_status = session
             .response_written()
             .map(|response| response.status.as_u16());
-        phase::account::finish(&self.log_sink, &*self.limits, ctx, client_status).await;
+        let sinks = phase::account::Sinks {
+            logs: &self.log_sink,
+            limits: &*self.limits,
+            metrics: self.metrics.as_deref(),
+            spans: &self.spans,
+        };
+        phase::account::finish(&sinks, ctx, client_status).await;
         let request = session.req_header();
         tracing::debug!(
             method = %request.method,

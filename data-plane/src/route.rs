@@ -25,6 +25,57 @@ pub struct UpstreamTarget {
     pub credential: CredentialStyle,
 }
 
+impl UpstreamTarget {
+    /// `http(s)://host[:port]/path?query` → where a request goes (an IPv6 host in brackets): the JWKS fetcher's
+    /// and the OTLP exporter's URLs. No user info, no whitespace or control characters in the path.
+    pub(crate) fn from_url(url: &str) -> Option<UpstreamTarget> {
+        let (scheme, rest) = url.trim().split_once("://")?;
+        let tls = match scheme.to_ascii_lowercase().as_str() {
+            "https" => true,
+            "http" => false,
+            _ => return None,
+        };
+        let rest = rest.split('#').next()?;
+        let split = rest.find(['/', '?']).unwrap_or(rest.len());
+        let (authority, path) = rest.split_at(split);
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        let default_port = if tls { 443 } else { 80 };
+        let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
+            let (host, after) = bracketed.split_once(']')?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => p.parse().ok()?,
+                None if after.is_empty() => default_port,
+                None => return None,
+            };
+            (host, port)
+        } else {
+            match authority.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse().ok()?),
+                None => (authority, default_port),
+            }
+        };
+        if host.is_empty() || port == 0 || path.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return None;
+        }
+        let path_and_query = if path.starts_with('/') {
+            path.to_owned()
+        } else {
+            format!("/{path}")
+        };
+        Some(UpstreamTarget {
+            tls,
+            host: host.to_ascii_lowercase(),
+            port,
+            authority: authority.to_ascii_lowercase(),
+            path_and_query,
+            credential: CredentialStyle::Bearer,
+        })
+    }
+}
+
 /// Why a request has no upstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {

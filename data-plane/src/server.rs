@@ -15,13 +15,15 @@ use gatehouse_bus::{ConfigBus, LogStream};
 use gatehouse_shared::log::LogRecord;
 use pingora::services::background::background_service;
 
-use crate::config_sync::{ConfigSync, ConfigSyncSettings};
+use crate::config_sync::{ConfigSync, ConfigSyncSettings, StatusBoard};
 use crate::error::DataPlaneError;
 use crate::identity::JwksRefresher;
 use crate::log_shipper::LogShipper;
 use crate::logs::{LogCounterSource, LogSink};
+use crate::metrics::{NodeMetrics, ScrapeSources};
+use crate::otel::{ExportSettings, OtlpExporter};
 use crate::proxy::prober::RouteProber;
-use crate::proxy::{GatewayProxy, PolicyStores};
+use crate::proxy::{GatewayProxy, Outlets, PolicyStores};
 use crate::readiness::ReadinessHandle;
 use crate::route::UpstreamTable;
 use crate::settings::{DataPlaneSettings, whole_seconds};
@@ -206,7 +208,28 @@ impl DataPlane {
             sink: self.log_sink.counters(),
             shipper: shipper_counters.clone(),
         };
-        if let Some((bus, sync_settings)) = self.bus {
+        let board = self.bus.as_ref().map(|(_, sync_settings)| {
+            Arc::new(StatusBoard::new(
+                sync_settings.node_id.clone(),
+                log_counters.clone(),
+            ))
+        });
+        // Idle until a gateway names an OTLP collector.
+        let (spans, exporter) = OtlpExporter::new(
+            ExportSettings::default(),
+            self.settings.upstream_ca_file.as_deref(),
+        );
+        server.add_service(background_service("otlp-export", exporter));
+        let metrics = self.settings.metrics.then(|| {
+            NodeMetrics::new(ScrapeSources {
+                logs: log_counters,
+                config: Arc::clone(&self.config),
+                readiness: self.readiness.clone(),
+                board: board.clone(),
+                otlp: Some(Arc::clone(&spans)),
+            })
+        });
+        if let (Some((bus, sync_settings)), Some(board)) = (self.bus, board) {
             server.add_service(background_service(
                 "config-sync",
                 ConfigSync::new(
@@ -216,7 +239,7 @@ impl DataPlane {
                     sync_settings,
                     self.default_gateways.clone(),
                     self.default_gateway_requests,
-                    log_counters,
+                    board,
                 ),
             ));
         } else {
@@ -255,8 +278,12 @@ impl DataPlane {
                 &self.settings,
                 self.table,
                 self.default_gateways.clone(),
-                self.log_sink.clone(),
                 self.stores,
+                Outlets {
+                    logs: self.log_sink.clone(),
+                    metrics,
+                    spans,
+                },
             ),
         );
         let (service, service_exited) =

@@ -49,6 +49,8 @@ pub struct DataPlaneSettings {
     /// of the node), which a DPoP proof's `htu` names. Off, the scheme is the listener's own (`http`): a client
     /// could otherwise claim `https` for a proof made for another URL.
     pub trust_forwarded_proto: bool,
+    /// Whether the node keeps Prometheus metrics and serves them at `GET /metrics` (`metrics.rs`).
+    pub metrics: bool,
 }
 
 impl DataPlaneSettings {
@@ -80,6 +82,7 @@ impl DataPlaneSettings {
             upstream_ca_file: None,
             memory_cache_bytes: Self::DEFAULT_MEMORY_CACHE_BYTES,
             trust_forwarded_proto: false,
+            metrics: true,
         }
     }
 

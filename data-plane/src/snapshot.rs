@@ -108,6 +108,10 @@ pub struct CompiledGateway {
     pub(crate) identity: Option<Arc<IdentityProviders>>,
     /// The deployed dynamic routes by name; `None` when the gateway has none.
     pub routes: Option<Arc<routes::CompiledRoutes>>,
+    /// The gateway's labels in the node's metrics, made once here rather than per request.
+    pub(crate) metric_labels: crate::metrics::GatewayLabels,
+    /// The OTLP collectors that get a span per request (`otel`); `None` when there are none.
+    pub(crate) otel: Option<Arc<[Arc<crate::otel::OtlpTarget>]>>,
 }
 
 /// Token verification for the whole deployment, compiled.
@@ -401,7 +405,51 @@ fn compile_gateway(
         access: access::CompiledAccess::compile(&doc.access),
         identity,
         routes: routes::CompiledRoutes::compile(&doc.key, &doc.routes, &doc.settings, health),
+        metric_labels: crate::metrics::GatewayLabels::new(&doc.key.account_id, &doc.key.gateway_id),
+        otel: compile_otel(doc, master_key),
     })
+}
+
+/// The gateway's OTLP collectors. An exporter this node cannot use (a bad URL or header, an authorization it
+/// cannot open) is left out with a warning, never the gateway: an exporter's config must not affect traffic.
+fn compile_otel(
+    doc: &GatewayConfigDocument,
+    master_key: Option<&MasterKey>,
+) -> Option<Arc<[Arc<crate::otel::OtlpTarget>]>> {
+    use gatehouse_shared::otel::{OtelExporter, SEALED_AUTHORIZATION_PREFIX};
+    let build = |exporter: OtelExporter| -> Result<crate::otel::OtlpTarget, String> {
+        let authorization = match exporter.authorization {
+            Some(stored) => match stored.strip_prefix(SEALED_AUTHORIZATION_PREFIX) {
+                Some(sealed) => {
+                    let key = master_key
+                        .ok_or("this node has no master key to open its authorization")?;
+                    let opened = key.open(sealed).map_err(|e| e.to_string())?;
+                    Some(String::from_utf8(opened).map_err(|_| "the authorization is not text")?)
+                }
+                None => Some(stored),
+            },
+            None => None,
+        };
+        let encoding = crate::otel::OtlpEncoding::from_setting(exporter.content_type.as_deref())?;
+        let headers: Vec<(String, String)> = exporter.headers.into_iter().collect();
+        crate::otel::OtlpTarget::new(&exporter.url, &headers, authorization.as_deref(), encoding)
+    };
+    let mut targets = Vec::new();
+    for (index, entry) in OtelExporter::list(doc.settings.otel.as_ref())
+        .into_iter()
+        .enumerate()
+    {
+        match entry.and_then(build) {
+            Ok(target) => targets.push(Arc::new(target)),
+            Err(reason) => tracing::warn!(
+                gateway = %doc.key.as_path(),
+                exporter = index,
+                %reason,
+                "OTLP exporter left out"
+            ),
+        }
+    }
+    (!targets.is_empty()).then(|| targets.into())
 }
 
 /// The gateway's spend limits when any rule can apply. Rules this node cannot read refuse the whole document: a

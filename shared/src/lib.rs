@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod ids;
 pub mod log;
 pub mod node;
+pub mod otel;
 pub mod pricing;
 pub mod providers;
 pub mod routes;

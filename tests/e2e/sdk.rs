@@ -15,6 +15,11 @@ fn cloudflare_python_sdk_manages_dynamic_routes() {
     run_sdk_script("cloudflare_routes.py", "cloudflare routes sdk: ok");
 }
 
+#[test]
+fn cloudflare_python_sdk_manages_datasets_and_evaluations() {
+    run_sdk_script("cloudflare_datasets.py", "cloudflare datasets sdk: ok");
+}
+
 /// Runs `tests/sdk/{script}` with the SDK's base URL, an edit token and the account id against a fresh standalone
 /// gateway; it must succeed and print `ok_line`. Skipped without `GATEHOUSE_SDK_PYTHON` outside CI.
 fn run_sdk_script(script: &str, ok_line: &str) {

@@ -5,6 +5,7 @@
 
 mod extensions;
 mod identity;
+pub(crate) mod otel;
 
 use gatehouse_shared::gateway::{
     CatalogModel, CorsSettings, GatewaySettings, IdentityProvider, LogManagementStrategy,

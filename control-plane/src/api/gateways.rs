@@ -14,6 +14,7 @@ use utoipa_actix_web::service_config::ServiceConfig;
 
 use super::State;
 use super::envelope::{self, Envelope, ErrorEnvelope, ResultInfo, rfc3339};
+use super::gateway_body::otel::seal_authorizations;
 use super::gateway_body::{BodyKind, GatewayChanges};
 use super::request::{Caller, Paging, query_pairs, query_value, read_body};
 use super::validation::parse_object;
@@ -368,7 +369,7 @@ impl From<GatewayRecord> for Gateway {
             store_id: s.store_id,
             dlp: s.dlp,
             guardrails: s.guardrails,
-            otel: s.otel,
+            otel: super::gateway_body::otel::masked(s.otel),
             spend_limits: s.spend_limits,
             stripe: s.stripe,
             models: s
@@ -477,7 +478,11 @@ async fn create_gateway(
         id,
         internal_id: uuid::Uuid::new_v4().to_string(),
         is_default: false,
-        settings: changes.into_new_settings(),
+        settings: {
+            let mut settings = changes.into_new_settings();
+            seal_authorizations(&mut settings.otel, None, &state.master_key);
+            settings
+        },
         created_at_ms: now,
         modified_at_ms: now,
     };
@@ -559,6 +564,7 @@ async fn update_gateway(
             "The id in the body differs from the id in the path; a gateway id cannot change",
         )]));
     }
+    let key = state.master_key.clone();
     let updated = state
         .db
         .run(move |c| {
@@ -566,7 +572,9 @@ async fn update_gateway(
                 let Some(mut record) = store::get(c, &account_id, &id)? else {
                     return Err(not_found(&id));
                 };
+                let previous_otel = record.settings.otel.clone();
                 record.settings = changes.apply_to(record.settings);
+                seal_authorizations(&mut record.settings.otel, previous_otel.as_ref(), &key);
                 store::check_hostnames_free(c, &account_id, &id, &record.settings)?;
                 record.modified_at_ms = now_ms().max(record.modified_at_ms);
                 if !store::update_settings(

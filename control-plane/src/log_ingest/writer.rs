@@ -181,6 +181,7 @@ impl Writer {
         for attempt in 1..=attempts {
             match self.store(batch) {
                 Ok(outcome) => {
+                    self.counters.observe_batch(batch);
                     self.counters.count_stored(batch.len(), outcome);
                     return;
                 }

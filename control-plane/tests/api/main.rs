@@ -4,8 +4,11 @@
 mod support;
 
 mod admin;
+mod analytics;
 mod auth;
 mod custom_providers;
+mod datasets;
+mod evaluations;
 mod front_door;
 mod gateway_extensions;
 mod gateways;
@@ -16,6 +19,7 @@ mod log_ingest;
 mod log_search;
 mod log_writer_cost;
 mod logs;
+mod metrics;
 mod openapi;
 mod pagination;
 mod propagation;

@@ -76,9 +76,38 @@ fn every_route_is_documented_with_a_summary() {
             "/client/v4/accounts/{account_id}/ai-gateway/usage",
             &["get"][..],
         ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/analytics",
+            &["get"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/analytics",
+            &["get"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/evaluation-types",
+            &["get"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/datasets",
+            &["get", "post"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/datasets/{id}",
+            &["get", "put", "delete"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/evaluations",
+            &["get", "post"][..],
+        ),
+        (
+            "/client/v4/accounts/{account_id}/ai-gateway/gateways/{gateway_id}/evaluations/{id}",
+            &["get", "delete"][..],
+        ),
         ("/admin/tokens", &["get", "post"][..]),
         ("/admin/tokens/{id}", &["delete"][..]),
         ("/healthz", &["get"][..]),
+        ("/readyz", &["get"][..]),
     ] {
         for method in methods {
             let op = &paths

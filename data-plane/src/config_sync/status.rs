@@ -30,6 +30,13 @@ pub(crate) struct StatusBoard {
     changed: Notify,
 }
 
+/// What `/metrics` shows of a node's failures.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FailureSummary {
+    pub failing: usize,
+    pub last_error_at_ms: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 struct Failures {
     last_error: Option<NodeError>,
@@ -101,6 +108,15 @@ impl StatusBoard {
     /// Something changed that the next report should show soon.
     pub(crate) fn changed(&self) {
         self.changed.notify_one();
+    }
+
+    /// How many documents are refused now, and when the last failure was (for `/metrics`).
+    pub(crate) fn failures(&self) -> FailureSummary {
+        let state = self.state();
+        FailureSummary {
+            failing: state.failing.len(),
+            last_error_at_ms: state.last_error.as_ref().map(|e| e.at_ms),
+        }
     }
 
     pub(crate) fn node_id(&self) -> &str {

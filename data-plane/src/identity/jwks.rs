@@ -14,7 +14,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use gatehouse_shared::providers::CredentialStyle;
 use jsonwebtoken::jwk::{AlgorithmParameters, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey};
 use serde_json::Value;
@@ -271,7 +270,8 @@ impl JwksCache {
         if let Some(source) = sources.get(url) {
             return Ok(Arc::clone(source));
         }
-        let target = target_of(url).ok_or_else(|| format!("unusable JWKS URL '{url}'"))?;
+        let target =
+            UpstreamTarget::from_url(url).ok_or_else(|| format!("unusable JWKS URL '{url}'"))?;
         let source = Arc::new(JwksSource {
             url: url.to_owned(),
             target,
@@ -330,56 +330,6 @@ impl JwksCache {
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // Every critical section leaves the value whole; a panic elsewhere cannot have broken it.
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// `http(s)://host[:port]/path?query` → where the fetch goes (an IPv6 host in brackets).
-pub(crate) fn target_of(url: &str) -> Option<UpstreamTarget> {
-    let (scheme, rest) = url.split_once("://")?;
-    let tls = match scheme.to_ascii_lowercase().as_str() {
-        "https" => true,
-        "http" => false,
-        _ => return None,
-    };
-    let rest = rest.split('#').next()?;
-    let split = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(split);
-    if authority.is_empty() || authority.contains('@') {
-        return None;
-    }
-    let (host, port) = if let Some(bracketed) = authority.strip_prefix('[') {
-        let (host, after) = bracketed.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(p) => p.parse().ok()?,
-            None if after.is_empty() => default_port(tls),
-            None => return None,
-        };
-        (host, port)
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h, p.parse().ok()?),
-            None => (authority, default_port(tls)),
-        }
-    };
-    if host.is_empty() || port == 0 {
-        return None;
-    }
-    let path_and_query = if path.starts_with('/') {
-        path.to_owned()
-    } else {
-        format!("/{path}")
-    };
-    Some(UpstreamTarget {
-        tls,
-        host: host.to_ascii_lowercase(),
-        port,
-        authority: authority.to_ascii_lowercase(),
-        path_and_query,
-        credential: CredentialStyle::Bearer,
-    })
-}
-
-fn default_port(tls: bool) -> u16 {
-    if tls { 443 } else { 80 }
 }
 
 /// `max-age` of a `Cache-Control` value (`no-store`/`no-cache` count as 0, which the schedule clamps up).
@@ -479,12 +429,12 @@ mod tests {
 
     #[test]
     fn jwks_urls_become_targets() {
-        let t = target_of("https://IdP.example.com/realms/x/certs?v=1").unwrap();
+        let t = UpstreamTarget::from_url("https://IdP.example.com/realms/x/certs?v=1").unwrap();
         assert_eq!(
             (t.tls, t.host.as_str(), t.port, t.path_and_query.as_str()),
             (true, "idp.example.com", 443, "/realms/x/certs?v=1")
         );
-        let t = target_of("http://127.0.0.1:8080").unwrap();
+        let t = UpstreamTarget::from_url("http://127.0.0.1:8080").unwrap();
         assert_eq!(
             (
                 t.tls,
@@ -494,7 +444,7 @@ mod tests {
             ),
             (false, 8080, "127.0.0.1:8080", "/")
         );
-        let t = target_of("http://[::1]:9000/jwks").unwrap();
+        let t = UpstreamTarget::from_url("http://[::1]:9000/jwks").unwrap();
         assert_eq!(
             (t.host.as_str(), t.port, t.authority.as_str()),
             ("::1", 9000, "[::1]:9000")
@@ -507,7 +457,7 @@ mod tests {
             "https://x:99999/",
             "https://[::1/",
         ] {
-            assert!(target_of(bad).is_none(), "{bad}");
+            assert!(UpstreamTarget::from_url(bad).is_none(), "{bad}");
         }
     }
 

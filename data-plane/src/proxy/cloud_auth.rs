@@ -11,7 +11,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use gatehouse_shared::providers::CredentialStyle;
 use pingora::http::RequestHeader;
 use sha2::{Digest, Sha256};
 
@@ -99,7 +98,7 @@ impl CloudTokens {
         let body = account
             .token_request_body(now)
             .map_err(|e| fail(e.to_string()))?;
-        let target = target_of(&account.token_uri).ok_or_else(|| {
+        let target = UpstreamTarget::from_url(&account.token_uri).ok_or_else(|| {
             fail(format!(
                 "token_uri {:?} is not an http(s) URL",
                 account.token_uri
@@ -192,34 +191,6 @@ pub(crate) fn sign_bedrock(
     Ok(())
 }
 
-/// `http(s)://host[:port]/path` → where the exchange goes.
-fn target_of(url: &str) -> Option<UpstreamTarget> {
-    let (tls, rest) = if let Some(r) = url.strip_prefix("https://") {
-        (true, r)
-    } else {
-        (false, url.strip_prefix("http://")?)
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => (h, p.parse().ok()?),
-        None => (authority, if tls { 443 } else { 80 }),
-    };
-    if host.is_empty() {
-        return None;
-    }
-    Some(UpstreamTarget {
-        tls,
-        host: host.to_owned(),
-        port,
-        authority: authority.to_owned(),
-        path_and_query: path.to_owned(),
-        credential: CredentialStyle::Bearer,
-    })
-}
-
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -232,17 +203,17 @@ mod tests {
 
     #[test]
     fn token_uris_become_targets() {
-        let t = target_of("https://oauth2.googleapis.com/token").unwrap();
+        let t = UpstreamTarget::from_url("https://oauth2.googleapis.com/token").unwrap();
         assert_eq!(
             (t.tls, t.host.as_str(), t.port, t.path_and_query.as_str()),
             (true, "oauth2.googleapis.com", 443, "/token")
         );
-        let t = target_of("http://127.0.0.1:8080/x/token").unwrap();
+        let t = UpstreamTarget::from_url("http://127.0.0.1:8080/x/token").unwrap();
         assert_eq!(
             (t.tls, t.port, t.authority.as_str()),
             (false, 8080, "127.0.0.1:8080")
         );
-        assert!(target_of("ftp://x/token").is_none());
-        assert!(target_of("https://:1/token").is_none());
+        assert!(UpstreamTarget::from_url("ftp://x/token").is_none());
+        assert!(UpstreamTarget::from_url("https://:1/token").is_none());
     }
 }

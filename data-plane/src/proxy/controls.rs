@@ -26,6 +26,9 @@ pub(crate) const CACHE_TTL_OLD: &str = "cf-cache-ttl";
 pub(crate) const SKIP_CACHE: &str = "cf-aig-skip-cache";
 pub(crate) const SKIP_CACHE_OLD: &str = "cf-skip-cache";
 pub(crate) const CACHE_KEY: &str = "cf-aig-cache-key";
+/// The caller's trace (32 hex digits) and span (16) the request's OTLP span joins (spec §3.16).
+pub(crate) const OTEL_TRACE_ID: &str = "cf-aig-otel-trace-id";
+pub(crate) const OTEL_PARENT_SPAN_ID: &str = "cf-aig-otel-parent-span-id";
 
 // Response headers.
 pub(crate) const REQUEST_ID: &str = "cf-aig-request-id";

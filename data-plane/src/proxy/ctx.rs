@@ -11,6 +11,8 @@
 //! | `spend` | pipeline (the answering step's charge) | account (charged once the cost is known) |
 //! | `subject` | pipeline (the virtual key's or identity's token windows and budget hold) | account (settled once usage is known) |
 //! | `cors_origin` | pipeline (after admission, when the gateway allows the `Origin`) | pipeline (response headers) |
+//! | `span` | pipeline (the record's start, when the gateway exports spans) | account (the span, from the record) |
+//! | `meter` | `new_ctx` (in flight), pipeline (gateway, cache use, attempts, refusals) | account (`metrics.rs`) |
 
 use std::time::Instant;
 
@@ -18,6 +20,8 @@ use super::controls;
 use super::phase::access::SubjectCharge;
 use super::phase::limits::SpendCharge;
 use super::record::LogDraft;
+use super::spans::SpanStart;
+use crate::metrics::RequestMeter;
 
 pub(crate) struct RequestContext {
     pub started: Instant,
@@ -35,6 +39,10 @@ pub(crate) struct RequestContext {
     pub subject: Option<SubjectCharge>,
     /// The request's `Origin`, when the gateway's CORS settings allow it: every answer then carries CORS headers.
     pub cors_origin: Option<String>,
+    /// What the node's metrics are told at the end.
+    pub meter: RequestMeter,
+    /// The request's OTLP span in the making, when its gateway exports spans (`spans.rs`).
+    pub span: Option<Box<SpanStart>>,
 }
 
 impl RequestContext {
@@ -47,6 +55,8 @@ impl RequestContext {
             spend: None,
             subject: None,
             cors_origin: None,
+            meter: RequestMeter::default(),
+            span: None,
         }
     }
 

@@ -9,6 +9,8 @@ pub(crate) enum Endpoint<'a> {
     Healthz,
     /// Readiness: the node has loaded its first full config and may take traffic.
     Readyz,
+    /// `GET /metrics`: the node's Prometheus metrics.
+    Metrics,
     /// `GET /`: what this service is, its version, where its probes and docs are.
     FrontDoor,
     /// `/v1/{account}/{gateway}/{provider}/{rest}`: the provider-native form (spec §2.1 form 1).
@@ -37,6 +39,7 @@ pub(crate) fn classify<'a>(method: &Method, path: &'a str) -> Endpoint<'a> {
     match (method, path) {
         (&Method::GET, "/healthz") => return Endpoint::Healthz,
         (&Method::GET, "/readyz") => return Endpoint::Readyz,
+        (&Method::GET, "/metrics") => return Endpoint::Metrics,
         (&Method::GET, "/") => return Endpoint::FrontDoor,
         _ => {}
     }

@@ -6,6 +6,7 @@
 //! spend limits → key or identity: budgets → attempts → relay (→ account, in pingora's `logging` phase:
 //! `proxy.rs`).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pingora::proxy::Session;
@@ -17,9 +18,11 @@ use super::phase::attempts::{self, Outcome, StepFailure};
 use super::phase::plan::{self, InferenceRoute};
 use super::phase::{access, account, body, cache, limits, relay, route};
 use super::record::{LogDraft, RequestFacts, ResponseCapture, RouteFacts};
+use super::spans::SpanStart;
 use super::upstream::ForwardError;
 use super::{GatewayProxy, cors, respond};
 use crate::error::code;
+use crate::metrics::CacheUse;
 use crate::snapshot::access::RequestSubject;
 
 /// Serves one inference request; every gateway-made failure is rendered here, before any response byte.
@@ -31,9 +34,11 @@ pub(super) async fn serve(
 ) -> pingora::Result<()> {
     let request_id = ulid::Ulid::generate();
     ctx.request_id = Some(request_id);
+    ctx.meter.inference = true;
     match run(node, session, ctx, route, request_id).await {
         Ok(()) => Ok(()),
         Err(ForwardError::BeforeResponse(error)) => {
+            ctx.meter.rejection = crate::metrics::rejection_kind(error.code);
             let mut ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
             if let Some(draft) = ctx.logged_draft() {
                 ids.log_id = Some(draft.id.clone());
@@ -68,6 +73,7 @@ async fn run(
     .await
     .map_err(before)?;
     let gateway = &admitted.gateway;
+    ctx.meter.gateway = Some(gateway.metric_labels.clone());
     if admitted.subject.is_some() && admitted.bearer_is_gateway_token {
         // The virtual key or identity token came as `Authorization` (an SDK's `apiKey`): it is the gateway's,
         // never the provider's, so no later phase may mistake it for the client's own provider key.
@@ -121,6 +127,12 @@ async fn run(
         draft.model = body.peek.model.clone();
         draft.request_body = body.bytes.clone();
     }
+    name_target(
+        node,
+        ctx,
+        route.record_target().0,
+        body.peek.model.as_deref(),
+    );
     // Read with the peek; it holds for the first step only if that step forwards these very bytes.
     let output_cap = body.output_cap;
     let routed = match (route, body.peek.model.as_deref()) {
@@ -184,17 +196,19 @@ async fn run(
     let mut ids = ResponseIds::new(request_id).with_cors(ctx.cors_origin.as_deref());
 
     // A cache hit on the first step answers without any provider call (and without a spend check).
-    if let Some(plan) = steps[0].cache.as_ref().filter(|p| !p.skip)
-        && let Some(hit) = cache::lookup(&*node.cache, &plan.key).await
-    {
-        account::describe_first_step(ctx, &steps[0], stepwise, &mut ids);
-        if let Some(draft) = ctx.log.as_deref_mut() {
-            draft.cached = true;
+    if let Some(plan) = steps[0].cache.as_ref().filter(|p| !p.skip) {
+        ctx.meter.cache = CacheUse::Miss;
+        if let Some(hit) = cache::lookup(&*node.cache, &plan.key).await {
+            ctx.meter.cache = CacheUse::Hit;
+            account::describe_first_step(ctx, &steps[0], stepwise, &mut ids);
+            name_target(node, ctx, &steps[0].provider, steps[0].model.as_deref());
+            if let Some(draft) = ctx.log.as_deref_mut() {
+                draft.cached = true;
+            }
+            drop(deferred);
+            return relay::cached(session, ctx, &steps[0], hit, &ids).await;
         }
-        drop(deferred);
-        return relay::cached(session, ctx, &steps[0], hit, &ids).await;
     }
-
     // Spend limits: a step over a budget is left out; a universal request falls back past it.
     let mut charges = Vec::new();
     if let Some(rules) = gateway.spend_limits.as_deref() {
@@ -233,12 +247,21 @@ async fn run(
         Some(later) => later,
         None => &mut attempts::NoMoreSteps,
     };
-    let outcome = attempts::run(&node.upstreams, &mut steps, more, |index, failure| {
-        if log_failures {
-            failed_steps.push((index, failure, started.elapsed()));
-        }
-    })
+    let mut fallbacks = 0;
+    let outcome = attempts::run(
+        &node.upstreams,
+        &mut steps,
+        more,
+        &mut ctx.meter.attempts,
+        |index, failure| {
+            fallbacks += 1;
+            if log_failures {
+                failed_steps.push((index, failure, started.elapsed()));
+            }
+        },
+    )
     .await;
+    ctx.meter.fallbacks = fallbacks;
     drop(deferred);
     account::log_failed_steps(&node.log_sink, ctx, &steps, failed_steps);
 
@@ -246,10 +269,22 @@ async fn run(
         Outcome::Respond { step, opened } => (step, opened),
         Outcome::Failed { step, failure } => {
             account::switch_to_step(ctx, &steps, step, &mut ids);
+            name_target(
+                node,
+                ctx,
+                &steps[step].provider,
+                steps[step].model.as_deref(),
+            );
             return Err(before(failure.error()));
         }
     };
     account::switch_to_step(ctx, &steps, answering, &mut ids);
+    name_target(
+        node,
+        ctx,
+        &steps[answering].provider,
+        steps[answering].model.as_deref(),
+    );
     ctx.spend = charges.get_mut(answering).and_then(Option::take);
     if let Some(walked) = routed.as_ref().filter(|r| !r.cost_windows.is_empty()) {
         // The route's cost-counting `rate` elements are charged the answer's cost with the spend limits.
@@ -257,6 +292,11 @@ async fn run(
             .get_or_insert_with(Default::default)
             .windows
             .extend(walked.cost_windows.iter().cloned());
+    }
+    if let Some(metrics) = &node.metrics
+        && opened.is_event_stream()
+    {
+        ctx.meter.stream = Some(metrics.stream_opened());
     }
     relay::stream(
         &node.upstreams,
@@ -268,6 +308,15 @@ async fn run(
         &ids,
     )
     .await
+}
+
+/// Tells the metrics which provider and model a request without a record draft went to (a draft names them).
+fn name_target(node: &GatewayProxy, ctx: &mut RequestContext, provider: &str, model: Option<&str>) {
+    if ctx.log.is_none()
+        && let Some(metrics) = &node.metrics
+    {
+        metrics.name_target(&mut ctx.meter, provider, model);
+    }
 }
 
 /// Mints the credentials of steps whose stored secret is not sent as it is (Vertex service accounts).
@@ -308,12 +357,22 @@ fn begin_record(
     let collect = controls
         .flag(controls::COLLECT_LOG)
         .unwrap_or(gateway.settings.collect_logs);
-    if !collect && gateway.spend_limits.is_none() {
+    // A gateway that exports spans builds the record for them, logged or not.
+    if let Some(targets) = &gateway.otel {
+        ctx.span = Some(Box::new(SpanStart::begin(
+            client,
+            Arc::clone(targets),
+            ctx.started.elapsed(),
+        )));
+    }
+    if !collect && gateway.spend_limits.is_none() && ctx.span.is_none() {
         if access::needs_usage(gateway, admitted.subject.as_ref())
             || gateway.routes.as_ref().is_some_and(|r| r.counts_cost)
         {
             // Token and budget limits, and routes' cost-counting `rate` elements, need the answer's usage and
-            // cost, nothing a record holds besides.
+            // cost, nothing a record holds besides. The metrics count tokens and cost where usage is read anyway:
+            // scanning every unlogged answer for them alone would cost more than the rest of the metrics together
+            // (a stream's usage scan is tens of µs; bench/README.md "Telemetry").
             let (provider, _) = route.record_target();
             ctx.log = Some(Box::new(LogDraft::for_usage(&controls, provider)));
             ctx.submit_log = false;
@@ -333,7 +392,7 @@ fn begin_record(
             authenticated: admitted.caller == GatewayCaller::Authorized,
         },
     );
-    if !collect {
+    if !collect && ctx.span.is_none() {
         draft.collect_payload = false;
         draft.response = ResponseCapture::new(false);
     }

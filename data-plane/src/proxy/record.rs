@@ -33,6 +33,8 @@ pub(crate) struct ResponseCapture {
     dialect: Option<Dialect>,
     /// Reads token usage out of the response as it passes (started with the response header).
     usage: Option<UsageScanner>,
+    /// When the first body byte went downstream (time to first token).
+    pub first_byte: Option<std::time::Instant>,
     /// Usage known without scanning: a translated answer's, decoded by its codec (`proxy/translate.rs`). It wins
     /// over the scanner, which sees only what the client got (a stream without `include_usage` has none).
     pub known_usage: Option<Usage>,
@@ -76,6 +78,9 @@ impl ResponseTap for ResponseCapture {
     }
 
     fn chunk(&mut self, chunk: &[u8]) {
+        if self.first_byte.is_none() && !chunk.is_empty() {
+            self.first_byte = Some(std::time::Instant::now());
+        }
         self.size += chunk.len() as u64;
         if let Some(scanner) = &mut self.usage {
             scanner.feed(chunk);
@@ -208,13 +213,17 @@ impl LogDraft {
     }
 
     /// What the request's limits are charged, for a draft that is not logged: its record's tokens and cost,
-    /// without building the record.
-    pub fn into_settlement(mut self) -> Settlement {
-        let (usage, _, cost, _) = self.usage_and_cost();
-        Settlement {
-            tokens_in: usage.tokens_in,
-            tokens_out: usage.tokens_out,
-            cost,
+    /// without building the record; and the provider and model the metrics name.
+    pub fn into_usage(mut self) -> UsageOutcome {
+        let (usage, model, cost, _) = self.usage_and_cost();
+        UsageOutcome {
+            settlement: Settlement {
+                tokens_in: usage.tokens_in,
+                tokens_out: usage.tokens_out,
+                cost,
+            },
+            provider: self.provider,
+            model,
         }
     }
 
@@ -285,6 +294,14 @@ impl LogDraft {
             route_path: self.route.map(|r| r.path),
         }
     }
+}
+
+/// What an unlogged draft ends as.
+#[derive(Debug)]
+pub(crate) struct UsageOutcome {
+    pub settlement: Settlement,
+    pub provider: String,
+    pub model: Option<String>,
 }
 
 /// What a request's limits are charged once it is over (its record's `tokens_in`, `tokens_out` and `cost`).
@@ -368,7 +385,7 @@ impl LogDraft {
     /// The draft of a request that is not logged and whose only use is its usage and cost (a virtual key's or an
     /// identity's token and budget limits): the provider (re-pointed at the step that answers), the client's
     /// `cf-aig-custom-cost`, and later the model and the response's usage scan. Nothing else a record holds is
-    /// gathered; [`LogDraft::into_settlement`] reads it.
+    /// gathered; [`LogDraft::into_usage`] reads it.
     pub fn for_usage(controls: &Controls<'_>, provider: &str) -> LogDraft {
         LogDraft {
             id: String::new(),
@@ -480,7 +497,7 @@ mod tests {
             let record = full.into_record(200, 5);
             assert!(record.cost.is_some_and(|c| c > 0.0), "{custom:?} {model:?}");
             assert_eq!(
-                usage.into_settlement(),
+                usage.into_usage().settlement,
                 Settlement::of(&record),
                 "{custom:?} {model:?}"
             );

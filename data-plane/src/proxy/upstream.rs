@@ -55,6 +55,18 @@ impl OpenedResponse {
             .map_or(0, |h| h.status.as_u16())
     }
 
+    /// Whether the answer is a stream of events (server-sent events, AWS event streams).
+    pub(crate) fn is_event_stream(&self) -> bool {
+        self.session
+            .response_header()
+            .and_then(|h| h.headers.get(http::header::CONTENT_TYPE))
+            .is_some_and(|v| {
+                let v = v.as_bytes();
+                v.starts_with(b"text/event-stream")
+                    || v.starts_with(b"application/vnd.amazon.eventstream")
+            })
+    }
+
     /// A response header's value, when it is present and text.
     pub(crate) fn header_value(&self, name: &str) -> Option<String> {
         let header = self.session.response_header()?;

@@ -87,6 +87,9 @@ pub(crate) async fn handle(
     state: Arc<MockState>,
     req: Request<Incoming>,
 ) -> Result<Response<MockBody>, CloseConnection> {
+    if req.method() == Method::POST && req.uri().path() == OTLP_TRACES_PATH {
+        return Ok(discard_traces(req).await);
+    }
     // Google's routes (model in the path, two credential forms, the OAuth token endpoint's form body) have their
     // own flow in `gemini.rs`, with the same behaviour controls.
     if let Some(route) = crate::gemini::Route::of(req.uri().path()) {
@@ -235,6 +238,35 @@ pub(crate) async fn handle(
             id,
         )
     }))
+}
+
+/// An OpenTelemetry collector's traces path (OTLP/HTTP).
+const OTLP_TRACES_PATH: &str = "/v1/traces";
+
+/// `POST /v1/traces`: a collector stand-in for load runs (`bench/run.sh`'s telemetry phase). The body is read and
+/// thrown away, never recorded (a load run would grow without bound; `otlp::MockCollector` keeps everything for
+/// tests), and the answer is an empty `ExportTraceServiceResponse` in the request's encoding.
+async fn discard_traces(req: Request<Incoming>) -> Response<MockBody> {
+    let protobuf = req
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/x-protobuf"));
+    let mut body = req.into_body();
+    while let Some(frame) = body.frame().await {
+        if frame.is_err() {
+            break;
+        }
+    }
+    if protobuf {
+        let mut res = Response::new(http_body_util::Full::new(Bytes::new()).boxed());
+        res.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/x-protobuf"),
+        );
+        res
+    } else {
+        crate::body::json(http::StatusCode::OK, &serde_json::json!({}))
+    }
 }
 
 fn bad_request(flavour: Flavour, message: &str, id: u64) -> Response<MockBody> {

@@ -45,6 +45,7 @@ mod errors;
 mod gemini;
 mod handler;
 mod openai;
+pub mod otlp;
 mod port;
 mod record;
 mod refusal;

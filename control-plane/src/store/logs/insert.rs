@@ -238,7 +238,8 @@ fn without_nul(r: &LogRecord) -> Cow<'_, LogRecord> {
 }
 
 /// Stores records in one transaction. Ids already stored are skipped, so a redelivered batch changes nothing.
-/// Returns how many log rows were new.
+/// Returns how many log rows were new; those are added to the analytics rollups (`store::analytics`) in the same
+/// transaction.
 ///
 /// The raw insert. It does not keep the gateway's stored count: write through `log_caps::store_with_caps` (as
 /// `log_ingest` does), or the unfiltered list's `total_count` will not see the rows.
@@ -251,14 +252,17 @@ pub fn insert_batch(conn: &mut AnyConnection, records: &[&LogRecord]) -> Result<
     let bodies: Vec<NewLogBody<'_>> = records.iter().map(|r| NewLogBody::of(r)).collect();
     conn.write_transaction(|conn| {
         // MultiBackend has no ON CONFLICT (stack notes §2, pitfall 7), so each backend gets its own dialect.
-        match conn {
+        let inserted: Vec<bool> = match conn {
             AnyConnection::Postgresql(pg) => {
-                let mut inserted = 0;
+                let mut new_ids = std::collections::HashSet::new();
                 for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-                    inserted += diesel::insert_into(logs::table)
-                        .values(chunk)
-                        .on_conflict_do_nothing()
-                        .execute(pg)?;
+                    new_ids.extend(
+                        diesel::insert_into(logs::table)
+                            .values(chunk)
+                            .on_conflict_do_nothing()
+                            .returning(logs::id)
+                            .get_results::<String>(pg)?,
+                    );
                 }
                 for chunk in bodies.chunks(ROWS_PER_STATEMENT) {
                     diesel::insert_into(log_bodies::table)
@@ -266,25 +270,40 @@ pub fn insert_batch(conn: &mut AnyConnection, records: &[&LogRecord]) -> Result<
                         .on_conflict_do_nothing()
                         .execute(pg)?;
                 }
-                Ok(inserted)
+                // Taken out as matched: of a record twice in one batch, only the first was inserted.
+                rows.iter().map(|r| new_ids.remove(r.id)).collect()
             }
-            AnyConnection::Sqlite(sqlite) => insert_sqlite(sqlite, &rows, &bodies),
-        }
+            AnyConnection::Sqlite(sqlite) => insert_sqlite(sqlite, &rows, &bodies)?,
+        };
+        // The rows just added, and only those (a redelivered record is not counted twice), go into the analytics
+        // rollups in this same transaction.
+        let new: Vec<&LogRecord> = records
+            .iter()
+            .zip(&inserted)
+            .filter(|(_, new)| **new)
+            .map(|(r, _)| &**r)
+            .collect();
+        crate::store::analytics::roll_up(conn, &new)?;
+        Ok::<_, Error>(new.len())
     })
 }
 
 /// `INSERT OR IGNORE` of `rows` and `bodies`, one row per statement: the statement's type fixes its SQL, so the
 /// connection prepares it once and steps it again, rebinding, for every row of every batch after.
+/// Returns, for each row, whether it was new.
 fn insert_sqlite(
     conn: &mut SqliteConnection,
     rows: &[NewLog<'_>],
     bodies: &[NewLogBody<'_>],
-) -> Result<usize, Error> {
-    let mut inserted = 0;
+) -> Result<Vec<bool>, Error> {
+    let mut inserted = Vec::with_capacity(rows.len());
     for row in rows {
-        inserted += diesel::insert_or_ignore_into(logs::table)
-            .values(row)
-            .execute(conn)?;
+        inserted.push(
+            diesel::insert_or_ignore_into(logs::table)
+                .values(row)
+                .execute(conn)?
+                > 0,
+        );
     }
     for body in bodies {
         diesel::insert_or_ignore_into(log_bodies::table)

@@ -14,37 +14,92 @@ use super::attempts::StepFailure;
 use super::plan::Step;
 use super::{access, limits};
 use crate::logs::LogSink;
+use crate::metrics::{FinishedRequest, NodeMetrics};
+use crate::otel::SpanQueue;
 use crate::proxy::ctx::{RequestContext, ResponseIds};
 use crate::proxy::record::Settlement;
 
+/// Where a finished request is accounted.
+pub(crate) struct Sinks<'a> {
+    pub logs: &'a LogSink,
+    pub limits: &'a dyn LimitStore,
+    /// The node's metrics, when they are on.
+    pub metrics: Option<&'a NodeMetrics>,
+    /// The OTLP exporters' queue.
+    pub spans: &'a SpanQueue,
+}
+
 /// The end of every request (pingora's `logging` phase): the record from what the request gathered, the spend
-/// charge once its cost is known, the record to the sink when the request is logged.
+/// charge once its cost is known, the metrics, the record to the sink when the request is logged.
 pub(crate) async fn finish(
-    sink: &LogSink,
-    limit_store: &dyn LimitStore,
+    sinks: &Sinks<'_>,
     ctx: &mut RequestContext,
     client_status: Option<u16>,
 ) {
+    // A response that never started (the client left, the provider failed mid-way) is accounted with the status
+    // the client saw, or 499 when it saw none (nginx's "client closed request").
+    let status = client_status.unwrap_or(499);
+    let duration = ctx.started.elapsed();
     let Some(draft) = ctx.log.take() else {
+        if let Some(metrics) = sinks.metrics {
+            let mut done: FinishedRequest<'_> = FinishedRequest::bare(status, duration);
+            if let Some((provider, model)) = &ctx.meter.target {
+                done.provider = provider.as_str();
+                done.model = Some(model.as_str());
+            }
+            metrics.observe(&ctx.meter, &done);
+        }
         return;
     };
-    // A draft that is not logged only says what the limits are charged: no record is built from it.
-    let (settled, record) = if ctx.submit_log {
-        // A response that never started (the client left, the provider failed mid-way) is logged with the status
-        // the client saw, or 499 when it saw none (nginx's "client closed request").
-        let status = client_status.unwrap_or(499);
-        let duration_ms = u64::try_from(ctx.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let first_byte = draft
+        .response
+        .first_byte
+        .map(|at| at.saturating_duration_since(ctx.started));
+    // A draft that is neither logged nor exported only says what the limits are charged: no record is built.
+    let span = ctx.span.take();
+    let (settled, record) = if ctx.submit_log || span.is_some() {
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
         let record = draft.into_record(status, duration_ms);
-        (Settlement::of(&record), Some(record))
+        if let Some(metrics) = sinks.metrics {
+            let done = FinishedRequest {
+                provider: &record.provider,
+                model: record.model.as_deref(),
+                status,
+                duration,
+                first_byte,
+                tokens_in: record.tokens_in,
+                tokens_out: record.tokens_out,
+                cost: record.cost,
+            };
+            metrics.observe(&ctx.meter, &done);
+        }
+        if let Some(span) = span {
+            span.finish(sinks.spans, &record);
+        }
+        (Settlement::of(&record), ctx.submit_log.then_some(record))
     } else {
-        (draft.into_settlement(), None)
+        let usage = draft.into_usage();
+        if let Some(metrics) = sinks.metrics {
+            let done = FinishedRequest {
+                provider: &usage.provider,
+                model: usage.model.as_deref(),
+                status,
+                duration,
+                first_byte,
+                tokens_in: usage.settlement.tokens_in,
+                tokens_out: usage.settlement.tokens_out,
+                cost: usage.settlement.cost,
+            };
+            metrics.observe(&ctx.meter, &done);
+        }
+        (usage.settlement, None)
     };
     if let Some(charge) = ctx.spend.take() {
-        limits::charge_spend(limit_store, charge, settled.cost).await;
+        limits::charge_spend(sinks.limits, charge, settled.cost).await;
     }
     if let Some(charge) = ctx.subject.take() {
         access::settle(
-            limit_store,
+            sinks.limits,
             charge,
             settled.tokens_in,
             settled.tokens_out,
@@ -53,7 +108,7 @@ pub(crate) async fn finish(
         .await;
     }
     if let Some(record) = record {
-        sink.submit(record);
+        sinks.logs.submit(record);
     }
 }
 

@@ -381,5 +381,7 @@ fn find_gateway(
         access: None,
         identity: None,
         routes: None,
+        otel: None,
+        metric_labels: crate::metrics::GatewayLabels::new(account, gateway),
     }))
 }

@@ -66,15 +66,16 @@ impl MoreSteps for NoMoreSteps {
 
 /// Runs `steps` in order with their retries, adding the next of `more` when the last one hands over (a failed
 /// answer is dropped only once the step after it exists; with none, that answer is the client's).
-/// `on_step_failed` hears about every step that handed over to the next one (for its log record).
+/// `on_step_failed` hears about every step that handed over to the next one (for its log record);
+/// `attempts_made` counts every attempt (for the metrics).
 pub(crate) async fn run(
     upstreams: &Upstreams,
     steps: &mut Vec<Step>,
     more: &mut (dyn MoreSteps + Send),
+    attempts_made: &mut u32,
     mut on_step_failed: impl FnMut(usize, StepFailure),
 ) -> Outcome {
     let node_wait = upstreams.response_timeout();
-    let mut attempts_made = 0u32;
     let mut last_failure = AttemptFailure::Unreachable;
     let mut index = 0;
     while index < steps.len() {
@@ -90,10 +91,10 @@ pub(crate) async fn run(
                 tokio::time::sleep(step.retry.delay_before(attempt - 1)).await;
             }
             let wait = match step.timeout {
-                Some(cut) if !(final_attempt && attempts_made > 0) => cut.min(node_wait),
+                Some(cut) if !(final_attempt && *attempts_made > 0) => cut.min(node_wait),
                 _ => node_wait,
             };
-            attempts_made += 1;
+            *attempts_made += 1;
             let policy = step.target_policy.as_deref();
             if let Some(p) = policy {
                 p.attempt_started();

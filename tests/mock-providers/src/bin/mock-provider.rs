@@ -1,7 +1,8 @@
 //! `mock-provider`: the mock as a process, for benchmarks and for tests that want it outside their own process.
 //!
 //! Prints `mock provider listening on http://ADDR` on stdout once it accepts connections, then serves until SIGINT
-//! or SIGTERM. Steer it per request with `x-mock-*` headers.
+//! or SIGTERM. Steer it per request with `x-mock-*` headers. It also answers `POST /v1/traces` with 200 and discards
+//! the body: an OTLP collector stand-in for load runs (`bench/run.sh --phases telemetry`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -35,6 +35,8 @@ fn gateway(elements: Value) -> CompiledGateway {
             &gatehouse_shared::gateway::GatewaySettings::for_default_gateway(),
             &crate::health::HealthTable::default(),
         ),
+        otel: None,
+        metric_labels: crate::metrics::GatewayLabels::new("acct", "gw"),
     }
 }
 

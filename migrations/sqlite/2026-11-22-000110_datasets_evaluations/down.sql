@@ -1,0 +1,3 @@
+DROP TABLE evaluation_results;
+DROP TABLE evaluations;
+DROP TABLE datasets;
