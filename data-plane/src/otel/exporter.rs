@@ -43,6 +43,10 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 const GROUP_IDLE: Duration = Duration::from_secs(300);
 /// How long the loop sleeps with nothing pending.
 const IDLE: Duration = Duration::from_secs(60);
+/// How often the exporter takes what the request path queued while spans flow.
+const DRAIN_EVERY: Duration = Duration::from_millis(20);
+/// With no span for this long the exporter stops ticking and waits for the next one.
+const STOP_TICKING_AFTER: Duration = Duration::from_secs(2);
 
 /// The exporter's bounds and timings. The defaults are the node's; tests shorten them.
 #[derive(Debug, Clone)]
@@ -170,20 +174,48 @@ struct Finished {
 
 impl Batcher<'_> {
     async fn run(mut self, mut receiver: mpsc::Receiver<Queued>, mut shutdown: ShutdownWatch) {
-        let mut received = Vec::with_capacity(self.settings.batch_spans);
         let mut pruned_at = Instant::now();
+        // While spans flow, the queue is drained on a tick and never awaited: a receiver waiting in `recv` makes
+        // every request's `submit` wake this thread, and that wake-up per span was the largest cost of export in
+        // the profile (bench/README.md "Telemetry"). A span waits at most one tick more; the queue holds many.
+        // With nothing arriving for a while the loop awaits `recv` again, so an idle node does not tick.
+        let mut drain = tokio::time::interval(DRAIN_EVERY);
+        drain.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_span = Instant::now();
+        let mut ticking = false;
         loop {
             let wake = self.next_due().unwrap_or_else(|| Instant::now() + IDLE);
             tokio::select! {
-                n = receiver.recv_many(&mut received, self.settings.batch_spans) => {
-                    if n == 0 {
-                        // Every `SpanQueue` is gone: nothing more will come.
+                first = receiver.recv(), if !ticking => match first {
+                    Some(queued) => {
+                        let now = Instant::now();
+                        self.add(queued, now);
+                        (last_span, ticking) = (now, true);
+                        drain.reset();
+                    }
+                    // Every `SpanQueue` is gone: nothing more will come.
+                    None => break,
+                },
+                _ = drain.tick(), if ticking => {
+                    let now = Instant::now();
+                    let mut gone = false;
+                    loop {
+                        match receiver.try_recv() {
+                            Ok(queued) => {
+                                self.add(queued, now);
+                                last_span = now;
+                            }
+                            Err(mpsc::error::TryRecvError::Empty) => break,
+                            Err(mpsc::error::TryRecvError::Disconnected) => {
+                                gone = true;
+                                break;
+                            }
+                        }
+                    }
+                    if gone {
                         break;
                     }
-                    let now = Instant::now();
-                    for queued in received.drain(..) {
-                        self.add(queued, now);
-                    }
+                    ticking = now.duration_since(last_span) < STOP_TICKING_AFTER;
                 }
                 Some(joined) = self.exports.join_next(), if !self.exports.is_empty() => {
                     self.finished(joined);

@@ -72,7 +72,7 @@ fn span(span: &ExportSpan) -> Vec<u8> {
     fixed64(&mut out, 7, span.start_unix_nanos);
     fixed64(&mut out, 8, span.end_unix_nanos);
     for (key, value) in &span.attributes {
-        message(&mut out, 9, &key_value(key, value));
+        message(&mut out, 9, &key_value(key.as_ref(), value));
     }
     if span.error {
         // Status { message = 2, code = 3 }

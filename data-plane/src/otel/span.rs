@@ -1,5 +1,7 @@
 //! One exported span, as the request path builds it, and the ids it carries.
 
+use std::borrow::Cow;
+
 /// A finished request as one OTLP span. Encoded by `json.rs` or `protobuf.rs`; nothing here knows either.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ExportSpan {
@@ -13,7 +15,8 @@ pub(crate) struct ExportSpan {
     /// Status `ERROR` (with `status_message`); otherwise the status is left unset.
     pub error: bool,
     pub status_message: Option<String>,
-    pub attributes: Vec<(String, AttrValue)>,
+    /// Keys are mostly the fixed `gen_ai.*` names, borrowed; custom metadata keys are owned.
+    pub attributes: Vec<(Cow<'static, str>, AttrValue)>,
 }
 
 /// An attribute's value: the scalar kinds of OTLP's `AnyValue`.

@@ -23,15 +23,15 @@ fn known_span() -> ExportSpan {
         status_message: Some("upstream answered 500".to_owned()),
         attributes: vec![
             (
-                "gen_ai.request.model".to_owned(),
+                "gen_ai.request.model".into(),
                 AttrValue::Str("gpt-4o-mini".to_owned()),
             ),
-            ("gen_ai.usage.input_tokens".to_owned(), AttrValue::Int(12)),
-            ("negative".to_owned(), AttrValue::Int(-3)),
-            ("gen_ai.usage.cost".to_owned(), AttrValue::Double(0.25)),
-            ("zero".to_owned(), AttrValue::Double(0.0)),
-            ("cached".to_owned(), AttrValue::Bool(false)),
-            ("empty".to_owned(), AttrValue::Str(String::new())),
+            ("gen_ai.usage.input_tokens".into(), AttrValue::Int(12)),
+            ("negative".into(), AttrValue::Int(-3)),
+            ("gen_ai.usage.cost".into(), AttrValue::Double(0.25)),
+            ("zero".into(), AttrValue::Double(0.0)),
+            ("cached".into(), AttrValue::Bool(false)),
+            ("empty".into(), AttrValue::Str(String::new())),
         ],
     }
 }
@@ -46,7 +46,7 @@ fn plain_span(n: u8) -> ExportSpan {
         end_unix_nanos: 2,
         error: false,
         status_message: None,
-        attributes: vec![("n".to_owned(), AttrValue::Int(i64::from(n)))],
+        attributes: vec![("n".into(), AttrValue::Int(i64::from(n)))],
     }
 }
 
@@ -135,9 +135,9 @@ fn a_known_span_encodes_to_the_expected_otlp_json_document() {
 fn doubles_json_has_no_number_for_are_strings() {
     let mut span = plain_span(1);
     span.attributes = vec![
-        ("nan".to_owned(), AttrValue::Double(f64::NAN)),
-        ("inf".to_owned(), AttrValue::Double(f64::INFINITY)),
-        ("-inf".to_owned(), AttrValue::Double(f64::NEG_INFINITY)),
+        ("nan".into(), AttrValue::Double(f64::NAN)),
+        ("inf".into(), AttrValue::Double(f64::INFINITY)),
+        ("-inf".into(), AttrValue::Double(f64::NEG_INFINITY)),
     ];
     let document: serde_json::Value = serde_json::from_slice(&json::encode(&[span])).unwrap();
     let attributes = &document["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["attributes"];
@@ -248,7 +248,7 @@ fn the_protobuf_encoding_of_a_minimal_span_is_the_known_bytes() {
         end_unix_nanos: 0,
         error: false,
         status_message: None,
-        attributes: vec![("k".to_owned(), AttrValue::Int(-1))],
+        attributes: vec![("k".into(), AttrValue::Int(-1))],
     };
     let spans = protobuf::encode(&[span]);
     // The span message, as the last bytes of the request: trace_id (0x0a, 16 bytes), span_id (0x12, 8), name
@@ -477,7 +477,7 @@ fn the_byte_budget_drops_spans_before_the_queue_is_full() {
     assert_eq!((counters.queued_spans, counters.dropped_spans), (3, 2));
     let mut big = plain_span(9);
     big.attributes.push((
-        "gen_ai.prompt_json".to_owned(),
+        "gen_ai.prompt_json".into(),
         AttrValue::Str("x".repeat(1 << 20)),
     ));
     queue.submit(&t, big);

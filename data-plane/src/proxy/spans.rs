@@ -3,6 +3,7 @@
 //! trace), and the span is built from the finished record in pingora's `logging` phase and handed to the
 //! exporters' queue (`otel/`), which never waits. Gateways without exporters pay one `Option` check.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -63,9 +64,28 @@ impl SpanStart {
         }
     }
 
-    /// Builds the span of the finished `record` and queues it for each exporter.
+    /// Builds the span of the finished `record`, which is also logged, and queues it for each exporter.
     pub(crate) fn finish(self, queue: &SpanQueue, record: &LogRecord) {
-        let span = self.span(record);
+        let prompt = record.request_body.as_deref().map(|b| clip(b).to_owned());
+        let completion = record.response_body.as_deref().map(|b| clip(b).to_owned());
+        self.submit(queue, self.span(record, prompt, completion));
+    }
+
+    /// Like [`SpanStart::finish`] for a record that is not logged: its bodies move into the span uncopied.
+    pub(crate) fn finish_unlogged(self, queue: &SpanQueue, mut record: LogRecord) {
+        let take = |body: Option<String>| {
+            body.map(|mut b| {
+                let keep = clip(&b).len();
+                b.truncate(keep);
+                b
+            })
+        };
+        let prompt = take(record.request_body.take());
+        let completion = take(record.response_body.take());
+        self.submit(queue, self.span(&record, prompt, completion));
+    }
+
+    fn submit(&self, queue: &SpanQueue, span: ExportSpan) {
         let (last, rest) = self
             .targets
             .split_last()
@@ -76,10 +96,15 @@ impl SpanStart {
         queue.submit(last, span);
     }
 
-    fn span(&self, record: &LogRecord) -> ExportSpan {
-        let mut attributes: Vec<(String, AttrValue)> = Vec::with_capacity(16);
-        let mut text = |key: &str, value: &str| {
-            attributes.push((key.to_owned(), AttrValue::Str(value.to_owned())));
+    fn span(
+        &self,
+        record: &LogRecord,
+        prompt: Option<String>,
+        completion: Option<String>,
+    ) -> ExportSpan {
+        let mut attributes: Vec<(Cow<'static, str>, AttrValue)> = Vec::with_capacity(16);
+        let mut text = |key: &'static str, value: &str| {
+            attributes.push((key.into(), AttrValue::Str(value.to_owned())));
         };
         if let Some(model) = &record.model {
             text("gen_ai.request.model", model);
@@ -88,11 +113,11 @@ impl SpanStart {
         text("ai_gateway.gateway_id", &record.gateway_id);
         text("ai_gateway.log_id", &record.id);
         text("ai_gateway.event_id", &record.event_id);
-        if let Some(body) = &record.request_body {
-            text("gen_ai.prompt_json", clip(body));
+        if let Some(body) = prompt {
+            attributes.push(("gen_ai.prompt_json".into(), AttrValue::Str(body)));
         }
-        if let Some(body) = &record.response_body {
-            text("gen_ai.completion_json", clip(body));
+        if let Some(body) = completion {
+            attributes.push(("gen_ai.completion_json".into(), AttrValue::Str(body)));
         }
         let int = |n: u64| AttrValue::Int(i64::try_from(n).unwrap_or(i64::MAX));
         if let Some(n) = record.tokens_in {
@@ -128,7 +153,7 @@ impl SpanStart {
                     },
                     _ => continue,
                 };
-                attributes.push((key, value));
+                attributes.push((key.into(), value));
             }
         }
         let error = record.status_code >= 400;
@@ -245,7 +270,11 @@ mod tests {
             "tokens_in": 12, "tokens_out": 30, "cost": 0.25, "request_body": "{}", "response_body": "x".repeat(40_000),
             "metadata": r#"{"team":"ml","n":3,"gen_ai.usage.cost":"forged"}"#}))
         .unwrap();
-        let span = start.span(&record);
+        let span = start.span(
+            &record,
+            record.request_body.clone(),
+            record.response_body.as_deref().map(|b| clip(b).to_owned()),
+        );
         let get = |k: &str| {
             span.attributes
                 .iter()

@@ -73,10 +73,19 @@ pub(crate) async fn finish(
             };
             metrics.observe(&ctx.meter, &done);
         }
-        if let Some(span) = span {
-            span.finish(sinks.spans, &record);
-        }
-        (Settlement::of(&record), ctx.submit_log.then_some(record))
+        let settled = Settlement::of(&record);
+        let record = match span {
+            Some(span) if ctx.submit_log => {
+                span.finish(sinks.spans, &record);
+                Some(record)
+            }
+            Some(span) => {
+                span.finish_unlogged(sinks.spans, record);
+                None
+            }
+            None => Some(record),
+        };
+        (settled, record)
     } else {
         let usage = draft.into_usage();
         if let Some(metrics) = sinks.metrics {
