@@ -19,7 +19,8 @@
 # CPU 0), BENCH_DIRECT_ONLY=1 to measure the mock alone (no gateway built or started), BENCH_SKIP_BUILD=1,
 # BENCH_KEEP=1 to keep the logs, BENCH_ACCOUNT, BENCH_ROUTABLE_TIMEOUT (seconds, default 15), GATEHOUSE_LOG (warn),
 # BENCH_GATEHOUSE_BIN to run another gatehouse binary (a saved build, for A/B runs; default the release build),
-# BENCH_TELEMETRY_OTEL=0 to leave the telemetry phase's `on` gateway without an exporter (metrics alone).
+# BENCH_TELEMETRY_OTEL=0 to leave the telemetry phase's `on` gateway without an exporter (metrics alone),
+# BENCH_TELEMETRY_LOGS=1 to give the telemetry gateway `collect_logs: true` on both sides.
 # Exit status: gatehouse-bench's (1 when requests failed), 2 when the setup failed. See bench/README.md.
 set -euo pipefail
 
@@ -174,6 +175,9 @@ create_gateway "$logged_gateway" true
 # logs off as `bench`; then its `otel` set on the first (`on`) and set empty on the second, so both went through the
 # same create and replace.
 telemetry_gateway=bench-telemetry
+# BENCH_TELEMETRY_LOGS=1: `collect_logs: true` on both sides (the span then adds to a record that exists anyway).
+telemetry_logs=false
+if [[ ${BENCH_TELEMETRY_LOGS:-0} == 1 ]]; then telemetry_logs=true; fi
 if [[ $telemetry == 1 ]]; then
   "${pin_load[@]}" "$bin/mock-provider" --listen 127.0.0.1:0 >"$tmp/collector.out" 2>"$tmp/collector.err" &
   collector_pid=$!
@@ -186,10 +190,10 @@ if [[ $telemetry == 1 ]]; then
   exporter="\"otel\":[{\"url\":\"http://$collector/v1/traces\",\"headers\":{},\"content_type\":\"json\"}]"
   # BENCH_TELEMETRY_OTEL=0: no exporter on the `on` side either, so the phase measures metrics alone.
   if [[ ${BENCH_TELEMETRY_OTEL:-1} == 0 ]]; then exporter='"otel":[]'; fi
-  gateway_call POST "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false)"
-  gateway_call PUT "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false "$exporter")"
-  gateway_call POST "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false)" "$off_api" "$off_token"
-  gateway_call PUT "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" false '"otel":[]')" "$off_api" "$off_token"
+  gateway_call POST "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" "$telemetry_logs")"
+  gateway_call PUT "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" "$telemetry_logs" "$exporter")"
+  gateway_call POST "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" "$telemetry_logs")" "$off_api" "$off_token"
+  gateway_call PUT "$telemetry_gateway" "$(gateway_body "$telemetry_gateway" "$telemetry_logs" '"otel":[]')" "$off_api" "$off_token"
 fi
 
 # The routes phase's dynamic route on `bench` (`model: "dynamic/bench10"` on /compat), 10 elements, every one walked

@@ -286,6 +286,10 @@ impl DataPlane {
                 },
             ),
         );
+        // A second descriptor of the listening socket, to stop it listening the moment `run` returns: pingora
+        // closes its own when the service's runtime has wound down, which a zero shutdown timeout does not wait for,
+        // so without this the port could still accept for a moment after the node stopped.
+        let closer = self.listener.try_clone().ok();
         let (service, service_exited) =
             PreboundListenerService::new(SERVICE_NAME, app, self.listener, self.local_addr);
         server.add_service(service);
@@ -303,6 +307,10 @@ impl DataPlane {
         server.run(RunArgs {
             shutdown_signal: Box::new(watcher),
         });
+        if let Some(listener) = closer {
+            // On a listening socket, shutting the read side down stops it listening for every descriptor of it.
+            let _ = socket2::SockRef::from(&listener).shutdown(std::net::Shutdown::Read);
+        }
         tracing::info!("data plane stopped");
 
         match reason.get() {

@@ -58,7 +58,12 @@ fn a_client_that_connects_between_bind_and_run_is_served() {
 
 #[test]
 fn resolving_the_shutdown_future_makes_run_return_and_frees_the_port() {
-    let data_plane = RunningDataPlane::start();
+    // On an address of its own: the other tests bind ports on 127.0.0.1 all the time, and one of them may be given
+    // the port this one frees, which would then still accept.
+    let mut settings = test_settings();
+    settings.listen = std::net::SocketAddr::from(([127, 0, 0, 2], 0));
+    let data_plane =
+        RunningDataPlane::run(DataPlane::bind(settings).expect("binding port 0 works"));
     let addr = data_plane.addr;
     assert_eq!(get(addr, "/healthz").status, 200);
 
