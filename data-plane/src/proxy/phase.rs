@@ -14,7 +14,7 @@
 //! | `access` (budgets) | the key or identity, the first step | the budget hold, or 429 |
 //! | `attempts` | the steps | `Outcome`: the answering step's opened response, or the failure |
 //! | `relay` | the opened response or the cached one | the response sent, through the tap chain |
-//! | `account` | the request context | the log record(s) and the spend charge (pingora's `logging` phase) |
+//! | `account` | the request context | the log record(s), the spend charge, the metrics and the OTLP span (pingora's `logging` phase) |
 
 pub(crate) mod access;
 pub(crate) mod account;

@@ -1,6 +1,7 @@
-//! Accounting: the request's log record(s) and its spend charge. The record is finished in pingora's `logging`
-//! phase, after the last response byte, so nothing here is on the client's time: building a record is a few
-//! moves of what the request already holds, handing it over is a `try_send` (`logs::LogSink`).
+//! Accounting: the request's log record(s), its spend charge, its metrics and its OTLP span. The record is finished
+//! in pingora's `logging` phase, after the last response byte, so nothing here is on the client's time: building a
+//! record is a few moves of what the request already holds, handing it (or its span) over is a `try_send`
+//! (`logs::LogSink`, `otel::SpanQueue`), the metrics a few counter updates.
 //!
 //! Universal requests log one record per step tried: the draft begun at admission describes the first step, a
 //! step that handed over to the next is submitted as soon as the attempt loop is done, and the draft is
@@ -55,25 +56,29 @@ pub(crate) async fn finish(
         .response
         .first_byte
         .map(|at| at.saturating_duration_since(ctx.started));
-    // A draft that is neither logged nor exported only says what the limits are charged: no record is built.
     let span = ctx.span.take();
-    let (settled, record) = if ctx.submit_log || span.is_some() {
-        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
-        let record = draft.into_record(status, duration_ms);
+    let meter = &ctx.meter;
+    let observe = |provider: &str, model: Option<&str>, settled: &Settlement| {
         if let Some(metrics) = sinks.metrics {
             let done = FinishedRequest {
-                provider: &record.provider,
-                model: record.model.as_deref(),
+                provider,
+                model,
                 status,
                 duration,
                 first_byte,
-                tokens_in: record.tokens_in,
-                tokens_out: record.tokens_out,
-                cost: record.cost,
+                tokens_in: settled.tokens_in,
+                tokens_out: settled.tokens_out,
+                cost: settled.cost,
             };
-            metrics.observe(&ctx.meter, &done);
+            metrics.observe(meter, &done);
         }
+    };
+    // A draft that is neither logged nor exported only says what the limits are charged: no record is built.
+    let (settled, record) = if ctx.submit_log || span.is_some() {
+        let duration_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+        let record = draft.into_record(status, duration_ms);
         let settled = Settlement::of(&record);
+        observe(&record.provider, record.model.as_deref(), &settled);
         let record = match span {
             Some(span) if ctx.submit_log => {
                 span.finish(sinks.spans, &record);
@@ -88,19 +93,7 @@ pub(crate) async fn finish(
         (settled, record)
     } else {
         let usage = draft.into_usage();
-        if let Some(metrics) = sinks.metrics {
-            let done = FinishedRequest {
-                provider: &usage.provider,
-                model: usage.model.as_deref(),
-                status,
-                duration,
-                first_byte,
-                tokens_in: usage.settlement.tokens_in,
-                tokens_out: usage.settlement.tokens_out,
-                cost: usage.settlement.cost,
-            };
-            metrics.observe(&ctx.meter, &done);
-        }
+        observe(&usage.provider, usage.model.as_deref(), &usage.settlement);
         (usage.settlement, None)
     };
     if let Some(charge) = ctx.spend.take() {
